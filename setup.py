@@ -1,0 +1,25 @@
+"""Distribution `roadedge`: the edge runtime (`edge`) and the dataset/model converters (`converters`)."""
+from setuptools import find_packages, setup
+
+setup(
+    name="roadedge",
+    version="0.1.0",
+    description="Edge inference runtime for road-surface damage detection (DeepLens, Raspberry Pi, OpenVINO)",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.7",
+    packages=find_packages(include=["edge", "edge.*", "converters", "converters.*"]),
+    package_data={"edge": ["data/*.json"]},
+    install_requires=[
+        "numpy>=1.17",
+        "opencv-python-headless>=4.5",
+        "Pillow>=8",
+        "tqdm>=4.40",
+    ],
+    extras_require={
+        "aws": ["boto3>=1.26"],
+        "test": ["pytest>=7", "boto3>=1.26", "moto[s3]>=5", "ruff", "vermin"],
+    },
+    entry_points={"console_scripts": ["roadedge = edge.cli:main"]},
+)

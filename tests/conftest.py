@@ -1,0 +1,48 @@
+import os
+import shutil
+
+import botocore.retries.standard
+import numpy as np
+import pytest
+from PIL import Image
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+
+
+def make_image(path, width=64, height=48, seed=0):
+    """A small real image file (JPEG or PNG by extension) with noise content."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    pixels = np.random.default_rng(seed).integers(0, 255, size=(height, width, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+@pytest.fixture
+def voc_fixture_dir(tmp_path):
+    """The hand-written XML fixtures in RDD layout (Annotations/ + JPEGImages/), with images made to match."""
+    root = tmp_path / "voc"
+    annotations = root / "Annotations"
+    annotations.mkdir(parents=True)
+    for name in sorted(os.listdir(os.path.join(FIXTURES, "voc"))):
+        if name.endswith(".xml"):
+            shutil.copy(os.path.join(FIXTURES, "voc", name), annotations / name)
+    images = root / "JPEGImages"
+    make_image(str(images / "labelimg_order.jpg"), seed=1)
+    make_image(str(images / "rdd_order.jpg"), seed=2)
+    make_image(str(images / "no_extension.png"), seed=3)
+    make_image(str(images / "no_objects.jpg"), seed=4)
+    return root
+
+
+@pytest.fixture
+def aws_env(monkeypatch, tmp_path):
+    """Fake credentials, no real AWS configuration, and no back-off sleeps between retries."""
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setattr(botocore.retries.standard.ExponentialBackoff, "delay_amount", lambda self, context: 0.0)

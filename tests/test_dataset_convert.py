@@ -1,0 +1,260 @@
+"""`roadedge dataset convert`: exact outputs for hand-written VOC fixtures, options, and every bad input."""
+import json
+import os
+import shutil
+
+import pytest
+
+from edge.catalog import load_catalog
+from edge.cli import main
+from tests.conftest import make_image
+
+RDD2018 = load_catalog()["class_maps"]["rdd2018"]
+CATEGORIES = [{"class_id": i, "name": code} for i, code in enumerate(RDD2018)]
+
+
+def convert(*args):
+    return main(["dataset", "convert", *map(str, args)])
+
+
+def read_json(path):
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def test_exact_sagemaker_json_for_both_element_orders_floats_and_edge_boxes(voc_fixture_dir, tmp_path):
+    out = tmp_path / "out"
+    assert convert(voc_fixture_dir, out, "--validation-fraction", "0", "--lst") == 0
+
+    assert sorted(os.listdir(out)) == ["hyperparameters.json", "summary.json", "train", "train.lst",
+                                      "train_annotation", "validation", "validation.lst", "validation_annotation"]
+    assert sorted(os.listdir(out / "train")) == ["labelimg_order.jpg", "no_extension.png", "rdd_order.jpg"]
+    assert sorted(os.listdir(out / "train_annotation")) == ["labelimg_order.json", "no_extension.json", "rdd_order.json"]
+    assert os.listdir(out / "validation") == [] and os.listdir(out / "validation_annotation") == []
+    size = [{"width": 64, "height": 48, "depth": 3}]
+    assert read_json(out / "train_annotation" / "labelimg_order.json") == {
+        "file": "labelimg_order.jpg",
+        "image_size": size,
+        "annotations": [
+            {"class_id": 0, "left": 10, "top": 5, "width": 10, "height": 35},
+            {"class_id": 5, "left": 30, "top": 20, "width": 20, "height": 10},
+        ],
+        "categories": CATEGORIES,
+    }
+    assert read_json(out / "train_annotation" / "rdd_order.json") == {
+        "file": "rdd_order.jpg",
+        "image_size": size,
+        "annotations": [
+            {"class_id": 7, "left": 2.5, "top": 30, "width": 57.75, "height": 17.5},
+            {"class_id": 4, "left": 0, "top": 0, "width": 64, "height": 48},
+        ],
+        "categories": CATEGORIES,
+    }
+    assert read_json(out / "train_annotation" / "no_extension.json")["annotations"] == [
+        {"class_id": 2, "left": 1, "top": 1, "width": 62, "height": 8}]
+    assert read_json(out / "train_annotation" / "no_extension.json")["file"] == "no_extension.png"
+    # images are copied byte for byte
+    with open(voc_fixture_dir / "JPEGImages" / "rdd_order.jpg", "rb") as a, open(out / "train" / "rdd_order.jpg", "rb") as b:
+        assert a.read() == b.read()
+
+    assert read_json(out / "hyperparameters.json") == {
+        "num_classes": "8", "num_training_samples": "3", "image_shape": "300"}
+    summary = read_json(out / "summary.json")
+    assert summary["classes"] == RDD2018
+    assert summary["splits"]["train"]["per_class"] == {
+        "D00": 1, "D01": 0, "D10": 1, "D11": 0, "D20": 1, "D40": 1, "D43": 0, "D44": 1}
+    assert summary["splits"]["train"]["images"] == 3 and summary["splits"]["validation"]["images"] == 0
+    assert summary["left_out"]["empty_images"] == 1
+
+    lines = (out / "train.lst").read_text().splitlines()
+    assert lines == [
+        "0\t4\t5\t64\t48\t0\t0.156250\t0.104167\t0.312500\t0.833333\t5\t0.468750\t0.416667\t0.781250\t0.625000\ttrain/labelimg_order.jpg",
+        "1\t4\t5\t64\t48\t2\t0.015625\t0.020833\t0.984375\t0.187500\ttrain/no_extension.png",
+        "2\t4\t5\t64\t48\t7\t0.039062\t0.625000\t0.941406\t0.989583\t4\t0.000000\t0.000000\t1.000000\t1.000000\ttrain/rdd_order.jpg",
+    ]
+    assert (out / "validation.lst").read_text() == ""
+
+
+def test_flat_labelimg_folder_and_rdd2020_layout_give_the_same_annotations(voc_fixture_dir, tmp_path):
+    flat = tmp_path / "flat"
+    rdd2020 = tmp_path / "rdd2020" / "Japan"
+    flat.mkdir()
+    (rdd2020 / "annotations" / "xmls").mkdir(parents=True)
+    shutil.copytree(voc_fixture_dir / "JPEGImages", rdd2020 / "images")
+    for folder in ("Annotations", "JPEGImages"):
+        for name in os.listdir(voc_fixture_dir / folder):
+            shutil.copy(voc_fixture_dir / folder / name, flat / name)
+            if folder == "Annotations":
+                shutil.copy(voc_fixture_dir / folder / name, rdd2020 / "annotations" / "xmls" / name)
+    outputs = []
+    for source in (voc_fixture_dir, flat, tmp_path / "rdd2020"):
+        out = tmp_path / ("out-" + source.name)
+        assert convert(source, out, "--validation-fraction", "0") == 0
+        outputs.append({name: read_json(out / "train_annotation" / name) for name in os.listdir(out / "train_annotation")})
+    assert outputs[0] == outputs[1] == outputs[2]
+    assert len(outputs[0]) == 3
+
+
+def test_empty_images_kept_on_request(voc_fixture_dir, tmp_path):
+    out = tmp_path / "out"
+    assert convert(voc_fixture_dir, out, "--validation-fraction", "0", "--empty", "keep") == 0
+    assert read_json(out / "train_annotation" / "no_objects.json")["annotations"] == []
+    assert read_json(out / "hyperparameters.json")["num_training_samples"] == "4"
+
+
+def test_skip_difficult_and_custom_class_map(voc_fixture_dir, tmp_path):
+    out = tmp_path / "out"
+    assert convert(voc_fixture_dir, out, "--validation-fraction", "0", "--skip-difficult",
+                   "--classes", "D00,D10,D20,D40,D43,D44") == 0
+    labelimg = read_json(out / "train_annotation" / "labelimg_order.json")
+    assert labelimg["annotations"] == [{"class_id": 0, "left": 10, "top": 5, "width": 10, "height": 35}]
+    assert labelimg["categories"][-1] == {"class_id": 5, "name": "D44"}
+    assert [a["class_id"] for a in read_json(out / "train_annotation" / "rdd_order.json")["annotations"]] == [5, 2]
+    assert read_json(out / "hyperparameters.json")["num_classes"] == "6"
+    assert read_json(out / "summary.json")["left_out"]["difficult_objects"] == 1
+
+
+def test_class_map_from_file_and_named_map(voc_fixture_dir, tmp_path):
+    class_file = tmp_path / "classes.txt"
+    class_file.write_text("# road crew classes\nD44\nD20\nD10\nD00\nD40\n")
+    out = tmp_path / "out"
+    assert convert(voc_fixture_dir, out, "--validation-fraction", "0", "--classes", class_file) == 0
+    assert [a["class_id"] for a in read_json(out / "train_annotation" / "rdd_order.json")["annotations"]] == [0, 1]
+    assert convert(voc_fixture_dir, tmp_path / "o2", "--classes", "rdd2020", "--unknown", "skip") == 0
+    assert read_json(tmp_path / "o2" / "summary.json")["classes"] == ["D00", "D10", "D20", "D40"]
+    assert read_json(tmp_path / "o2" / "summary.json")["left_out"]["unknown_class_objects"] == {"D44": 1}
+
+
+def test_unknown_class_is_an_error_by_default_then_skip_or_map(voc_fixture_dir, tmp_path, capsys):
+    xml = voc_fixture_dir / "Annotations" / "labelimg_order.xml"
+    xml.write_text(xml.read_text().replace("<name>D40</name>", "<name>D30</name>"))
+    out = tmp_path / "out"
+    assert convert(voc_fixture_dir, out) == 2
+    err = capsys.readouterr().err
+    assert "labelimg_order.xml: object[2] (D30): name: class 'D30' is not in the class map" in err
+    assert not out.exists()
+
+    assert convert(voc_fixture_dir, out, "--unknown", "skip", "--validation-fraction", "0") == 0
+    assert len(read_json(out / "train_annotation" / "labelimg_order.json")["annotations"]) == 1
+    assert read_json(out / "summary.json")["left_out"]["unknown_class_objects"] == {"D30": 1}
+
+    assert convert(voc_fixture_dir, out, "--map", "D30=D40", "--overwrite", "--validation-fraction", "0") == 0
+    assert [a["class_id"] for a in read_json(out / "train_annotation" / "labelimg_order.json")["annotations"]] == [0, 5]
+
+
+def test_clip_option_clips_with_a_warning(voc_fixture_dir, tmp_path, capsys):
+    xml = voc_fixture_dir / "Annotations" / "labelimg_order.xml"
+    xml.write_text(xml.read_text().replace("<xmax>50</xmax>", "<xmax>70</xmax>"))
+    assert convert(voc_fixture_dir, tmp_path / "out", "--clip", "--validation-fraction", "0") == 0
+    err = capsys.readouterr().err
+    assert "warning: " in err and "object[2] (D40): bndbox: clipped to the image (xmax 70 > image width 64)" in err
+    annotations = read_json(tmp_path / "out" / "train_annotation" / "labelimg_order.json")["annotations"]
+    assert annotations[1] == {"class_id": 5, "left": 30, "top": 20, "width": 34, "height": 10}
+
+
+def test_existing_output_needs_overwrite(voc_fixture_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    assert convert(voc_fixture_dir, out) == 2
+    assert "output folder already exists (pass --overwrite" in capsys.readouterr().err
+    assert (out / "keep.txt").read_text() == "mine"
+    assert convert(voc_fixture_dir, out, "--overwrite") == 0
+    assert not (out / "keep.txt").exists() and (out / "train").is_dir()
+
+
+def test_split_is_reproducible_and_stratified(tmp_path):
+    root = tmp_path / "voc"
+    classes = ["D00", "D10", "D20", "D40", "D43", "D44"]
+    for i in range(60):
+        codes = [classes[i % 6]] + ([classes[(i * 7) % 6]] if i % 3 == 0 else [])
+        objects = "".join(
+            "<object><name>%s</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>9</xmax><ymax>9</ymax></bndbox></object>" % c
+            for c in codes)
+        (root / "Annotations").mkdir(parents=True, exist_ok=True)
+        (root / "Annotations" / ("img%02d.xml" % i)).write_text(
+            "<annotation><filename>img%02d.jpg</filename><size><width>16</width><height>16</height></size>%s</annotation>"
+            % (i, objects))
+        make_image(str(root / "JPEGImages" / ("img%02d.jpg" % i)), 16, 16, seed=i)
+
+    def validation_set(seed, out):
+        assert convert(root, out, "--classes", ",".join(classes), "--seed", seed, "--validation-fraction", "0.3") == 0
+        return sorted(os.listdir(out / "validation"))
+
+    first = validation_set(7, tmp_path / "a")
+    assert first == validation_set(7, tmp_path / "b")
+    assert first != validation_set(8, tmp_path / "c")
+    assert len(first) == 18  # round(60 * 0.3)
+    per_class = read_json(tmp_path / "a" / "summary.json")["splits"]
+    for code in classes:
+        total = per_class["train"]["per_class"][code] + per_class["validation"]["per_class"][code]
+        assert abs(per_class["validation"]["per_class"][code] - 0.3 * total) <= 2, code
+
+
+# --- every bad input: one line naming file and field, exit 2, nothing written -------------------------
+
+BAD_INPUTS = [
+    ("malformed XML", lambda x: x.replace("</annotation>", "<annotation"), "labelimg_order.xml: malformed XML:"),
+    ("missing bndbox", lambda x: x.replace("<bndbox>\n\t\t\t<xmin>10", "<box>\n\t\t\t<xmin>10").replace(
+        "<ymax>40</ymax>\n\t\t</bndbox>", "<ymax>40</ymax>\n\t\t</box>"),
+     "labelimg_order.xml: object[1] (D00): missing <bndbox>"),
+    ("missing size", lambda x: x.replace("<width>64</width>", ""), "labelimg_order.xml: missing <size/width>"),
+    ("xmin >= xmax", lambda x: x.replace("<xmin>30</xmin>", "<xmin>50</xmin>"),
+     "labelimg_order.xml: object[2] (D40): bndbox: xmin (50) must be less than xmax (50)"),
+    ("not a number", lambda x: x.replace("<ymin>5</ymin>", "<ymin>five</ymin>"),
+     "labelimg_order.xml: object[1] (D00): bndbox/ymin: expected a number, got 'five'"),
+    ("box outside", lambda x: x.replace("<ymax>30</ymax>", "<ymax>49</ymax>"),
+     "labelimg_order.xml: object[2] (D40): bndbox: outside the image (ymax 49 > image height 48); use --clip"),
+    ("size mismatch", lambda x: x.replace("<width>64</width>", "<width>640</width>"),
+     "labelimg_order.xml: size: 640x48 in the XML, but image labelimg_order.jpg is 64x48"),
+]
+
+
+@pytest.mark.parametrize("case,edit,message", BAD_INPUTS, ids=[case[0] for case in BAD_INPUTS])
+def test_bad_input_is_one_line_naming_file_and_field(voc_fixture_dir, tmp_path, capsys, case, edit, message):
+    xml = voc_fixture_dir / "Annotations" / "labelimg_order.xml"
+    xml.write_text(edit(xml.read_text()))
+    out = tmp_path / "out"
+    assert convert(voc_fixture_dir, out) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+    assert not out.exists()
+    assert [name for name in os.listdir(tmp_path) if name != "voc"] == []  # no partial folder left behind
+
+
+def test_missing_image_and_duplicate_stem(voc_fixture_dir, tmp_path, capsys):
+    os.remove(voc_fixture_dir / "JPEGImages" / "rdd_order.jpg")
+    other = voc_fixture_dir / "more" / "Annotations"
+    other.mkdir(parents=True)
+    shutil.copy(voc_fixture_dir / "Annotations" / "labelimg_order.xml", other / "labelimg_order.xml")
+    assert convert(voc_fixture_dir, tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert "rdd_order.xml: filename: image 'rdd_order.jpg' not found (looked in" in err
+    assert "more/Annotations/labelimg_order.xml: duplicate image stem 'labelimg_order' (also " in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_all_problems_reported_at_once(voc_fixture_dir, tmp_path, capsys):
+    for name, edit in (("labelimg_order.xml", BAD_INPUTS[3][1]), ("rdd_order.xml", lambda x: x.replace("<ymin>30", "<ymin>x"))):
+        xml = voc_fixture_dir / "Annotations" / name
+        xml.write_text(edit(xml.read_text()))
+    (voc_fixture_dir / "Annotations" / "broken.xml").write_text("<annotation><size>")
+    assert convert(voc_fixture_dir, tmp_path / "out") == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 4
+    assert "broken.xml: malformed XML" in lines[0]
+    assert "labelimg_order.xml: object[2] (D40)" in lines[1]
+    assert "rdd_order.xml: object[1] (D44): bndbox/ymin" in lines[2]
+    assert lines[3] == "roadedge: 3 problems in {}; nothing was written".format(voc_fixture_dir)
+
+
+def test_bad_options(voc_fixture_dir, tmp_path, capsys):
+    assert convert(voc_fixture_dir, tmp_path / "o", "--validation-fraction", "1.5") == 2
+    assert "--validation-fraction 1.5: expected a number in [0, 1)" in capsys.readouterr().err
+    assert convert(voc_fixture_dir, tmp_path / "o", "--map", "D30") == 2
+    assert "--map 'D30': expected SRC=DST" in capsys.readouterr().err
+    assert convert(voc_fixture_dir, tmp_path / "o", "--classes", "D00,D00") == 2
+    assert "class 'D00' is listed twice" in capsys.readouterr().err
+    assert convert(tmp_path / "nowhere", tmp_path / "o") == 2
+    assert "nowhere: not a folder" in capsys.readouterr().err
