@@ -1,0 +1,10 @@
+"""Procedural dashcam road frames with road-damage ground truth (`roadedge synth`).
+
+`render_image(seed, index)` gives one labelled still; `DriveRenderer(seed)`
+gives the frames of an endless drive with stable damage track ids. Only numpy
+and cv2 are needed here (the CLI lives in `edge.synth.command`).
+"""
+from edge.catalog import SYNTH_CLASSES
+from edge.synth.api import DriveRenderer, check_classes, render_image
+
+__all__ = ["SYNTH_CLASSES", "DriveRenderer", "check_classes", "render_image"]

@@ -1,0 +1,109 @@
+"""`roadedge synth`: render a labelled road-damage data set, or a drive video with per-frame labels."""
+import sys
+
+from edge.catalog import SYNTH_CLASSES
+from edge.errors import RoadedgeError
+
+IMAGE_SIZE, VIDEO_SIZE = (600, 600), (640, 360)
+
+
+def register(subparsers):
+    p = subparsers.add_parser(
+        "synth",
+        help="render synthetic dashcam road frames with road-damage labels",
+        description="Render procedural dashcam road frames with ground-truth road damage "
+        "(D00 longitudinal crack, D10 lateral crack, D20 alligator crack, D40 pothole, D43 crosswalk blur, "
+        "D44 white line blur). Writes OUT_DIR/JPEGImages/*.jpg + OUT_DIR/Annotations/*.xml (VOC, RDD layout), "
+        "or with --video OUT_DIR/drive.mp4 + OUT_DIR/drive.jsonl. The same seed gives the same files. "
+        "OUT_DIR is written atomically: nothing is left behind on failure.",
+    )
+    p.add_argument("out_dir", metavar="OUT_DIR", help="output folder (must not exist unless --overwrite)")
+    p.add_argument("--seed", type=int, default=0, help="random seed; the output depends only on it and the options (default: 0)")
+    p.add_argument("--count", type=int, default=None, help="number of images (default: 100; not with --video)")
+    p.add_argument("--size", default=None, metavar="WxH",
+                   help="frame size in pixels (default: 600x600 for images, 640x360 for --video)")
+    p.add_argument("--classes", default=None, metavar="CODES",
+                   help="comma-separated damage classes to draw, from %s (default: all)" % ",".join(SYNTH_CLASSES))
+    p.add_argument("--flat", action="store_true",
+                   help="write images and XML side by side in OUT_DIR (labelImg style) instead of JPEGImages/ + Annotations/")
+    p.add_argument("--quality", type=int, default=None, help="JPEG quality 1-100 (default: 95; not with --video)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it exists")
+    p.add_argument("--video", action="store_true",
+                   help="render one continuous drive instead: OUT_DIR/drive.mp4 (mp4v) and OUT_DIR/drive.jsonl "
+                   "(one line per frame: frame, t, width, height, objects with track_id)")
+    p.add_argument("--duration", type=float, default=None, help="video length in seconds (default: 10; --video only)")
+    p.add_argument("--fps", type=int, default=None, help="video frames per second (default: 15; --video only)")
+    p.add_argument("--speed", type=float, default=None, help="driving speed in m/s (default: 12; --video only)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="render processes (default: one per CPU, at most 8); the output does not depend on it")
+    p.set_defaults(handler=run)
+
+
+def parse_size(text):
+    parts = text.lower().split("x")
+    try:
+        width, height = (int(v) for v in parts)
+    except ValueError:
+        raise RoadedgeError("bad --size %r: expected WIDTHxHEIGHT, e.g. 600x600" % text) from None
+    if not (32 <= width <= 8192 and 32 <= height <= 8192):
+        raise RoadedgeError("bad --size %r: each side must be 32..8192 pixels" % text)
+    return width, height
+
+
+def parse_classes(text):
+    if text is None:
+        return SYNTH_CLASSES
+    codes = [c.strip().upper() for c in text.split(",") if c.strip()]
+    unknown = [c for c in codes if c not in SYNTH_CLASSES]
+    if unknown or not codes:
+        raise RoadedgeError("unknown class %s in --classes; allowed: %s" % (
+            ", ".join(unknown) if unknown else "(none given)", ",".join(SYNTH_CLASSES)))
+    return tuple(c for c in SYNTH_CLASSES if c in codes)
+
+
+def _check(args):
+    classes = parse_classes(args.classes)
+    if args.video:
+        for name, value in (("--count", args.count), ("--quality", args.quality), ("--flat", args.flat or None)):
+            if value is not None:
+                raise RoadedgeError("%s applies to image data sets, not to --video" % name)
+        size = parse_size(args.size) if args.size else VIDEO_SIZE
+        if size[0] % 2 or size[1] % 2:
+            raise RoadedgeError("bad --size %dx%d for --video: MPEG-4 needs an even width and height" % size)
+        if args.duration is not None and not args.duration > 0:
+            raise RoadedgeError("--duration must be positive, got %g" % args.duration)
+        if args.fps is not None and not 1 <= args.fps <= 120:
+            raise RoadedgeError("--fps must be 1..120, got %d" % args.fps)
+        if args.speed is not None and not 0 <= args.speed <= 60:
+            raise RoadedgeError("--speed must be 0..60 m/s, got %g" % args.speed)
+    else:
+        for name, value in (("--duration", args.duration), ("--fps", args.fps), ("--speed", args.speed)):
+            if value is not None:
+                raise RoadedgeError("%s applies to --video only" % name)
+        size = parse_size(args.size) if args.size else IMAGE_SIZE
+        if args.count is not None and args.count < 1:
+            raise RoadedgeError("--count must be at least 1, got %d" % args.count)
+        if args.quality is not None and not 1 <= args.quality <= 100:
+            raise RoadedgeError("--quality must be 1..100, got %d" % args.quality)
+    if args.workers is not None and args.workers < 1:
+        raise RoadedgeError("--workers must be at least 1, got %d" % args.workers)
+    return classes, size
+
+
+def run(args):
+    classes, size = _check(args)
+    from edge.synth import writer
+
+    if args.video:
+        summary = writer.write_video(args.out_dir, args.seed, args.duration or 10.0, args.fps or 15, size, classes,
+                                     12.0 if args.speed is None else args.speed, args.overwrite, args.workers)
+        print("wrote %s: %d frames %dx%d, %d damage tracks, %d boxes in %.1f s" % (
+            args.out_dir, summary["frames"], size[0], size[1], summary["tracks"], summary["boxes"], summary["seconds"]))
+        return 0
+    summary = writer.write_dataset(args.out_dir, args.count or 100, args.seed, size, classes, args.flat,
+                                   95 if args.quality is None else args.quality, args.overwrite, args.workers)
+    per_class = ", ".join("%s %d" % (c, n) for c, n in summary["objects"].items())
+    print("wrote %s: %d images, %d objects (%s) in %.1f s" % (
+        args.out_dir, summary["images"], sum(summary["objects"].values()), per_class, summary["seconds"]))
+    sys.stdout.flush()
+    return 0

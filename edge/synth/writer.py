@@ -1,0 +1,161 @@
+"""Writing synthetic data to disk: an RDD/labelImg VOC data set, or a drive video with per-frame labels.
+
+Frames are rendered in worker processes (each frame depends only on the
+seed and its index, so the output is identical whatever the worker count)
+and written by the parent, in order, into an `atomic_dir`.
+"""
+import contextlib
+import json
+import multiprocessing
+import os
+import signal
+import sys
+import time
+
+import cv2
+
+from converters.voc import write_voc_xml
+from edge.errors import RoadedgeError
+from edge.fsutil import atomic_dir
+from edge.synth.api import DriveRenderer, render_image
+
+VIDEO_NAME, LABELS_NAME = "drive.mp4", "drive.jsonl"
+
+
+def stem_for(seed, index):
+    return "synth-s%d-%05d" % (seed, index)
+
+
+def default_workers(count):
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 8, count // 8 or 1))
+
+
+def _worker_init():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and terminates the pool
+    cv2.setNumThreads(1)
+
+
+def _render_still(job):
+    seed, index, size, classes, quality = job
+    image, objects = render_image(seed, index, size, classes)
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    return index, image.shape, buf.tobytes(), objects
+
+
+_drive = {}
+
+
+def _render_frame(job):
+    seed, size, classes, speed, fps, index = job
+    key = (seed, size, classes, speed)
+    if key not in _drive:
+        _drive.clear()
+        _drive[key] = DriveRenderer(seed, size, classes, speed)
+    image, objects = _drive[key].frame(index, fps)
+    return index, image, objects
+
+
+def _context():
+    """Never plain fork: a forked child can inherit a lock held by one of OpenCV's threads and hang."""
+    methods = multiprocessing.get_all_start_methods()
+    if "forkserver" in methods:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["edge.synth.writer"])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+@contextlib.contextmanager
+def _mapper(workers):
+    """Yield map(func, jobs, chunksize) giving results in order; in a process pool when workers > 1."""
+    if workers <= 1:
+        yield lambda func, jobs, chunksize: map(func, jobs)
+        return
+    pool = _context().Pool(workers, initializer=_worker_init)
+    try:
+        yield pool.imap
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+def _progress(total, unit):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit=unit, disable=None, file=sys.stderr, dynamic_ncols=True, leave=False)
+
+
+def write_dataset(out_dir, count, seed, size=(600, 600), classes=None, flat=False, quality=95,
+                  overwrite=False, workers=None):
+    """Render `count` labelled stills into out_dir (RDD layout, or flat). Returns a summary dict."""
+    from edge.catalog import SYNTH_CLASSES
+
+    classes = tuple(classes or SYNTH_CLASSES)
+    started = time.perf_counter()
+    counts = {c: 0 for c in classes}
+    workers = default_workers(count) if workers is None else max(1, int(workers))
+    with atomic_dir(out_dir, overwrite) as tmp:
+        if flat:
+            img_dir = ann_dir = tmp
+            folder = os.path.basename(os.path.abspath(out_dir))
+        else:
+            img_dir, ann_dir = os.path.join(tmp, "JPEGImages"), os.path.join(tmp, "Annotations")
+            os.makedirs(img_dir)
+            os.makedirs(ann_dir)
+            folder = "JPEGImages"
+        jobs = [(seed, i, tuple(size), classes, quality) for i in range(count)]
+        with _mapper(workers) as mapped, _progress(count, "img") as bar:
+            for index, shape, jpeg, objects in mapped(_render_still, jobs, 4):
+                stem = stem_for(seed, index)
+                with open(os.path.join(img_dir, stem + ".jpg"), "wb") as handle:
+                    handle.write(jpeg)
+                xml = write_voc_xml(stem + ".jpg", folder, shape[1], shape[0], 3, objects)
+                with open(os.path.join(ann_dir, stem + ".xml"), "wb") as handle:
+                    handle.write(xml)
+                for obj in objects:
+                    counts[obj["name"]] += 1
+                bar.update(1)
+    return {"images": count, "objects": counts, "seconds": time.perf_counter() - started}
+
+
+def write_video(out_dir, seed, duration=10.0, fps=15, size=(640, 360), classes=None, speed=12.0,
+                overwrite=False, workers=None):
+    """Render a drive into out_dir/drive.mp4 (mp4v) and out_dir/drive.jsonl. Returns a summary dict."""
+    from edge.catalog import SYNTH_CLASSES
+
+    classes = tuple(classes or SYNTH_CLASSES)
+    frames = int(round(duration * fps))
+    if frames < 1:
+        raise RoadedgeError("--duration %g at --fps %g gives no frames" % (duration, fps))
+    started = time.perf_counter()
+    workers = default_workers(frames) if workers is None else max(1, int(workers))
+    tracks, boxes = set(), 0
+    width, height = size
+    if width % 2 or height % 2:
+        raise RoadedgeError("video size %dx%d: MPEG-4 needs an even width and height" % (width, height))
+    with atomic_dir(out_dir, overwrite) as tmp:
+        video = cv2.VideoWriter(os.path.join(tmp, VIDEO_NAME), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (width, height))
+        if not video.isOpened():
+            raise RoadedgeError("cannot open an mp4v video writer (this OpenCV build has no MPEG-4 encoder)")
+        jobs = [(seed, (width, height), classes, speed, fps, i) for i in range(frames)]
+        try:
+            with _mapper(workers) as mapped, _progress(frames, "frame") as bar, \
+                    open(os.path.join(tmp, LABELS_NAME), "w", encoding="utf-8") as labels:
+                for index, image, objects in mapped(_render_frame, jobs, 8):
+                    video.write(image)
+                    record = {"frame": index, "t": round(index / float(fps), 6), "width": width, "height": height,
+                              "objects": objects}
+                    labels.write(json.dumps(record, separators=(",", ":")) + "\n")
+                    tracks.update(o["track_id"] for o in objects)
+                    boxes += len(objects)
+                    bar.update(1)
+        finally:
+            video.release()
+    return {"frames": frames, "tracks": len(tracks), "boxes": boxes, "seconds": time.perf_counter() - started}
