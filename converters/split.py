@@ -1,60 +1,53 @@
-"""Reproducible train/validation split, stratified by class.
+"""Reproducible train/validation split, stratified by class (iterative stratification).
 
-Each image falls in one stratum: its rarest class (fewest images in the whole
-set), or the 'empty' stratum when it has no objects. Inside a stratum images
-are ordered by sha256(seed:stem), so an image's side depends only on the
-seed, its name and its stratum, not on file-system order or library versions.
-Validation quotas are shared between strata by largest remainder, so the
-total is round(N * fraction).
+Images with several classes make simple per-stratum splitting lopsided, so
+this follows Sechidis et al. (2011): each split has a demand per class (its
+share of that class's objects) and for images overall; the class with the
+fewest unassigned images is served first, each of its images going to the
+split that still wants most of that class (ties: most images wanted, then
+train). Images are taken in sha256(seed:stem) order, so the result depends
+only on the seed and the set of images, never on file-system order or a
+library's random generator. Images without objects fill the remaining image
+demand in the same order.
 """
 import hashlib
-import math
 from collections import Counter
 
-EMPTY_STRATUM = "(no objects)"
-
-
-def stratum_keys(items):
-    """`items`: list of (stem, [class codes]). Returns {stem: stratum}."""
-    images_per_class = Counter()
-    for _, codes in items:
-        images_per_class.update(set(codes))
-    keys = {}
-    for stem, codes in items:
-        if codes:
-            keys[stem] = min(set(codes), key=lambda code: (images_per_class[code], code))
-        else:
-            keys[stem] = EMPTY_STRATUM
-    return keys
-
-
-def split_items(items, validation_fraction, seed):
-    """Returns (train_stems, validation_stems), each sorted."""
-    keys = stratum_keys(items)
-    strata = {}
-    for stem, _ in items:
-        strata.setdefault(keys[stem], []).append(stem)
-    total = len(items)
-    wanted = int(round(total * validation_fraction))
-    if validation_fraction > 0 and total >= 2:
-        wanted = min(max(wanted, 1), total - 1)
-    quotas = _largest_remainder({key: len(stems) * validation_fraction for key, stems in strata.items()}, wanted)
-    train, validation = [], []
-    for key in sorted(strata):
-        ordered = sorted(strata[key], key=lambda stem: _rank(seed, stem))
-        validation.extend(ordered[: quotas[key]])
-        train.extend(ordered[quotas[key]:])
-    return sorted(train), sorted(validation)
+SPLITS = ("train", "validation")
 
 
 def _rank(seed, stem):
     return hashlib.sha256("{}:{}".format(seed, stem).encode("utf-8")).hexdigest()
 
 
-def _largest_remainder(ideal, total):
-    quotas = {key: int(math.floor(value)) for key, value in ideal.items()}
-    left = total - sum(quotas.values())
-    by_remainder = sorted(ideal, key=lambda key: (-(ideal[key] - quotas[key]), key))
-    for key in by_remainder[: max(left, 0)]:
-        quotas[key] += 1
-    return quotas
+def split_items(items, validation_fraction, seed):
+    """`items`: list of (stem, [class code per object]). Returns (train_stems, validation_stems), each sorted."""
+    shares = {"train": 1.0 - validation_fraction, "validation": validation_fraction}
+    objects = {stem: Counter(codes) for stem, codes in items}
+    order = sorted(objects, key=lambda stem: _rank(seed, stem))
+    totals = Counter()
+    for counts in objects.values():
+        totals.update(counts)
+    wanted_images = {split: len(items) * share for split, share in shares.items()}
+    wanted = {split: {code: total * share for code, total in totals.items()} for split, share in shares.items()}
+    assigned = {}
+
+    def assign(stem, split):
+        assigned[stem] = split
+        wanted_images[split] -= 1
+        for code, count in objects[stem].items():
+            wanted[split][code] -= count
+
+    while True:
+        left = Counter(code for stem in order if stem not in assigned for code in objects[stem])
+        if not left:
+            break
+        code = min(left, key=lambda c: (left[c], c))
+        for stem in order:
+            if stem not in assigned and code in objects[stem]:
+                assign(stem, max(SPLITS, key=lambda s: (wanted[s][code], wanted_images[s], s == "train")))
+    for stem in order:
+        if stem not in assigned:
+            assign(stem, max(SPLITS, key=lambda s: (wanted_images[s], s == "train")))
+    return (sorted(s for s in assigned if assigned[s] == "train"),
+            sorted(s for s in assigned if assigned[s] == "validation"))

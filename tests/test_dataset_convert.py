@@ -258,3 +258,26 @@ def test_bad_options(voc_fixture_dir, tmp_path, capsys):
     assert "class 'D00' is listed twice" in capsys.readouterr().err
     assert convert(tmp_path / "nowhere", tmp_path / "o") == 2
     assert "nowhere: not a folder" in capsys.readouterr().err
+
+
+def test_split_keeps_every_class_near_the_fraction_when_classes_co_occur():
+    import numpy as np
+
+    from converters.split import split_items
+
+    rng = np.random.default_rng(5)
+    classes = ["D00", "D10", "D20", "D40", "D43", "D44"]
+    items = []
+    for i in range(300):
+        # D20 shows up beside rarer classes most of the time: strata by rarest class starve it
+        codes = list(rng.choice(classes, size=int(rng.integers(1, 4)), p=[0.1, 0.1, 0.5, 0.1, 0.1, 0.1]))
+        items.append(("img%03d" % i, codes))
+    train, validation = split_items(items, 0.3, seed=1)
+    assert len(train) + len(validation) == 300 and set(train).isdisjoint(validation)
+    assert abs(len(validation) - 90) <= 8  # images follow the per-class object demand, so within a few
+    in_validation = set(validation)
+    for code in classes:
+        total = sum(codes.count(code) for _, codes in items)
+        share = sum(codes.count(code) for stem, codes in items if stem in in_validation) / total
+        assert abs(share - 0.3) <= 0.03, (code, share)
+    assert split_items(items, 0.3, seed=1) == (train, validation)
