@@ -13,21 +13,35 @@ def parse_class_map(spec):
     named = named_class_maps()
     if spec in named:
         return list(named[spec])
+    return read_name_list(spec)
+
+
+def read_name_list(spec):
+    """Class names in index order from a file (one per line, '#' comments, or a JSON list) or 'a,b,c'.
+
+    Errors name the file or --classes: a path that does not exist, an empty
+    name in a comma list, an empty list, a name given twice.
+    """
     if os.path.isfile(spec):
-        codes = _read_class_file(spec)
+        names = [name for name in _read_class_file(spec) if name]
         where = spec
+    elif "," not in spec and (os.sep in spec or spec.endswith((".txt", ".json"))):
+        raise RoadedgeError("--classes {}: no such file (expected a file with one class per line, "
+                            "or classes separated by commas)".format(spec))
     else:
-        codes = [code.strip() for code in spec.split(",")]
+        names = [name.strip() for name in spec.split(",")]
         where = "--classes"
-    codes = [code for code in codes if code]
-    if not codes:
-        raise RoadedgeError("{}: the class map is empty; expected class codes such as D00,D10".format(where))
+        if any(not name for name in names):
+            raise RoadedgeError("--classes {!r}: empty class name (expected a,b,c or a file with one class per line)".format(
+                spec))
+    if not names:
+        raise RoadedgeError("{}: no classes listed".format(where))
     seen = set()
-    for code in codes:
-        if code in seen:
-            raise RoadedgeError("{}: class {!r} is listed twice; each class needs one id".format(where, code))
-        seen.add(code)
-    return codes
+    for name in names:
+        if name in seen:
+            raise RoadedgeError("{}: class {!r} is listed twice; each class needs one id".format(where, name))
+        seen.add(name)
+    return names
 
 
 def _read_class_file(path):

@@ -24,6 +24,8 @@ import sys
 
 import numpy as np
 
+from converters.classmap import read_name_list
+from converters.image_files import inspect_image
 from edge.errors import RoadedgeError, ValidationFailed
 from edge.fsutil import atomic_dir
 
@@ -41,27 +43,10 @@ def load_classes(spec=None):
     """Class names in index order: None -> the 21 VOC classes; a file (one per line) or 'a,b,c'."""
     if spec is None:
         return list(VOC_CLASSES)
-    if os.path.isfile(spec):
-        with open(spec, encoding="utf-8") as handle:
-            names = [line.strip() for line in handle]
-        names = [n for n in names if n and not n.startswith("#")]
-        source = spec
-    elif "," not in spec and (os.sep in spec or spec.endswith(".txt")):
-        raise RoadedgeError("--classes {}: no such file (expected a file with one class name per line, "
-                            "or names separated by commas)".format(spec))
-    else:
-        names = [n.strip() for n in spec.split(",")]
-        source = "--classes"
-        if any(not n for n in names):
-            raise RoadedgeError("--classes {!r}: empty class name (expected a,b,c or a file with one name per line)".format(spec))
-    seen = set()
-    for name in names:
-        if name in seen:
-            raise RoadedgeError("{}: class '{}' is listed twice".format(source, name))
-        seen.add(name)
+    names = read_name_list(spec)
     if not MIN_CLASSES <= len(names) <= MAX_CLASSES:
         raise RoadedgeError("{}: {} classes given, SageMaker semantic segmentation needs {} to {} "
-                            "(background included)".format(source, len(names), MIN_CLASSES, MAX_CLASSES))
+                            "(background included)".format(spec, len(names), MIN_CLASSES, MAX_CLASSES))
     return names
 
 
@@ -132,37 +117,21 @@ def check_pair(image_path, mask_path, num_classes, problems, listed_in="the spli
 
 def _image_size(path, problems):
     """(width, height) from the JPEG header, without decoding the pixels."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            if img.format != "JPEG":
-                problems.append("{}: is a {} file (expected a JPEG)".format(path, img.format))
-                return None
-            return img.size
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        problems.append("{}: unreadable image (expected a JPEG): {}".format(path, _reason(err)))
-        return None
+    info = inspect_image(path, problems, formats=("JPEG",), what="image", expected="a JPEG")
+    return (info.width, info.height) if info else None
 
 
 def _read_mask(path, problems):
     """The mask's class indices as a 2-D uint8 array (palette indices, not colours), or None."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            if img.format != "PNG":
-                problems.append("{}: is a {} file (expected a class-index PNG)".format(path, img.format))
-                return None
-            if img.mode not in ("P", "L"):
-                problems.append("{}: mode {} (expected a class-index PNG: palette 'P' or grayscale 'L' "
-                                "whose pixel values are class ids, not a colour-coded mask)".format(path, img.mode))
-                return None
-            img.load()
-            return np.asarray(img, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        problems.append("{}: unreadable mask (expected a class-index PNG): {}".format(path, _reason(err)))
+    expected = "a class-index PNG"
+    info = inspect_image(path, problems, formats=("PNG",), pixels=True, what="mask", expected=expected)
+    if info is None:
         return None
+    if info.mode not in ("P", "L"):
+        problems.append("{}: mode {} (expected {}: palette 'P' or grayscale 'L' whose pixel values are class ids, "
+                        "not a colour-coded mask)".format(path, info.mode, expected))
+        return None
+    return info.pixels.astype(np.uint8, copy=False)
 
 
 def convert_segmentation(voc_root, out_dir, classes=None, overwrite=False, progress=True):
@@ -218,12 +187,6 @@ def convert_segmentation(voc_root, out_dir, classes=None, overwrite=False, progr
         _write_json(os.path.join(tmp, "hyperparameters.json"), hyperparameters)
         _write_json(os.path.join(tmp, "summary.json"), summary)
     return summary
-
-
-def _reason(err):
-    from PIL import UnidentifiedImageError
-
-    return "not a recognised image format" if isinstance(err, UnidentifiedImageError) else str(err) or type(err).__name__
 
 
 def _image_path(voc_root, item):

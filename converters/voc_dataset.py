@@ -7,6 +7,7 @@ raises ValidationFailed listing every problem at once.
 import os
 from collections import Counter
 
+from converters.image_files import inspect_image
 from converters.voc import read_voc_xml
 from edge.errors import RoadedgeError, ValidationFailed
 
@@ -75,17 +76,6 @@ def find_image(xml_path, filename):
     return None, folders
 
 
-def read_image_size(path):
-    """(width, height, depth) from the image header, or a problem string."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            return (image.width, image.height, len(image.getbands())), None
-    except (UnidentifiedImageError, OSError, ValueError) as err:
-        return None, "{}: cannot read image: {}".format(path, err)
-
-
 def load_voc_dataset(voc_dir, class_map, remap=None, unknown="error", skip_difficult=False,
                      clip=False, empty="keep", progress=None):
     """Returns (samples sorted by stem, LoadReport). Raises ValidationFailed with every problem found."""
@@ -131,11 +121,10 @@ def _check_record(record, class_ids, remap, unknown, skip_difficult, clip, repor
         problems.append("{}: filename: image {!r} not found (looked in {})".format(
             xml_path, record.filename or record.stem + ".*", ", ".join(folders) or os.path.dirname(xml_path)))
         return None
-    real, problem = read_image_size(image_path)
-    if problem:
-        problems.append(problem)
+    info = inspect_image(image_path, problems, expected="a JPEG or PNG image")
+    if info is None:
         return None
-    width, height, depth = real
+    width, height, depth = info.width, info.height, info.bands
     if record.size is not None and record.size[:2] != (width, height):
         problems.append("{}: size: {}x{} in the XML, but image {} is {}x{}".format(
             xml_path, record.size[0], record.size[1], os.path.basename(image_path), width, height))
