@@ -281,3 +281,12 @@ def test_split_keeps_every_class_near_the_fraction_when_classes_co_occur():
         share = sum(codes.count(code) for stem, codes in items if stem in in_validation) / total
         assert abs(share - 0.3) <= 0.03, (code, share)
     assert split_items(items, 0.3, seed=1) == (train, validation)
+
+
+def test_upper_case_extension_found_by_stem_and_written_lower_case(voc_fixture_dir, tmp_path):
+    images = voc_fixture_dir / "JPEGImages"
+    os.rename(images / "labelimg_order.jpg", images / "labelimg_order.JPG")  # the XML still says .jpg
+    out = tmp_path / "out"
+    assert convert(voc_fixture_dir, out, "--validation-fraction", "0") == 0
+    assert "labelimg_order.jpg" in os.listdir(out / "train")
+    assert read_json(out / "train_annotation" / "labelimg_order.json")["file"] == "labelimg_order.jpg"
