@@ -15,6 +15,7 @@ from edge.errors import RoadedgeError, Terminated, ValidationFailed
 COMMAND_MODULES = (
     "edge.synth.command",
     "converters.dataset_command",
+    "converters.convert_command",
 )
 
 

@@ -1,0 +1,102 @@
+"""`roadedge convert ...`: SageMaker SSD -> deploy symbol -> OpenVINO IR, and checks against MXNet."""
+import argparse
+import importlib
+import importlib.util
+
+
+def register(subparsers):
+    convert = subparsers.add_parser(
+        "convert",
+        help="convert a SageMaker SSD to a deploy graph and an OpenVINO IR",
+        description="Turn a SageMaker object-detection model (training symbol + params, or model.tar.gz) into "
+        "an MXNet deploy graph and an OpenVINO IR, and check the IR against MXNet.",
+    )
+    commands = convert.add_subparsers(dest="convert_command", metavar="SUBCOMMAND")
+    commands.required = True
+    for module, add in (("converters.ssd_deploy", _register_deploy), ("converters.optimize", _register_optimize),
+                        ("converters.mxnet_env", _register_setup_mo), ("converters.verify", _register_verify)):
+        if importlib.util.find_spec(module) is not None:  # a subcommand appears once its module exists
+            add(commands)
+
+
+def _register_deploy(commands):
+    p = commands.add_parser(
+        "deploy",
+        help="training symbol -> deploy symbol (what MXNet's example/ssd deploy.py does)",
+        description="Drop the training heads (MultiBoxTarget, SoftmaxOutput, smooth_l1, MakeLoss), add a channel "
+        "softmax (SoftmaxActivation mode=channel) and MultiBoxDetection, keep every learned parameter, and write "
+        "deploy_PREFIX-symbol.json and deploy_PREFIX-EPOCH.params. A deploy graph is passed through unchanged.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("prefix", metavar="PREFIX", help="model prefix (PREFIX-symbol.json, PREFIX-EPOCH.params) or model.tar.gz")
+    p.add_argument("--epoch", type=int, default=0, help="params epoch")
+    p.add_argument("--num-class", type=int, default=None, help="number of object classes (default: from the graph)")
+    p.add_argument("--data-shape", type=int, default=None, help="input size, checked against hyperparams.json if given")
+    p.add_argument("--nms", type=float, default=0.45, help="NMS IoU threshold")
+    p.add_argument("--topk", type=int, default=400, help="detections kept before NMS (nms_topk)")
+    p.add_argument("--force-suppress", action="store_true", help="suppress across classes")
+    p.add_argument("--output-dir", default=None, help="where to write (default: beside PREFIX)")
+    p.set_defaults(handler=_run("converters.ssd_deploy", "deploy_command"))
+
+
+def _register_optimize(commands):
+    p = commands.add_parser(
+        "optimize",
+        help="MXNet SSD -> OpenVINO IR (.xml/.bin/.json)",
+        description="Convert a training prefix, deploy prefix or SageMaker model.tar.gz to an OpenVINO IR. "
+        "Engines: native (this project's converter, no MXNet or MO needed), mo (OpenVINO's Model Optimizer in "
+        "the isolated MXNet environment), deeplens (mo.optimize on the device); auto picks deeplens on a "
+        "DeepLens, else native.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("model", metavar="PREFIX_OR_TARBALL")
+    p.add_argument("--input-shape", type=int, nargs=2, metavar=("H", "W"), required=True, help="input height and width")
+    p.add_argument("--output", "-o", required=True, metavar="DIR", help="output folder for NAME.xml/.bin/.json")
+    p.add_argument("--engine", choices=("auto", "deeplens", "mo", "native"), default="auto")
+    p.add_argument("--precision", choices=("FP32", "FP16"), default="FP32", help="weight precision in the IR")
+    p.add_argument("--epoch", type=int, default=0)
+    p.add_argument("--name", default=None, help="IR file name (default: from the model)")
+    p.add_argument("--labels", default=None, help="class names, comma-separated or a file (default: hyperparams.json)")
+    p.add_argument("--embed-preprocessing", action="store_true",
+                   help="fold resize, colour order, mean and scale into the IR (input: BGR uint8 NHWC frames)")
+    p.add_argument("--package", action="store_true", help="also write DIR/model.tar.gz with the IR pair")
+    p.add_argument("--nms", type=float, default=0.45)
+    p.add_argument("--topk", type=int, default=400)
+    p.add_argument("--force-suppress", action="store_true")
+    p.set_defaults(handler=_run("converters.optimize", "optimize_command"))
+
+
+def _register_setup_mo(commands):
+    p = commands.add_parser(
+        "setup-mo",
+        help="create the isolated MXNet + Model Optimizer environment",
+        description="Create (or reuse) a virtual environment with mxnet 1.9.1, numpy 1.23.5 and openvino-dev "
+        "2024.4 (Model Optimizer with its MXNet frontend), used by --engine mo and by `convert verify`. "
+        "Location: $ROADEDGE_MXNET_VENV or ~/.cache/roadedge/mxnet-venv.",
+    )
+    p.add_argument("--recreate", action="store_true", help="delete and rebuild the environment")
+    p.set_defaults(handler=_run("converters.mxnet_env", "setup_command"))
+
+
+def _register_verify(commands):
+    p = commands.add_parser(
+        "verify",
+        help="run MXNet and OpenVINO on the same input and compare detections",
+        description="Run the MXNet deploy graph (in the isolated MXNet environment) and the IR at f32 on the same "
+        "image and report matched detections and the largest box and score differences; exit 1 on mismatch.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("model", metavar="MODEL_PREFIX", help="MXNet prefix (training or deploy) or model.tar.gz")
+    p.add_argument("ir", metavar="IR_XML")
+    p.add_argument("--epoch", type=int, default=0)
+    p.add_argument("--image", default=None, help="input image (default: a seeded synthetic road frame)")
+    p.add_argument("--min-score", type=float, default=0.05, help="detections compared")
+    p.add_argument("--tolerance", type=float, default=1e-3, help="largest allowed box/score difference")
+    p.set_defaults(handler=_run("converters.verify", "verify_command"))
+
+
+def _run(module, function):
+    def handler(args):
+        return getattr(importlib.import_module(module), function)(args)
+
+    return handler
