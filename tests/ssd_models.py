@@ -123,3 +123,29 @@ def _classes_per_anchor(bias_name, shapes):
     loc = bias_name.replace("cls_pred", "loc_pred")
     anchors = shapes[loc][0] // 4 if loc in shapes else 1
     return shapes[bias_name][0] // anchors
+
+
+def write_random_model(folder, recipe, data_shape, seed=1, name="model_algo_1", hyperparams=None):
+    """A training prefix on disk (symbol + seeded params, shapes inferred by MXNet); returns the prefix."""
+    import json
+
+    from converters.mxnet_forward import mxnet_param_shapes
+    from converters.mxnet_params import dumps_params
+    from converters.ssd_deploy import to_deploy
+
+    os.makedirs(folder, exist_ok=True)
+    training = globals()[recipe]()
+    prefix = os.path.join(folder, name)
+    deploy_path = prefix + "-shapes-symbol.json"
+    with open(deploy_path, "w", encoding="utf-8") as handle:
+        handle.write(to_deploy(training).to_json())
+    params = random_params(mxnet_param_shapes(deploy_path, data_shape), seed)
+    os.remove(deploy_path)
+    with open(prefix + "-symbol.json", "w", encoding="utf-8") as handle:
+        handle.write(training.to_json())
+    with open(prefix + "-0000.params", "wb") as handle:
+        handle.write(dumps_params(params))
+    if hyperparams is not None:
+        with open(os.path.join(folder, "hyperparams.json"), "w", encoding="utf-8") as handle:
+            json.dump(hyperparams, handle)
+    return prefix

@@ -111,8 +111,9 @@ def test_cli_errors_are_one_line(tmp_path, capsys, setup, message):
     assert not (tmp_path / "deploy_m-symbol.json").exists()
 
 
-@pytest.mark.parametrize("recipe,shape", [("tiny", (1, 3, 64, 64)), ("vgg", (1, 3, 96, 128)), ("sagemaker", (1, 3, 300, 300))])
-def test_mxnet_runs_the_deploy_graph_exactly_like_the_training_graphs_own_detection_head(tmp_path, recipe, shape):
+@pytest.mark.parametrize("recipe,shape,head_scale", [("tiny", (1, 3, 64, 64), 0.1), ("vgg", (1, 3, 64, 64), 0.1),
+                                                      ("sagemaker", (1, 3, 300, 300), 1e-3)])
+def test_mxnet_runs_the_deploy_graph_exactly_like_the_training_graphs_own_detection_head(tmp_path, recipe, shape, head_scale):
     require_mxnet()
     from converters.mxnet_forward import mxnet_forward, mxnet_param_shapes
 
@@ -120,7 +121,8 @@ def test_mxnet_runs_the_deploy_graph_exactly_like_the_training_graphs_own_detect
     deploy = to_deploy(training)
     (tmp_path / "deploy-symbol.json").write_text(deploy.to_json())
     (tmp_path / "train-symbol.json").write_text(training.to_json())
-    params = ssd_models.random_params(mxnet_param_shapes(str(tmp_path / "deploy-symbol.json"), shape), seed=1)
+    params = ssd_models.random_params(mxnet_param_shapes(str(tmp_path / "deploy-symbol.json"), shape), seed=1,
+                                      head_scale=head_scale)
     (tmp_path / "m-0000.params").write_bytes(dumps_params(params))
     image = np.random.default_rng(2).uniform(0, 255, size=shape).astype(np.float32)
     detections = mxnet_forward(str(tmp_path / "deploy-symbol.json"), str(tmp_path / "m-0000.params"), {"data": image})[0]
@@ -129,5 +131,5 @@ def test_mxnet_runs_the_deploy_graph_exactly_like_the_training_graphs_own_detect
                                      {"data": image, "label": no_objects})
     assert len(training_outputs) == 4  # cls_prob, loc_loss, cls_label, det_out
     kept = detections[0][detections[0][:, 0] >= 0]
-    assert len(kept) >= 10 and 0.05 <= kept[:, 1].max() <= 1.0  # a real spread of detections to compare
+    assert len(kept) >= 10 and 0.05 <= kept[:, 1].max() < 0.99  # a real, unsaturated spread of detections
     np.testing.assert_array_equal(detections, training_outputs[3])
