@@ -13,6 +13,7 @@ setup(
     package_data={"edge": ["data/*.json"]},
     install_requires=[
         "numpy>=1.17",
+        "openvino>=2023.0",
         "opencv-python-headless>=4.5",
         "Pillow>=8",
         "tqdm>=4.40",

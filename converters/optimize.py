@@ -1,0 +1,133 @@
+"""`roadedge convert optimize`: MXNet SSD (training prefix, deploy prefix or model.tar.gz) -> OpenVINO IR + metadata.
+
+Engines share one interface: they get a deploy graph and return NAME.xml/.bin
+in a staging folder; this module adds the metadata JSON, optional embedded
+preprocessing and model.tar.gz, then moves everything into --output at once.
+"""
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+import time
+
+from converters.ir_metadata import default_preprocessing, labels_for, model_metadata
+from converters.mxnet_params import split_arg_aux
+from converters.mxnet_symbol import attr_bool, attr_float, attr_int
+from converters.sagemaker_model import load_model
+from converters.ssd_deploy import num_classes, to_deploy, write_deploy
+from edge.errors import RoadedgeError
+
+ENGINES = ("native", "mo", "deeplens")
+
+
+def choose_engine(requested):
+    if requested != "auto":
+        return requested
+    from converters.engine_deeplens import is_deeplens
+
+    return "deeplens" if is_deeplens() else "native"
+
+
+def run_engine(engine, deploy, params, input_shape, staging, name, precision):
+    """Write staging/NAME.xml + .bin with `engine`; returns (xml path, label offset of its DetectionOutput)."""
+    height, width = input_shape
+    if engine == "native":
+        import openvino as ov
+
+        from converters.openvino_native import convert_graph
+
+        arg_params, aux_params = split_arg_aux(params)
+        model = convert_graph(deploy, arg_params, aux_params, (1, 3, height, width), name)
+        xml = os.path.join(staging, name + ".xml")
+        ov.save_model(model, xml, compress_to_fp16=(precision == "FP16"))
+        return xml, 0
+    module = __import__("converters.engine_" + engine, fromlist=["convert"])
+    folder = os.path.join(staging, "deploy")
+    symbol_path, params_path = write_deploy(deploy, params, folder, name, 0)
+    xml = module.convert(symbol_path, params_path, (height, width), staging, name, precision)
+    shutil.rmtree(folder, ignore_errors=True)
+    return xml, getattr(module, "LABEL_OFFSET", 0)
+
+
+def embed_preprocessing(xml, preprocessing, precision):
+    """Fold resize, BGR->RGB, mean and scale into the IR: its input becomes BGR uint8 NHWC frames of any size."""
+    import openvino as ov
+    from openvino.preprocess import ColorFormat, PrePostProcessor, ResizeAlgorithm
+
+    model = ov.Core().read_model(xml)
+    ppp = PrePostProcessor(model)
+    inp = ppp.input(model.inputs[0].get_any_name())
+    inp.tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")).set_color_format(ColorFormat.BGR) \
+        .set_spatial_dynamic_shape()
+    steps = inp.preprocess().convert_element_type(ov.Type.f32).resize(ResizeAlgorithm.RESIZE_LINEAR)
+    if preprocessing["color_order"] == "RGB":
+        steps.convert_color(ColorFormat.RGB)
+    if any(preprocessing["mean"]):
+        steps.mean([float(v) for v in preprocessing["mean"]])
+    if preprocessing["scale"] != 1.0:
+        steps.scale(1.0 / float(preprocessing["scale"]))  # ours multiplies, OpenVINO's divides
+    inp.model().set_layout(ov.Layout("NCHW"))
+    model = ppp.build()
+    os.remove(xml)
+    os.remove(xml[:-4] + ".bin")
+    ov.save_model(model, xml, compress_to_fp16=(precision == "FP16"))
+
+
+def _output_name(xml):
+    import openvino as ov
+
+    return ov.Core().read_model(xml).outputs[0].get_any_name()
+
+
+def _labels_option(spec):
+    if spec is None:
+        return None
+    from converters.classmap import read_name_list
+
+    return read_name_list(spec)
+
+
+def optimize_command(args):
+    started = time.time()
+    height, width = args.input_shape
+    if not (0 < height <= 4096 and 0 < width <= 4096):
+        raise RoadedgeError("--input-shape {} {}: expected a height and width in 1..4096".format(height, width))
+    model = load_model(args.model, args.epoch)
+    deploy = to_deploy(model.graph, nms=args.nms, topk=args.topk, force_suppress=args.force_suppress)
+    head = deploy.nodes[deploy.heads[0][0]]
+    classes = num_classes(deploy, head.inputs[0]) if head.inputs else None
+    labels = labels_for(classes or 0, _labels_option(args.labels), model.hyperparams)
+    if classes is not None and len(labels) != classes:
+        raise RoadedgeError("--labels: {} names given, the model predicts {} classes".format(len(labels), classes))
+    engine = choose_engine(args.engine)
+    name = args.name or model.name
+    os.makedirs(args.output, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".convert-", dir=args.output)
+    try:
+        xml, label_offset = run_engine(engine, deploy, model.params, (height, width), staging, name, args.precision)
+        preprocessing = default_preprocessing(deploy)
+        preprocessing["embedded"] = bool(args.embed_preprocessing)
+        if args.embed_preprocessing:
+            embed_preprocessing(xml, preprocessing, args.precision)
+        nms = {"threshold": attr_float(head, "nms_threshold", 0.5), "topk": attr_int(head, "nms_topk", -1),
+               "force_suppress": attr_bool(head, "force_suppress", False)}
+        metadata = model_metadata(name, labels, (1, 3, height, width), preprocessing, _output_name(xml), label_offset,
+                                  nms, engine, args.precision, model.sources)
+        with open(os.path.join(staging, name + ".json"), "w", encoding="utf-8") as handle:
+            json.dump(metadata, handle, indent=2)
+            handle.write("\n")
+        produced = [name + ".xml", name + ".bin", name + ".json"]
+        if args.package:
+            with tarfile.open(os.path.join(staging, "model.tar.gz"), "w:gz") as archive:
+                for file_name in produced[:2]:
+                    archive.add(os.path.join(staging, file_name), arcname=file_name)
+            produced.append("model.tar.gz")
+        for file_name in produced:
+            os.replace(os.path.join(staging, file_name), os.path.join(args.output, file_name))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    print("wrote {} ({} engine, {}, input {}x{}, {} classes{}) in {:.1f} s".format(
+        os.path.join(args.output, name + ".xml"), engine, args.precision, height, width, len(labels),
+        ", preprocessing embedded" if args.embed_preprocessing else "", time.time() - started))
+    return 0

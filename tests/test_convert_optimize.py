@@ -1,0 +1,83 @@
+"""`roadedge convert optimize` + `verify` end to end with the native engine, MXNet as the oracle."""
+import hashlib
+import json
+import tarfile
+
+import pytest
+
+from edge.cli import main
+from tests.mxnet_oracle import require_mxnet
+from tests.ssd_models import write_random_model
+
+
+@pytest.fixture(scope="module")
+def vgg_model(tmp_path_factory):
+    require_mxnet()
+    folder = tmp_path_factory.mktemp("vgg")
+    return write_random_model(str(folder), "vgg", (1, 3, 64, 64), seed=4,
+                              hyperparams={"num_classes": "2", "image_shape": "300", "class_names": '["D40", "D20"]'})
+
+
+def test_optimize_writes_ir_and_metadata_and_verify_agrees(vgg_model, tmp_path, capsys):
+    out = tmp_path / "ir"
+    assert main(["convert", "optimize", vgg_model, "--input-shape", "64", "64", "--output", str(out), "--engine", "native"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["model_algo_1.bin", "model_algo_1.json", "model_algo_1.xml"]
+    meta = json.loads((out / "model_algo_1.json").read_text())
+    assert meta["labels"] == ["D40", "D20"] and meta["num_classes"] == 2
+    assert meta["input"] == {"name": "data", "height": 64, "width": 64, "shape": [1, 3, 64, 64], "layout": "NCHW",
+                             "dtype": "float32", "color_order": "RGB"}
+    assert meta["preprocessing"] == {"color_order": "RGB", "mean": [123.68, 116.779, 103.939], "scale": 1.0,
+                                     "resize": "stretch", "embedded": False}
+    assert meta["output"]["label_offset"] == 0 and meta["output"]["name"] == "detection"
+    assert meta["nms"] == {"threshold": 0.45, "topk": 400, "force_suppress": False}
+    with open(vgg_model + "-0000.params", "rb") as handle:
+        assert meta["sources"]["model_algo_1-0000.params"] == hashlib.sha256(handle.read()).hexdigest()
+    capsys.readouterr()
+    assert main(["convert", "verify", vgg_model, str(out / "model_algo_1.xml")]) == 0
+    report = capsys.readouterr().out
+    assert "missing 0, extra 0" in report and "OK: the IR matches MXNet" in report
+    matched = int(report.split("matched ")[1].split(",")[0])
+    assert matched >= 10
+
+
+def test_embedded_preprocessing_and_package(vgg_model, tmp_path, capsys):
+    out = tmp_path / "ir"
+    assert main(["convert", "optimize", vgg_model, "--input-shape", "64", "64", "--output", str(out),
+                 "--engine", "native", "--embed-preprocessing", "--package", "--name", "road"]) == 0
+    with tarfile.open(out / "model.tar.gz") as archive:
+        assert sorted(archive.getnames()) == ["road.bin", "road.xml"]
+    meta = json.loads((out / "road.json").read_text())
+    assert meta["input"]["layout"] == "NHWC" and meta["input"]["dtype"] == "uint8" and meta["preprocessing"]["embedded"]
+    capsys.readouterr()
+    assert main(["convert", "verify", vgg_model, str(out / "road.xml")]) == 0
+    assert "OK: the IR matches MXNet" in capsys.readouterr().out
+
+
+def test_fp16_weights_are_half_size(vgg_model, tmp_path):
+    sizes = {}
+    for precision in ("FP32", "FP16"):
+        out = tmp_path / precision
+        assert main(["convert", "optimize", vgg_model, "--input-shape", "64", "64", "--output", str(out),
+                     "--engine", "native", "--precision", precision]) == 0
+        sizes[precision] = (out / "model_algo_1.bin").stat().st_size
+    assert 0.45 < sizes["FP16"] / sizes["FP32"] < 0.55
+
+
+def test_verify_reports_a_mismatch_when_the_ir_came_from_other_weights(vgg_model, tmp_path, capsys):
+    other = write_random_model(str(tmp_path / "other"), "vgg", (1, 3, 64, 64), seed=5)
+    assert main(["convert", "optimize", other, "--input-shape", "64", "64", "--output", str(tmp_path / "ir"),
+                 "--engine", "native"]) == 0
+    capsys.readouterr()
+    assert main(["convert", "verify", vgg_model, str(tmp_path / "ir" / "model_algo_1.xml")]) == 1
+    out = capsys.readouterr().out
+    assert "MISMATCH" in out and ("missing in the IR" in out or "extra in the IR" in out)
+
+
+def test_optimize_errors(vgg_model, tmp_path, capsys):
+    assert main(["convert", "optimize", vgg_model, "--input-shape", "64", "64", "--output", str(tmp_path / "o"),
+                 "--labels", "a,b,c"]) == 2
+    assert "--labels: 3 names given, the model predicts 2 classes" in capsys.readouterr().err
+    assert main(["convert", "optimize", vgg_model, "--input-shape", "0", "128", "--output", str(tmp_path / "o")]) == 2
+    assert "--input-shape 0 128: expected" in capsys.readouterr().err
+    assert main(["convert", "verify", vgg_model, str(tmp_path / "missing.xml")]) == 2
+    assert "missing.xml: IR not found" in capsys.readouterr().err
