@@ -4,6 +4,8 @@ Labels, input size and layout, preprocessing (colour order, mean, scale,
 whether it is folded into the IR), the output format with its label offset,
 the NMS settings the deploy graph was made with, and sha256 of the sources.
 """
+import xml.etree.ElementTree as ET
+
 from edge import __version__
 
 SCHEMA = "roadedge.model/1"
@@ -72,3 +74,20 @@ def model_metadata(name, labels, input_shape, preprocessing, output_name, label_
         "converter": "roadedge " + __version__,
         "sources": sources,
     }
+
+
+def ir_label_offset(xml_path):
+    """DetectionOutput label minus MXNet class_id for an IR: 0 with decrease_label_id (MXNet mode), else 1.
+
+    None when the IR has no DetectionOutput.
+    """
+    root = ET.parse(xml_path).getroot()
+    for layer in root.iter("layer"):
+        if layer.get("type") == "DetectionOutput":
+            data = layer.find("data")
+            flag = (data.get("decrease_label_id") if data is not None else None) or "false"
+            background = int(data.get("background_label_id", "0")) if data is not None else 0
+            if flag.lower() in ("true", "1"):
+                return 0
+            return 1 if background == 0 else 0
+    return None

@@ -11,7 +11,7 @@ import tarfile
 import tempfile
 import time
 
-from converters.ir_metadata import default_preprocessing, labels_for, model_metadata
+from converters.ir_metadata import default_preprocessing, ir_label_offset, labels_for, model_metadata
 from converters.mxnet_params import split_arg_aux
 from converters.mxnet_symbol import attr_bool, attr_float, attr_int
 from converters.sagemaker_model import load_model
@@ -30,7 +30,7 @@ def choose_engine(requested):
 
 
 def run_engine(engine, deploy, params, input_shape, staging, name, precision):
-    """Write staging/NAME.xml + .bin with `engine`; returns (xml path, label offset of its DetectionOutput)."""
+    """Write staging/NAME.xml + .bin with `engine`; returns its path."""
     height, width = input_shape
     if engine == "native":
         import openvino as ov
@@ -41,13 +41,13 @@ def run_engine(engine, deploy, params, input_shape, staging, name, precision):
         model = convert_graph(deploy, arg_params, aux_params, (1, 3, height, width), name)
         xml = os.path.join(staging, name + ".xml")
         ov.save_model(model, xml, compress_to_fp16=(precision == "FP16"))
-        return xml, 0
+        return xml
     module = __import__("converters.engine_" + engine, fromlist=["convert"])
     folder = os.path.join(staging, "deploy")
     symbol_path, params_path = write_deploy(deploy, params, folder, name, 0)
     xml = module.convert(symbol_path, params_path, (height, width), staging, name, precision)
     shutil.rmtree(folder, ignore_errors=True)
-    return xml, getattr(module, "LABEL_OFFSET", 0)
+    return xml
 
 
 def embed_preprocessing(xml, preprocessing, precision):
@@ -105,7 +105,8 @@ def optimize_command(args):
     os.makedirs(args.output, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".convert-", dir=args.output)
     try:
-        xml, label_offset = run_engine(engine, deploy, model.params, (height, width), staging, name, args.precision)
+        xml = run_engine(engine, deploy, model.params, (height, width), staging, name, args.precision)
+        label_offset = ir_label_offset(xml) or 0  # read off the IR: engines (and DeepLens optimizer versions) differ
         preprocessing = default_preprocessing(deploy)
         preprocessing["embedded"] = bool(args.embed_preprocessing)
         if args.embed_preprocessing:
