@@ -103,6 +103,25 @@ def test_ir_matches_mxnet_and_labels_are_mxnet_class_ids(resnet_ir):
     assert not match_detections(reference, openvino_rows(output, 0.05, label_offset=1))["ok"]
 
 
+@pytest.mark.parametrize("recipe,shape,head_scale", [
+    ("tiny", (64, 96), 0.3),             # plain convolutions, non-square input
+    ("vgg", (64, 64), 0.3),              # L2Normalization with a learned scale, explicit steps, 'full' pooling
+    ("sagemaker", (300, 300), 1e-3),     # the real SageMaker ResNet-50 training symbol, deploy-rewritten
+    ("sagemaker", (512, 512), 1e-3),
+])
+def test_model_optimizer_ir_matches_mxnet(tmp_path, recipe, shape, head_scale):
+    require_mo()
+    from converters.mxnet_forward import mxnet_forward
+
+    symbol, params = write_ssd(str(tmp_path), recipe, shape=shape, head_scale=head_scale)
+    xml = engine_mo.convert(symbol, params, shape, str(tmp_path / "ir"), recipe, "FP32")
+    image = np.random.default_rng(3).uniform(0, 255, size=(1, 3) + shape).astype(np.float32)
+    reference = mxnet_rows(mxnet_forward(symbol, params, {"data": image})[0], 0.05)
+    report = match_detections(reference, openvino_rows(openvino_detect(xml, image), 0.05, ir_label_offset(xml)))
+    assert report["ok"], {k: report[k] for k in ("matched", "missing", "extra", "max_box_diff", "max_score_diff")}
+    assert report["matched"] >= 10 and reference[:, 1].max() < 0.99  # enough unsaturated detections to compare
+
+
 def test_ir_input_is_mxnets_data_unchanged(resnet_ir):
     import openvino as ov
 
