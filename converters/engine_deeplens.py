@@ -37,13 +37,13 @@ import os
 import shutil
 import tempfile
 
+from converters.engine_common import check_engine_call
 from edge.errors import RoadedgeError
 
 AWSCAM_ROOT = "/opt/awscam"
 ARTIFACTS = "/opt/awscam/artifacts"
 MAX_SIDE = 1024
 PLATFORM = "mx"
-PRECISIONS = {"FP32": "FP32", "FP16": "FP16"}
 ERROR_CODES = {1: "the requested platform is not supported", 2: "the model optimizer failed"}
 
 
@@ -71,7 +71,7 @@ def one_line(error):
 
 def aux_inputs(models_dir, output_dir, precision, epoch=0):
     return {"--models-dir": models_dir, "--output-dir": output_dir, "--epoch": int(epoch),
-            "--precision": PRECISIONS[precision]}
+            "--precision": precision}
 
 
 def _copy_result(model_path, output_dir, name):
@@ -93,17 +93,8 @@ def _copy_result(model_path, output_dir, name):
 
 def convert(symbol_path, params_path, input_shape, output_dir, name, precision="FP32"):
     """Deploy graph (MXNet files) -> output_dir/NAME.xml + .bin with DeepLens's mo.optimize; returns the .xml path."""
-    height, width = (int(v) for v in input_shape)
-    if not (0 < height <= MAX_SIDE and 0 < width <= MAX_SIDE):
-        raise RoadedgeError("input shape {}x{}: the DeepLens model optimizer takes inputs of at most {} pixels a "
-                            "side".format(height, width, MAX_SIDE))
-    if precision not in PRECISIONS:
-        raise RoadedgeError("precision {!r}: expected one of {}".format(precision, ", ".join(PRECISIONS)))
-    if not name or os.sep in name or name.startswith("."):
-        raise RoadedgeError("IR name {!r}: expected a plain file name".format(name))
-    for path in (symbol_path, params_path):
-        if not os.path.isfile(path):
-            raise RoadedgeError("{}: no such file".format(path))
+    height, width = check_engine_call(symbol_path, params_path, input_shape, name, precision, MAX_SIDE,
+                                      "the DeepLens model optimizer")
     try:
         import mo
     except ImportError as err:

@@ -47,11 +47,11 @@ import subprocess
 import tempfile
 import xml.etree.ElementTree as ET
 
+from converters.engine_common import check_engine_call
 from converters.mxnet_symbol import attr_bool, attr_tuple, load_symbol
 from edge.errors import RoadedgeError
 
 LABEL_OFFSET = 0  # DetectionOutput label - MXNet class_id, for IRs this engine writes
-PRECISIONS = ("FP32", "FP16")
 STAGED_PREFIX = "model"
 DEFAULT_VARIANCES = (0.1, 0.1, 0.2, 0.2)
 TIMEOUT = 1800
@@ -152,16 +152,7 @@ def convert(symbol_path, params_path, input_shape, output_dir, name, precision="
     """Deploy graph (MXNet files) -> output_dir/NAME.xml + .bin with Model Optimizer; returns the .xml path."""
     from converters.mxnet_env import clean_env, mo_executable, venv_dir
 
-    height, width = (int(v) for v in input_shape)
-    if height <= 0 or width <= 0:
-        raise RoadedgeError("input shape {}x{}: expected positive height and width".format(height, width))
-    if precision not in PRECISIONS:
-        raise RoadedgeError("precision {!r}: expected one of {}".format(precision, ", ".join(PRECISIONS)))
-    if not name or os.sep in name or name.startswith("."):
-        raise RoadedgeError("IR name {!r}: expected a plain file name".format(name))
-    for path in (symbol_path, params_path):
-        if not os.path.isfile(path):
-            raise RoadedgeError("{}: no such file".format(path))
+    height, width = check_engine_call(symbol_path, params_path, input_shape, name, precision, tool="Model Optimizer")
     graph = load_symbol(symbol_path)
     if graph.find("data") is None or graph.nodes[graph.find("data")].op != "null":
         raise RoadedgeError("{}: the graph has no input named 'data' (Model Optimizer's MXNet frontend takes 'data' as "
