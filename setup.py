@@ -9,7 +9,7 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.7",
-    packages=find_packages(include=["edge", "edge.*", "converters", "converters.*"]),
+    packages=find_packages(include=["edge", "edge.*", "converters", "converters.*", "training", "training.*"]),
     package_data={"edge": ["data/*.json"]},
     install_requires=[
         "numpy>=1.17",

@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "edge.synth.command",
     "converters.dataset_command",
     "converters.convert_command",
+    "training.command",
 )
 
 

@@ -1,0 +1,44 @@
+"""`roadedge train` (the demo model's recipe) and `roadedge eval` (detection metrics), each appearing once its module exists."""
+import argparse
+import importlib
+import importlib.util
+
+
+def register(subparsers):
+    if importlib.util.find_spec("training.recipe") is not None:
+        _register_train(subparsers)
+    if importlib.util.find_spec("training.evaluate") is not None:
+        _register_eval(subparsers)
+
+
+def _register_train(subparsers):
+    p = subparsers.add_parser(
+        "train",
+        help="train the demo road-damage SSD the way SageMaker does, then convert and bundle it",
+        description="The whole recipe in one command: render a synthetic road-damage set (roadedge synth), convert "
+        "it to SageMaker channels (roadedge dataset convert), train an MXNet SSD with SageMaker's graph structure in "
+        "the isolated MXNet environment, pack SageMaker's model.tar.gz, convert it (roadedge convert deploy + "
+        "optimize --engine native) and evaluate it on a set rendered with another seed.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.set_defaults(handler=_run("training.recipe", "train_command"))
+    importlib.import_module("training.recipe").add_arguments(p)
+
+
+def _register_eval(subparsers):
+    p = subparsers.add_parser(
+        "eval",
+        help="per-class AP@0.5, mAP@0.5 and COCO mAP@[.5:.95] of a model on a VOC or SageMaker data set",
+        description="Run an OpenVINO IR (with its metadata JSON) or an MXNet prefix over a VOC-XML folder or a "
+        "SageMaker object-detection folder and print COCO-style metrics (the same numbers pycocotools gives).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.set_defaults(handler=_run("training.evaluate", "eval_command"))
+    importlib.import_module("training.evaluate").add_arguments(p)
+
+
+def _run(module, function):
+    def handler(args):
+        return getattr(importlib.import_module(module), function)(args)
+
+    return handler
