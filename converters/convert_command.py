@@ -3,6 +3,8 @@ import argparse
 import importlib
 import importlib.util
 
+from edge.cli import lazy_handler
+
 
 def register(subparsers):
     convert = subparsers.add_parser(
@@ -36,7 +38,7 @@ def _register_deploy(commands):
     p.add_argument("--topk", type=int, default=400, help="detections kept before NMS (nms_topk)")
     p.add_argument("--force-suppress", action="store_true", help="suppress across classes")
     p.add_argument("--output-dir", default=None, help="where to write (default: beside PREFIX)")
-    p.set_defaults(handler=_run("converters.ssd_deploy", "deploy_command"))
+    p.set_defaults(handler=lazy_handler("converters.ssd_deploy", "deploy_command"))
 
 
 def _register_optimize(commands):
@@ -63,7 +65,7 @@ def _register_optimize(commands):
     p.add_argument("--nms", type=float, default=0.45)
     p.add_argument("--topk", type=int, default=400)
     p.add_argument("--force-suppress", action="store_true")
-    p.set_defaults(handler=_run("converters.optimize", "optimize_command"))
+    p.set_defaults(handler=lazy_handler("converters.optimize", "optimize_command"))
 
 
 def _register_setup_mo(commands):
@@ -75,7 +77,7 @@ def _register_setup_mo(commands):
         "Location: $ROADEDGE_MXNET_VENV or ~/.cache/roadedge/mxnet-venv.",
     )
     p.add_argument("--recreate", action="store_true", help="delete and rebuild the environment")
-    p.set_defaults(handler=_run("converters.mxnet_env", "setup_command"))
+    p.set_defaults(handler=lazy_handler("converters.mxnet_env", "setup_command"))
 
 
 def _register_verify(commands):
@@ -92,11 +94,5 @@ def _register_verify(commands):
     p.add_argument("--image", default=None, help="input image (default: a seeded synthetic road frame)")
     p.add_argument("--min-score", type=float, default=0.05, help="detections compared")
     p.add_argument("--tolerance", type=float, default=1e-3, help="largest allowed box/score difference")
-    p.set_defaults(handler=_run("converters.verify", "verify_command"))
+    p.set_defaults(handler=lazy_handler("converters.verify", "verify_command"))
 
-
-def _run(module, function):
-    def handler(args):
-        return getattr(importlib.import_module(module), function)(args)
-
-    return handler

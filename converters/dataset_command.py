@@ -1,6 +1,8 @@
 """`roadedge dataset ...`: convert VOC XML to SageMaker's layout, convert a segmentation tree, upload to S3."""
 import argparse
 
+from edge.cli import lazy_handler
+
 
 def register(subparsers):
     dataset = subparsers.add_parser(
@@ -45,7 +47,7 @@ def _register_convert(commands):
     p.add_argument("--lst", action="store_true", help="also write im2rec train.lst / validation.lst for RecordIO")
     p.add_argument("--link", action="store_true", help="hard-link images instead of copying them (same file system)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it exists")
-    p.set_defaults(handler=_run_convert)
+    p.set_defaults(handler=lazy_handler("converters.sagemaker_od", "convert_command"))
 
 
 def _register_convert_seg(commands):
@@ -64,7 +66,7 @@ def _register_convert_seg(commands):
                    help="class names in index order, comma-separated or a file (one per line); "
                    "default: the 21 Pascal VOC classes")
     p.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it exists")
-    p.set_defaults(handler=_run_convert_seg)
+    p.set_defaults(handler=lazy_handler("converters.segmentation", "convert_seg_command"))
 
 
 def _register_upload(commands):
@@ -82,22 +84,5 @@ def _register_upload(commands):
     p.add_argument("--retries", type=int, default=5,
                    help="retries per failed request, after the first attempt (botocore standard retry mode)")
     p.add_argument("--dry-run", action="store_true", help="list what would be uploaded and skipped")
-    p.set_defaults(handler=_run_upload)
+    p.set_defaults(handler=lazy_handler("converters.s3_upload", "upload_command"))
 
-
-def _run_convert(args):
-    from converters.sagemaker_od import convert_command
-
-    return convert_command(args)
-
-
-def _run_convert_seg(args):
-    from converters.segmentation import convert_seg_command
-
-    return convert_seg_command(args)
-
-
-def _run_upload(args):
-    from converters.s3_upload import upload_command
-
-    return upload_command(args)

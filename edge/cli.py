@@ -20,6 +20,15 @@ COMMAND_MODULES = (
 )
 
 
+def lazy_handler(module, function):
+    """A subcommand handler that imports `module` only when the subcommand runs."""
+
+    def handler(args):
+        return getattr(importlib.import_module(module), function)(args)
+
+    return handler
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="roadedge",

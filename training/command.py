@@ -3,6 +3,8 @@ import argparse
 import importlib
 import importlib.util
 
+from edge.cli import lazy_handler
+
 
 def register(subparsers):
     if importlib.util.find_spec("training.recipe") is not None:
@@ -21,7 +23,7 @@ def _register_train(subparsers):
         "optimize --engine native) and evaluate it on a set rendered with another seed.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.set_defaults(handler=_run("training.recipe", "train_command"))
+    p.set_defaults(handler=lazy_handler("training.recipe", "train_command"))
     importlib.import_module("training.recipe").add_arguments(p)
 
 
@@ -33,12 +35,6 @@ def _register_eval(subparsers):
         "SageMaker object-detection folder and print COCO-style metrics (the same numbers pycocotools gives).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.set_defaults(handler=_run("training.evaluate", "eval_command"))
+    p.set_defaults(handler=lazy_handler("training.evaluate", "eval_command"))
     importlib.import_module("training.evaluate").add_arguments(p)
 
-
-def _run(module, function):
-    def handler(args):
-        return getattr(importlib.import_module(module), function)(args)
-
-    return handler
