@@ -10,7 +10,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.7",
     packages=find_packages(include=["edge", "edge.*", "converters", "converters.*", "training", "training.*"]),
-    package_data={"edge": ["data/*.json", "schemas/*.json"]},
+    package_data={"edge": ["data/*.json", "schemas/*.json", "models/*.xml", "models/*.bin", "models/*.json", "models/*.md"]},
     install_requires=[
         "numpy>=1.17",
         "openvino>=2023.0",

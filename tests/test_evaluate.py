@@ -294,3 +294,16 @@ def test_eval_errors_are_one_line(model, voc_dir, tmp_path, capsys):
     assert main(["eval", ir, str(voc_dir), "--split", "train"]) == 0  # --split only concerns SageMaker folders
     capsys.readouterr()
     assert main(["eval", ir, str(voc_dir), "--labels", "D20,D40", "--json"]) == 0  # renamed classes: still all known
+
+
+def test_bundled_model_output_agrees_with_pycocotools(tmp_path):
+    """The trained demo model's real detections on frames of a seed it never saw, through both evaluators."""
+    from training.recipe import MODEL_NAME, MODELS_DIR
+
+    root = tmp_path / "voc"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["synth", str(root), "--count", "16", "--seed", "777"]) == 0
+    labels, data, ground_truth, detections, _ = collect(os.path.join(MODELS_DIR, MODEL_NAME + ".xml"), str(root), min_score=0.01)
+    assert labels == ["D00", "D10", "D20", "D40", "D43", "D44"] and len(detections) == 16
+    result = assert_agrees(ground_truth, detections, 6)
+    assert result["map50"] > 0.3, result  # a trained model, not noise

@@ -1,0 +1,296 @@
+"""`roadedge train`: the bundled demo model's whole recipe, from synthetic data to a checked OpenVINO IR.
+
+Steps, each with the project's own tools:
+  1. render the training set          edge.synth (roadedge synth)
+  2. SageMaker channels               roadedge dataset convert --classes synth
+  3. arrays for MXNet                 training.data (JSON annotations -> normalised labels, decoded images)
+  4. train in the MXNet environment   python -m training.mx_train (SageMaker's training graph and artifacts)
+  5. deploy graph                     roadedge convert deploy model.tar.gz
+  6. OpenVINO IR                      roadedge convert optimize --engine native
+  7. IR against MXNet                 roadedge convert verify (must match)
+  8. metrics on an unseen seed        roadedge synth --seed EVAL_SEED + training.evaluate (roadedge eval)
+  9. with --bundle: the IR and its metadata into edge/models, metrics into edge/models/MODEL_CARD.md
+
+OUT_DIR is built beside its final place and renamed into place when every
+step has passed; OUT_DIR/summary.json records the settings, step times and
+metrics.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+from edge.catalog import SYNTH_CLASSES
+from edge.errors import RoadedgeError
+
+MODEL_NAME = "road-damage-ssd"
+MODELS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "edge", "models")
+CARD_START, CARD_END = "<!-- metrics:start -->", "<!-- metrics:end -->"
+DEFAULTS = {"images": 2400, "epochs": 30, "eval_images": 200, "batch_size": 32, "network": "tiny"}
+POST_TRAINING_SECONDS = 90  # deploy, optimize, verify, render and evaluate the unseen set, bundle
+QUICK = {"images": 40, "epochs": 1, "eval_images": 6, "batch_size": 8, "network": "tiny", "max_iterations": 3}
+
+
+def add_arguments(p):
+    p.add_argument("out_dir", metavar="OUT_DIR", nargs="?", default="roadedge-train",
+                   help="work and output folder (synthetic data, channels, model.tar.gz, IR, metrics)")
+    p.add_argument("--images", type=int, default=None, help="training images to render (default: %d)" % DEFAULTS["images"])
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: %d)" % DEFAULTS["epochs"])
+    p.add_argument("--seed", type=int, default=1, help="seed of the training set (and of the training run)")
+    p.add_argument("--eval-seed", type=int, default=12345, help="seed of the evaluation set; must differ from --seed")
+    p.add_argument("--eval-images", type=int, default=None, help="evaluation images (default: %d)" % DEFAULTS["eval_images"])
+    p.add_argument("--size", default="600x600", metavar="WxH", help="size the synthetic frames are rendered at")
+    p.add_argument("--image-shape", type=int, default=256, help="network input size (square)")
+    p.add_argument("--batch-size", type=int, default=None, help="mini-batch size (default: %d)" % DEFAULTS["batch_size"])
+    p.add_argument("--learning-rate", type=float, default=0.002, help="Adam learning rate (cosine schedule)")
+    p.add_argument("--network", choices=("tiny", "small", "base"), default=None,
+                   help="body size, see training/network.py (default: %s)" % DEFAULTS["network"])
+    p.add_argument("--validation-fraction", type=float, default=0.1, help="share of the rendered images for validation")
+    p.add_argument("--name", default=MODEL_NAME, help="IR file name")
+    p.add_argument("--quick", action="store_true",
+                   help="a tiny run for smoke tests: %d images, a few iterations (the model detects nothing useful)"
+                   % QUICK["images"])
+    p.add_argument("--bundle", action="store_true",
+                   help="copy the IR and its metadata into edge/models and write the model card's metrics")
+    p.add_argument("--time-budget", type=float, default=28.0, metavar="MINUTES",
+                   help="wall time for the whole recipe: training anneals and stops early enough to fit (0: no limit)")
+    p.add_argument("--keep-arrays", action="store_true", help="keep the decoded training arrays (OUT_DIR/arrays, ~0.5 GB)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it exists")
+    p.add_argument("--workers", type=int, default=None, help="render processes for the synthetic sets")
+
+
+def settings(args):
+    """The run's settings: --quick's or the defaults, overridden by explicit options."""
+    base = dict(QUICK if args.quick else DEFAULTS)
+    for key in ("images", "epochs", "eval_images", "batch_size", "network"):
+        if getattr(args, key) is not None:
+            base[key] = getattr(args, key)
+    base.update(seed=args.seed, eval_seed=args.eval_seed, size=args.size, image_shape=args.image_shape,
+                learning_rate=args.learning_rate, validation_fraction=args.validation_fraction, name=args.name,
+                quick=bool(args.quick), time_budget_minutes=args.time_budget)
+    base.setdefault("max_iterations", 0)
+    if args.seed == args.eval_seed:
+        raise RoadedgeError("--eval-seed {} equals --seed: evaluate on frames the model was not trained on".format(
+            args.seed))
+    if base["images"] < 8 or base["eval_images"] < 1 or base["epochs"] < 1 or base["batch_size"] < 1:
+        raise RoadedgeError("--images must be at least 8, --eval-images, --epochs and --batch-size at least 1")
+    if not 64 <= args.image_shape <= 1024 or args.image_shape % 32:
+        raise RoadedgeError("--image-shape {}: expected a multiple of 32 in 64..1024".format(args.image_shape))
+    return base
+
+
+class Steps:
+    """Numbered steps with their wall time, printed as they finish."""
+
+    def __init__(self, total):
+        self.total, self.count, self.times = total, 0, {}
+
+    def run(self, name, function, *args):
+        self.count += 1
+        print("[{}/{}] {}".format(self.count, self.total, name), file=sys.stderr, flush=True)
+        started = time.time()
+        result = function(*args)
+        self.times[name] = round(time.time() - started, 1)
+        print("[{}/{}] {}: done in {:.1f} s".format(self.count, self.total, name, self.times[name]), file=sys.stderr,
+              flush=True)
+        return result
+
+
+def _cli(argv):
+    """Run a roadedge subcommand in-process; RoadedgeError unless it exits 0."""
+    from edge.cli import main
+
+    code = main(list(argv))
+    if code != 0:
+        raise RoadedgeError("`roadedge {}` failed with exit code {}".format(" ".join(argv), code))
+
+
+def _synth(out_dir, count, seed, size, workers):
+    _cli(["synth", out_dir, "--count", str(count), "--seed", str(seed), "--size", size]
+         + (["--workers", str(workers)] if workers else []))
+
+
+def _arrays(channels, arrays, s):
+    from tqdm import tqdm
+
+    from training.data import prepare_channel
+
+    os.makedirs(arrays)
+    counts = {}
+    for channel in ("train", "validation"):
+        total = len(os.listdir(os.path.join(channels, channel + "_annotation")))
+        with tqdm(total=total, desc="decoding " + channel, unit="img", disable=None, file=sys.stderr) as bar:
+            counts[channel] = prepare_channel(channels, channel, s["image_shape"], os.path.join(arrays, channel),
+                                              len(SYNTH_CLASSES), bar.update) if total else 0
+    return counts
+
+
+def train_arguments(arrays, model_dir, s, has_validation=True, deadline=0.0):
+    args = ["-m", "training.mx_train", "--train", os.path.join(arrays, "train"), "--output", model_dir,
+            "--class-names", ",".join(SYNTH_CLASSES), "--network", s["network"], "--image-shape", str(s["image_shape"]),
+            "--batch-size", str(s["batch_size"]), "--epochs", str(s["epochs"]), "--learning-rate", str(s["learning_rate"]),
+            "--seed", str(s["seed"]), "--max-iterations", str(s["max_iterations"]), "--deadline", "%.0f" % deadline]
+    if has_validation:
+        args += ["--validation", os.path.join(arrays, "validation")]
+    return args
+
+
+def _train(arrays, model_dir, s, log_path, has_validation, deadline):
+    """Run training.mx_train in the MXNet environment; a progress bar over its iterations. Returns its 'done' event."""
+    from tqdm import tqdm
+
+    from converters.mxnet_env import REPO_ROOT, venv_python
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = REPO_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 2))  # one OpenMP team over all cores ...
+    env.setdefault("MXNET_CPU_WORKER_NTHREADS", "1")  # ... and one engine worker, so they do not oversubscribe
+    command = [venv_python()] + train_arguments(arrays, model_dir, s, has_validation, deadline)
+    done, bar, events = None, None, []
+    with open(log_path + ".stderr", "wb") as stderr:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, env=env)
+        try:
+            for raw in process.stdout:
+                try:
+                    event = json.loads(raw)
+                except ValueError:
+                    continue
+                events.append(event)
+                kind = event.get("event")
+                if kind == "start":
+                    bar = tqdm(total=event["iterations"], desc="training", unit="it", disable=None, file=sys.stderr)
+                elif kind == "iteration" and bar is not None:
+                    bar.update(event["iteration"] - bar.n)
+                    bar.set_postfix(epoch=event["epoch"], ce="%.3f" % event["cross_entropy"],
+                                    l1="%.3f" % event["smooth_l1"], refresh=False)
+                elif kind == "epoch" and event.get("validation") and bar is not None:
+                    bar.write("epoch {}: validation mAP@0.5 {:.3f}".format(event["epoch"], event["validation"]["map"]))
+                elif kind == "done":
+                    done = event
+                    if bar is not None and event.get("deadline_hit"):  # annealed early to fit --time-budget
+                        bar.total = event["iterations"]
+                        bar.update(event["iterations"] - bar.n)
+            code = process.wait()
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            if bar is not None:
+                bar.close()
+    with open(log_path, "w", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(event) + "\n" for event in events)
+    if code != 0 or done is None:
+        with open(log_path + ".stderr", "rb") as handle:
+            lines = [line for line in handle.read().decode("utf-8", "replace").splitlines() if line.strip()]
+        raise RoadedgeError("training in the MXNet environment failed (exit {}): {} (log: {}.stderr)".format(
+            code, lines[-1] if lines else "no message", log_path))
+    return done
+
+
+def _evaluate(ir_xml, voc_dir, s, workers):
+    from tqdm import tqdm
+
+    from training.evaluate import evaluate_model, format_report
+
+    _synth(voc_dir, s["eval_images"], s["eval_seed"], s["size"], workers)
+    report = evaluate_model(ir_xml, voc_dir, progress=lambda items: tqdm(
+        items, desc="evaluating", unit="img", disable=None, file=sys.stderr))
+    print(format_report(report), file=sys.stderr)
+    return report
+
+
+def metrics_markdown(report, summary):
+    """The model card's metrics section (between the markers) for an evaluation report."""
+    s = summary["settings"]
+    lines = [CARD_START, "",
+             "Measured by `roadedge train` on {} synthetic frames rendered with seed {} (the training set used seed {}), "
+             "{}x{} resized to {}x{}, with the OpenVINO IR (FP32, CPU); difficult objects ignored.".format(
+                 report["images"], s["eval_seed"], s["seed"], *s["size"].split("x"), s["image_shape"], s["image_shape"]),
+             "", "| class | objects | AP@0.5 | precision@0.5 | recall@0.5 |", "|---|---:|---:|---:|---:|"]
+    for entry in report["classes"]:
+        lines.append("| {} | {} | {} | {} | {} |".format(entry["name"], entry["gt"], *(
+            "-" if entry[key] is None else "{:.3f}".format(entry[key]) for key in ("ap50", "precision", "recall"))))
+    lines += ["", "**mAP@0.5 {:.3f}**, mAP@[.5:.95] {:.3f}; precision and recall at score >= {:g}.".format(
+        report["map50"], report["map"], report["score_threshold"]), "",
+        "Recipe time {:.1f} min on this machine ({} CPU cores), training {:.1f} min ({} iterations, {} epochs); "
+        "IR weights {:.2f} MB.".format(summary["seconds"] / 60, os.cpu_count(), summary["training"]["seconds"] / 60,
+                                      summary["training"]["iterations"], summary["training"]["epochs"],
+                                      summary["ir_bytes"] / 1e6), "", CARD_END]
+    return "\n".join(lines)
+
+
+def bundle(ir_dir, name, report, summary, models_dir=MODELS_DIR):
+    """Copy NAME.xml/.bin/.json into edge/models and rewrite the metrics section of MODEL_CARD.md."""
+    from edge.fsutil import atomic_file
+
+    os.makedirs(models_dir, exist_ok=True)
+    for suffix in (".bin", ".xml", ".json"):
+        with open(os.path.join(ir_dir, name + suffix), "rb") as source, \
+                atomic_file(os.path.join(models_dir, name + suffix)) as target:
+            shutil.copyfileobj(source, target)
+    card_path = os.path.join(models_dir, "MODEL_CARD.md")
+    card = open(card_path, encoding="utf-8").read() if os.path.isfile(card_path) else \
+        "# {}\n\n## Metrics\n\n{}\n{}\n".format(name, CARD_START, CARD_END)
+    start, end = card.find(CARD_START), card.find(CARD_END)
+    if start < 0 or end < start:
+        card = card.rstrip("\n") + "\n\n## Metrics\n\n" + CARD_START + "\n" + CARD_END + "\n"
+        start, end = card.find(CARD_START), card.find(CARD_END)
+    card = card[:start] + metrics_markdown(report, summary) + card[end + len(CARD_END):]
+    with atomic_file(card_path, "w") as handle:
+        handle.write(card)
+    return card_path
+
+
+def train_command(args):
+    from edge.fsutil import atomic_dir
+
+    s = settings(args)
+    started = time.time()
+    steps = Steps(9 if args.bundle else 8)
+    out_dir = os.path.abspath(args.out_dir)
+    with atomic_dir(out_dir, args.overwrite) as work:
+        voc, channels, arrays = (os.path.join(work, n) for n in ("voc-train", "sagemaker", "arrays"))
+        model_dir, ir_dir, eval_voc = (os.path.join(work, n) for n in ("model", "ir", "voc-eval"))
+        steps.run("render %d training frames (seed %d)" % (s["images"], s["seed"]), _synth, voc, s["images"],
+                  s["seed"], s["size"], args.workers)
+        steps.run("SageMaker channels", _cli, ["dataset", "convert", voc, channels, "--classes", "synth", "--link",
+                                               "--validation-fraction", str(s["validation_fraction"]),
+                                               "--seed", str(s["seed"])])
+        counts = steps.run("decode and resize to %dx%d" % (s["image_shape"], s["image_shape"]), _arrays, channels,
+                           arrays, s)
+        deadline = max(60.0, s["time_budget_minutes"] * 60 - (time.time() - started) - POST_TRAINING_SECONDS) \
+            if s["time_budget_minutes"] else 0.0
+        done = steps.run("train (MXNet, SageMaker's SSD graph)", _train, arrays, model_dir, s,
+                         os.path.join(work, "train-log.jsonl"), counts["validation"] > 0, deadline)
+        done["model"] = os.path.relpath(done["model"], work)
+        if not args.keep_arrays:
+            shutil.rmtree(arrays)
+        tarball = os.path.join(model_dir, "model.tar.gz")
+        steps.run("deploy graph", _cli, ["convert", "deploy", tarball, "--output-dir", model_dir])
+        steps.run("OpenVINO IR", _cli, ["convert", "optimize", tarball, "--input-shape", str(s["image_shape"]),
+                                        str(s["image_shape"]), "--output", ir_dir, "--name", s["name"], "--engine",
+                                        "native", "--labels", ",".join(SYNTH_CLASSES)])
+        ir_xml = os.path.join(ir_dir, s["name"] + ".xml")
+        steps.run("verify the IR against MXNet", _cli, ["convert", "verify", tarball, ir_xml])
+        report = steps.run("evaluate on %d frames of seed %d" % (s["eval_images"], s["eval_seed"]), _evaluate, ir_xml,
+                           eval_voc, s, args.workers)
+        summary = {"schema": "roadedge.train/1", "settings": s, "argv": sys.argv,
+                   "images": counts, "training": done, "steps": steps.times,
+                   "ir_bytes": os.path.getsize(ir_xml[:-4] + ".bin"),
+                   "metrics": {"map50": report["map50"], "map": report["map"],
+                               "ap50": {e["name"]: e["ap50"] for e in report["classes"]}}}
+        with open(os.path.join(work, "eval.json"), "w", encoding="utf-8") as handle:
+            json.dump(report, handle, indent=2)
+        summary["seconds"] = round(time.time() - started, 1)
+        if args.bundle:
+            card = steps.run("bundle into " + MODELS_DIR, bundle, ir_dir, s["name"], report, summary)
+            print("wrote " + card, file=sys.stderr)
+            summary["seconds"] = round(time.time() - started, 1)
+        with open(os.path.join(work, "summary.json"), "w", encoding="utf-8") as handle:
+            json.dump(summary, handle, indent=2)
+    print("wrote {}: mAP@0.5 {:.3f}, mAP@[.5:.95] {:.3f} on {} unseen frames; IR {} ({:.2f} MB weights); {:.1f} min".format(
+        out_dir, report["map50"], report["map"], report["images"], os.path.join(out_dir, "ir", s["name"] + ".xml"),
+        summary["ir_bytes"] / 1e6, summary["seconds"] / 60))
+    return 0
