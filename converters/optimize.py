@@ -53,22 +53,10 @@ def run_engine(engine, deploy, params, input_shape, staging, name, precision):
 def embed_preprocessing(xml, preprocessing, precision):
     """Fold resize, BGR->RGB, mean and scale into the IR: its input becomes BGR uint8 NHWC frames of any size."""
     import openvino as ov
-    from openvino.preprocess import ColorFormat, PrePostProcessor, ResizeAlgorithm
 
-    model = ov.Core().read_model(xml)
-    ppp = PrePostProcessor(model)
-    inp = ppp.input(model.inputs[0].get_any_name())
-    inp.tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")).set_color_format(ColorFormat.BGR) \
-        .set_spatial_dynamic_shape()
-    steps = inp.preprocess().convert_element_type(ov.Type.f32).resize(ResizeAlgorithm.RESIZE_LINEAR)
-    if preprocessing["color_order"] == "RGB":
-        steps.convert_color(ColorFormat.RGB)
-    if any(preprocessing["mean"]):
-        steps.mean([float(v) for v in preprocessing["mean"]])
-    if preprocessing["scale"] != 1.0:
-        steps.scale(1.0 / float(preprocessing["scale"]))  # ours multiplies, OpenVINO's divides
-    inp.model().set_layout(ov.Layout("NCHW"))
-    model = ppp.build()
+    from edge.backends.openvino import add_preprocessing
+
+    model = add_preprocessing(ov.Core().read_model(xml), preprocessing)
     os.remove(xml)
     os.remove(xml[:-4] + ".bin")
     ov.save_model(model, xml, compress_to_fp16=(precision == "FP16"))

@@ -13,6 +13,7 @@ from edge import __version__
 from edge.errors import RoadedgeError, Terminated, ValidationFailed
 
 COMMAND_MODULES = (
+    "edge.run_command",
     "edge.synth.command",
     "converters.dataset_command",
     "converters.convert_command",

@@ -46,3 +46,18 @@ def aws_env(monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setattr(botocore.retries.standard.ExponentialBackoff, "delay_amount", lambda self, context: 0.0)
+
+
+def import_standin(monkeypatch, name):
+    """Import tests/standins/<name>.py as the top-level module `name` for one test; gone again afterwards.
+
+    sys.modules gets a recorded entry *before* the import, so monkeypatch's undo removes the module (an entry
+    recorded after the import would be restored, leaking the stand-in into later tests).
+    """
+    import importlib
+    import sys
+
+    monkeypatch.syspath_prepend(os.path.join(os.path.dirname(os.path.abspath(__file__)), "standins"))
+    monkeypatch.setitem(sys.modules, name, None)
+    del sys.modules[name]
+    return importlib.import_module(name)

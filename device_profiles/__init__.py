@@ -1,0 +1,1 @@
+"""Device profiles: one YAML per device, read by edge.config (shipped as package data)."""

@@ -1,0 +1,61 @@
+"""Composition root: a validated configuration -> opened backend, sinks and source -> Pipeline.
+
+Also used by lambda_function.py on a DeepLens, so Python 3.7 syntax and no
+module-level imports beyond the standard library and edge.*.
+"""
+import logging
+import threading
+
+from edge import plugins
+from edge.pipeline import Pipeline
+
+log = logging.getLogger("roadedge")
+
+
+class Runtime(object):
+    """The opened parts and the pipeline over them; close() releases all of them, whatever failed."""
+
+    def __init__(self):
+        self.source = self.backend = self.pipeline = None
+        self.sinks = []
+        self.stop = threading.Event()
+
+    def close(self):
+        for sink in reversed(self.sinks):
+            try:
+                sink.close()
+            except Exception as err:  # closing must reach every part
+                log.error("closing sink %s failed: %s", type(sink).__name__, err)
+        for part in (self.source, self.backend):
+            if part is not None and hasattr(part, "close"):
+                try:
+                    part.close()
+                except Exception as err:
+                    log.error("closing %s failed: %s", type(part).__name__, err)
+        self.sinks, self.source, self.backend = [], None, None
+
+
+def _section(section):
+    return {key: value for key, value in section.items() if key != "type"}
+
+
+def build(config, extra_sinks=()):
+    """Open everything the configuration names; on any failure close what was opened and re-raise."""
+    runtime = Runtime()
+    context = {"log": log, "stop": runtime.stop, "device": config["device_name"], "source_fps": None}
+    try:
+        runtime.backend = plugins.plugin("backend", config["backend"]["type"]).open(_section(config["backend"]), context)
+        runtime.source = plugins.plugin("source", config["source"]["type"]).open(_section(config["source"]), context)
+        context["source_fps"] = getattr(runtime.source, "fps", None)
+        for section in config["outputs"]:
+            runtime.sinks.append(plugins.plugin("sink", section["type"]).open(_section(section), context))
+        runtime.sinks.extend(extra_sinks)
+        annotate = None
+        if any(getattr(sink, "needs_image", False) for sink in runtime.sinks):
+            from edge.processing.annotate import annotate
+        runtime.pipeline = Pipeline(runtime.source, runtime.backend, runtime.sinks, config, annotate=annotate,
+                                    stop_event=runtime.stop)
+    except BaseException:
+        runtime.close()
+        raise
+    return runtime

@@ -1,0 +1,1 @@
+"""Inference engines: one file per backend. See edge/backends/base.py for the interface."""

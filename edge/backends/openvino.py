@@ -1,0 +1,238 @@
+"""OpenVINO backend: an IR (.xml + the metadata JSON `roadedge convert` writes beside it), an ONNX file,
+or a SageMaker/MXNet model converted in memory by roadedge's own converter (no MXNet needed).
+
+Frames go in as they come (BGR uint8, any size): resize, BGR->RGB, layout and
+mean/scale run inside OpenVINO (PrePostProcessor), compiled for the frame size
+on the first frame. `requests` infer requests run asynchronously in a ring, so
+decoding and drawing frame k overlaps inference of the next frames.
+"""
+import io
+import json
+import os
+
+import numpy as np
+
+from edge.errors import RoadedgeError
+from edge.plugins import Option
+
+TYPE = "openvino"
+BUNDLED_MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models",
+                             "road-damage-ssd.xml")
+OPTIONS = {
+    "model": Option(str, "bundled", "IR .xml, .onnx, MXNet prefix / model.tar.gz, or 'bundled' (the demo model)"),
+    "metadata": Option(str, "", "model metadata JSON (default: beside the model, same name .json)"),
+    "device": Option(str, "CPU", "OpenVINO device: CPU, GPU, NPU, AUTO, ..."),
+    "performance_hint": Option(str, "LATENCY", "LATENCY or THROUGHPUT"),
+    "precision": Option(str, "f32", "inference precision hint: f32, f16, bf16, or 'default' (the plugin's choice)"),
+    "threads": Option(int, 0, "inference threads (0: the plugin's default)"),
+    "requests": Option(int, 2, "asynchronous infer requests in flight (1: synchronous; 0: the device's optimal number)"),
+    "cache_dir": Option(str, "", "OpenVINO model cache folder (compiled blobs; speeds up later starts)"),
+    "input_size": Option(list, [], "[width, height] for ONNX or MXNet models without metadata"),
+    "labels": Option(list, [], "class names in class-id order, for models without metadata"),
+}
+
+
+def bundled_model():
+    return BUNDLED_MODEL
+
+
+def read_metadata(model_path, metadata_path=""):
+    """The roadedge.model/1 metadata of a model, or None when there is none."""
+    path = metadata_path or os.path.splitext(model_path)[0] + ".json"
+    if not os.path.isfile(path):
+        if metadata_path:
+            raise RoadedgeError("{}: no such model metadata file".format(metadata_path))
+        return None
+    try:
+        with io.open(path, encoding="utf-8") as handle:  # this module's open() is the plugin entry point
+            meta = json.load(handle)
+    except ValueError as err:
+        raise RoadedgeError("{}: not valid JSON ({})".format(path, err)) from None
+    for key in ("labels", "input", "output", "preprocessing"):
+        if key not in meta:
+            raise RoadedgeError("{}: field '{}' missing; expected roadedge.model/1 metadata from roadedge convert".format(
+                path, key))
+    return meta
+
+
+def add_preprocessing(model, preprocessing, frame_size=None):
+    """Fold resize (to the model input), BGR->RGB, NCHW layout, mean and scale into `model`.
+
+    The input becomes BGR uint8 NHWC frames of `frame_size` (width, height), or any size when None.
+    """
+    import openvino as ov
+    from openvino.preprocess import ColorFormat, PrePostProcessor, ResizeAlgorithm
+
+    ppp = PrePostProcessor(model)
+    inp = ppp.input(model.inputs[0].get_any_name())
+    tensor = inp.tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")).set_color_format(ColorFormat.BGR)
+    if frame_size:
+        tensor.set_spatial_static_shape(int(frame_size[1]), int(frame_size[0]))
+    else:
+        tensor.set_spatial_dynamic_shape()
+    steps = inp.preprocess().convert_element_type(ov.Type.f32).resize(ResizeAlgorithm.RESIZE_LINEAR)
+    if preprocessing.get("color_order", "RGB") == "RGB":
+        steps.convert_color(ColorFormat.RGB)
+    if any(preprocessing.get("mean", (0, 0, 0))):
+        steps.mean([float(v) for v in preprocessing["mean"]])
+    if float(preprocessing.get("scale", 1.0)) != 1.0:
+        steps.scale(1.0 / float(preprocessing["scale"]))  # the metadata's scale multiplies, OpenVINO's divides
+    inp.model().set_layout(ov.Layout("NCHW"))
+    return ppp.build()
+
+
+def _default_metadata(model, options):
+    """Metadata for a model that has none (ONNX): input size and labels from the options."""
+    shape = model.inputs[0].get_partial_shape()
+    size = options["input_size"] or ([shape[3].get_length(), shape[2].get_length()] if shape.rank.get_length() == 4
+                                     and shape[2].is_static and shape[3].is_static else None)
+    if not size or not options["labels"]:
+        raise RoadedgeError("{}: no metadata JSON beside the model; set backend.input_size [width, height] and "
+                            "backend.labels".format(options["model"]))
+    return {"name": os.path.splitext(os.path.basename(options["model"]))[0], "labels": list(options["labels"]),
+            "input": {"width": int(size[0]), "height": int(size[1]), "name": model.inputs[0].get_any_name()},
+            "output": {"format": "detection_output", "label_offset": 0},
+            "preprocessing": {"color_order": "RGB", "mean": [0.0, 0.0, 0.0], "scale": 1.0, "resize": "stretch",
+                              "embedded": False}}
+
+
+def _load_mxnet(core, path, options):
+    """A SageMaker model.tar.gz or MXNet prefix, converted in memory by converters.openvino_native."""
+    from converters.ir_metadata import default_preprocessing, labels_for
+    from converters.mxnet_params import split_arg_aux
+    from converters.openvino_native import convert_graph
+    from converters.sagemaker_model import load_model
+    from converters.ssd_deploy import num_classes, to_deploy
+
+    if not options["input_size"]:
+        raise RoadedgeError("{}: an MXNet model needs backend.input_size [width, height] (--input-size)".format(path))
+    width, height = (int(v) for v in options["input_size"])
+    loaded = load_model(path, 0)
+    deploy = to_deploy(loaded.graph)
+    head = deploy.nodes[deploy.heads[0][0]]
+    labels = labels_for(num_classes(deploy, head.inputs[0]) or 0, options["labels"] or None, loaded.hyperparams)
+    args, aux = split_arg_aux(loaded.params)
+    model = convert_graph(deploy, args, aux, (1, 3, height, width), os.path.basename(path))
+    meta = {"name": os.path.basename(path), "labels": labels, "input": {"width": width, "height": height},
+            "output": {"format": "detection_output", "label_offset": 0},
+            "preprocessing": dict(default_preprocessing(deploy), embedded=False)}
+    return model, meta
+
+
+def _sha256(path):
+    import hashlib
+
+    digest = hashlib.sha256()
+    with io.open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class OpenVinoBackend(object):
+    """Asynchronous OpenVINO inference in submission order: start(image) -> handle, wait(handle) -> raw output."""
+
+    resize_mode = "stretch"
+
+    def __init__(self, core, model, metadata, options, model_path):
+        self.core, self.model, self.metadata, self.options = core, model, metadata, options
+        self.labels = list(metadata["labels"])
+        self.input_size = (int(metadata["input"]["width"]), int(metadata["input"]["height"]))
+        self.embedded = bool(metadata["preprocessing"].get("embedded"))
+        self.requests = max(1, int(options["requests"]))
+        self.model_name = metadata.get("name") or os.path.basename(model_path)
+        weights = os.path.splitext(model_path)[0] + ".bin" if model_path.endswith(".xml") else model_path
+        self.model_sha256 = _sha256(weights) if os.path.isfile(weights) else "0" * 64
+        self.compiled, self.frame_size, self.ring, self.next_slot = None, None, [], 0
+        self.output_format = metadata["output"].get("format", "detection_output")
+        self.label_offset = int(metadata["output"].get("label_offset", 0))
+
+    def _config(self):
+        config = {"PERFORMANCE_HINT": self.options["performance_hint"].upper()}
+        precision = self.options["precision"].lower()
+        if precision != "default" and self.options["device"].upper().startswith("CPU"):
+            config["INFERENCE_PRECISION_HINT"] = precision
+        if self.options["threads"]:
+            config["INFERENCE_NUM_THREADS"] = int(self.options["threads"])
+        if self.options["cache_dir"]:
+            config["CACHE_DIR"] = self.options["cache_dir"]
+        return config
+
+    def compile(self, frame_size):
+        """Compile for frames of `frame_size` (width, height); done on the first frame and on a size change."""
+        model = self.model.clone()
+        if not self.embedded:
+            model = add_preprocessing(model, self.metadata["preprocessing"], frame_size)
+        try:
+            self.compiled = self.core.compile_model(model, self.options["device"], self._config())
+        except RuntimeError as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
+            raise RoadedgeError("backend.device {}: OpenVINO cannot compile the model there ({})".format(
+                self.options["device"], first)) from None
+        if not int(self.options["requests"]):
+            self.requests = max(1, int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+        self.ring = [self.compiled.create_infer_request() for _ in range(self.requests)]
+        self.frame_size, self.next_slot = tuple(frame_size), 0
+
+    def _tensor(self, image):
+        if self.embedded:
+            return image[None]
+        return np.ascontiguousarray(image)[None]
+
+    def prepare(self, frame_size):
+        """Compile for frames of this size unless already done."""
+        if self.compiled is None or tuple(frame_size) != self.frame_size:
+            self.compile(frame_size)
+
+    def start(self, image):
+        """Start inference on a BGR frame; returns a handle for wait(). Blocks only when every request is busy."""
+        self.prepare((image.shape[1], image.shape[0]))
+        request = self.ring[self.next_slot]
+        self.next_slot = (self.next_slot + 1) % len(self.ring)
+        request.wait()  # the caller waits for results in order, so this is normally already done
+        request.start_async({0: self._tensor(image)})
+        return request, None
+
+    def wait(self, handle):
+        """(raw output array, milliseconds from start to completion)."""
+        request, started = handle
+        request.wait()
+        return request.get_output_tensor(0).data.copy(), float(request.latency)  # the inference itself, in ms
+
+    def infer(self, image):
+        return self.wait(self.start(image))[0]
+
+    def decode(self, raw, keep):
+        from edge.processing.decoders import decode_detection_output, decode_multibox_detection
+
+        if self.output_format == "multibox_detection":
+            return decode_multibox_detection(raw, keep)
+        return decode_detection_output(raw, keep)
+
+    def close(self):
+        for request in self.ring:
+            request.wait()
+        self.ring, self.compiled = [], None
+
+
+def open(options, context=None):  # noqa: A001 - the plugin entry point's name
+    import openvino as ov
+
+    path = bundled_model() if options["model"] in ("", "bundled") else os.path.expanduser(options["model"])
+    core = ov.Core()
+    is_mxnet = path.endswith(".tar.gz") or os.path.isfile(path + "-symbol.json")
+    if not is_mxnet and not os.path.isfile(path):
+        raise RoadedgeError("backend.model {}: no such file; expected an IR .xml, an .onnx file, an MXNet prefix or "
+                            "model.tar.gz".format(path))
+    if is_mxnet:
+        model, metadata = _load_mxnet(core, path, options)
+    else:
+        try:
+            model = core.read_model(path)
+        except RuntimeError as err:
+            raise RoadedgeError("backend.model {}: OpenVINO cannot read it ({})".format(
+                path, str(err).strip().splitlines()[0] if str(err).strip() else "unknown error")) from None
+        metadata = read_metadata(path, options["metadata"]) or _default_metadata(model, options)
+        if options["labels"]:
+            metadata["labels"] = list(options["labels"])
+    return OpenVinoBackend(core, model, metadata, options, path)

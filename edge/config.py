@@ -1,0 +1,222 @@
+"""Runtime configuration: a device profile (device_profiles/NAME.yaml), an optional --config FILE on top,
+then command-line overrides. Every layer is checked against the plugin OPTIONS before anything opens:
+an unknown key, a wrong type or a missing model file is one line naming the file and the key.
+
+A configuration is a plain dict:
+
+    device_name: str                   # in messages and topics; "" = the host name
+    source:   {type: opencv, ...}      # edge/sources/<type>.py OPTIONS
+    backend:  {type: openvino, ...}    # edge/backends/<type>.py OPTIONS
+    detection: {...}                   # DETECTION below
+    pipeline: {...}                    # PIPELINE below
+    outputs:  [{type: jsonl, ...}, ...]  # edge/sinks/<type>.py OPTIONS
+"""
+import copy
+import os
+import socket
+
+from edge import plugins
+from edge.errors import RoadedgeError
+from edge.plugins import Option
+
+PROFILES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "device_profiles")
+DEFAULT_PROFILE = "x86-openvino-cpu"
+
+DETECTION = {
+    "min_score": Option(float, 0.5, "global score threshold"),
+    "class_thresholds": Option(dict, {}, "per-class thresholds by class code, e.g. {D44: 0.6}"),
+    "top_k": Option(int, 100, "at most this many detections per frame (0: no limit)"),
+    "resize": Option(str, "stretch", "stretch (what SageMaker's SSD trains on) or letterbox"),
+}
+PIPELINE = {
+    "frames": Option(int, 0, "stop after this many frames (0: run until the source ends)"),
+    "queue": Option(int, 4, "frames buffered between capture and inference"),
+    "drop_frames": Option(str, "auto", "auto (drop the oldest for live sources only), always, or never"),
+    "publish_empty": Option(bool, False, "also emit a detections message for frames with no detections"),
+    "stats_interval": Option(float, 10.0, "seconds between stats snapshots (log and `stats` messages)"),
+}
+TOP = {
+    "description": Option(str, "", "what the profile is for"),
+    "device_name": Option(str, "", "device name in messages and topics (default: the host name)"),
+    "source": Option(dict, {}, "frame source section"),
+    "backend": Option(dict, {}, "inference backend section"),
+    "detection": Option(dict, {}, "thresholds and top-k"),
+    "pipeline": Option(dict, {}, "loop settings"),
+    "outputs": Option(list, [], "sink sections"),
+}
+CHOICES = {("detection", "resize"): ("stretch", "letterbox"), ("pipeline", "drop_frames"): ("auto", "always", "never"),
+           ("backend", "performance_hint"): ("LATENCY", "THROUGHPUT", "latency", "throughput")}
+
+
+def profile_names():
+    return sorted(name[:-5] for name in os.listdir(PROFILES_DIR) if name.endswith(".yaml"))
+
+
+def profile_path(name):
+    path = os.path.join(PROFILES_DIR, name + ".yaml")
+    if not os.path.isfile(path):
+        raise RoadedgeError("--profile {}: no such profile; expected one of {}".format(name, ", ".join(profile_names())))
+    return path
+
+
+def detect_profile():
+    """The profile for the machine this runs on: a DeepLens, a Raspberry Pi 4/5, else x86-openvino-cpu."""
+    if os.path.isdir("/opt/awscam") or os.path.exists("/etc/awscam"):
+        return "deeplens"
+    try:
+        with open("/proc/device-tree/model", "rb") as handle:
+            model = handle.read().decode("ascii", "replace")
+    except OSError:
+        model = ""
+    if "Raspberry Pi 5" in model:
+        return "rpi5"
+    if "Raspberry Pi" in model:
+        return "rpi4"
+    return DEFAULT_PROFILE
+
+
+def read_yaml(path):
+    """A YAML mapping from `path`; one-line errors for a missing file, bad YAML or a non-mapping."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except OSError as err:
+        raise RoadedgeError("{}: cannot read ({})".format(path, err.strerror or err)) from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = " line {}".format(mark.line + 1) if mark is not None else ""
+        raise RoadedgeError("{}:{} not valid YAML ({})".format(path, where, getattr(err, "problem", None) or err)) \
+            from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise RoadedgeError("{}: expected a mapping of settings at the top, got {}".format(path, _kind(data)))
+    return data
+
+
+def merge(base, layer):
+    """Deep merge: mappings merge key by key, everything else (lists too) is replaced. A plugin section that
+    names another `type` replaces the section instead: a file source's options mean nothing to a camera."""
+    result = copy.deepcopy(base)
+    for key, value in layer.items():
+        replaced = isinstance(value, dict) and "type" in value and value["type"] != (result.get(key) or {}).get("type")
+        if isinstance(value, dict) and isinstance(result.get(key), dict) and key != "class_thresholds" and not replaced:
+            result[key] = merge(result[key], value)
+        else:
+            result[key] = copy.deepcopy(value)
+    return result
+
+
+def _kind(value):
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
+            dict: "a mapping", type(None): "nothing"}.get(type(value), type(value).__name__)
+
+
+def _check_value(origin, key, value, option):
+    expected = option.type
+    ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        ok = True
+    if not ok:
+        raise RoadedgeError("{}: {}: expected {}, got {} ({!r})".format(origin, key, _kind(expected()), _kind(value),
+                                                                        value))
+
+
+def _check_section(origin, where, section, options, kind=None):
+    for key, value in section.items():
+        if key == "type" and kind:
+            continue
+        if key not in options:
+            raise RoadedgeError("{}: {}.{}: unknown key; expected one of {}".format(
+                origin, where, key, ", ".join(sorted(options) + (["type"] if kind else []))))
+        _check_value(origin, "{}.{}".format(where, key), value, options[key])
+        choices = CHOICES.get((where.split("[")[0], key))
+        if choices and value not in choices:
+            raise RoadedgeError("{}: {}.{}: {!r}; expected one of {}".format(origin, where, key, value,
+                                                                            ", ".join(choices)))
+
+
+def _plugin_options(origin, kind, where, type_name):
+    if type_name not in plugins.KINDS[kind]:
+        raise RoadedgeError("{}: {}.type: {!r}; expected one of {}".format(origin, where, type_name,
+                                                                         ", ".join(sorted(plugins.KINDS[kind]))))
+    return plugins.plugin(kind, type_name).OPTIONS
+
+
+def check_layer(origin, layer, merged):
+    """Check one layer's keys and types; plugin sections against the type the merged configuration selects."""
+    for key, value in layer.items():
+        if key not in TOP:
+            raise RoadedgeError("{}: {}: unknown key; expected one of {}".format(origin, key, ", ".join(sorted(TOP))))
+        _check_value(origin, key, value, TOP[key])
+    for kind in ("source", "backend"):
+        if kind in layer:
+            type_name = merged.get(kind, {}).get("type")
+            if not type_name:
+                raise RoadedgeError("{}: {}.type: missing; expected one of {}".format(
+                    origin, kind, ", ".join(sorted(plugins.KINDS[kind]))))
+            _check_section(origin, kind, layer[kind], _plugin_options(origin, kind, kind, type_name), kind)
+    for key, options in (("detection", DETECTION), ("pipeline", PIPELINE)):
+        if key in layer:
+            _check_section(origin, key, layer[key], options)
+    for index, sink in enumerate(layer.get("outputs", [])):
+        where = "outputs[{}]".format(index)
+        if not isinstance(sink, dict) or not sink.get("type"):
+            raise RoadedgeError("{}: {}: expected a mapping with a type (one of {})".format(
+                origin, where, ", ".join(sorted(plugins.KINDS["sink"]))))
+        _check_section(origin, where, sink, _plugin_options(origin, "sink", where + ".type", sink["type"]), "sink")
+
+
+def with_defaults(section, options):
+    result = {key: copy.deepcopy(option.default) for key, option in options.items()}
+    result.update(copy.deepcopy(section))
+    return result
+
+
+def load(profile=None, config_file=None, overrides=None):
+    """The validated configuration with every default filled in, plus where it came from (`origin`)."""
+    name = profile or detect_profile()
+    layers = [("device_profiles/{}.yaml".format(name), read_yaml(profile_path(name)))]
+    if config_file:
+        layers.append((config_file, read_yaml(config_file)))
+    if overrides:
+        layers.append(("command line", overrides))
+    merged = {}
+    for origin, layer in layers:  # each layer is checked against the plugin types in force once it applies
+        merged = merge(merged, layer)
+        check_layer(origin, layer, merged)
+    origin = " + ".join(o for o, _ in layers)
+    for kind in ("source", "backend"):
+        if not merged.get(kind, {}).get("type"):
+            raise RoadedgeError("{}: {}.type: missing".format(origin, kind))
+    config = {"profile": name, "origin": origin,
+              "device_name": merged.get("device_name") or socket.gethostname().split(".")[0] or "roadedge",
+              "description": merged.get("description", ""),
+              "source": with_defaults(merged["source"], plugins.plugin("source", merged["source"]["type"]).OPTIONS),
+              "backend": with_defaults(merged["backend"], plugins.plugin("backend", merged["backend"]["type"]).OPTIONS),
+              "detection": with_defaults(merged.get("detection", {}), DETECTION),
+              "pipeline": with_defaults(merged.get("pipeline", {}), PIPELINE),
+              "outputs": [with_defaults(s, plugins.plugin("sink", s["type"]).OPTIONS) for s in merged.get("outputs", [])]}
+    for key in ("source", "backend"):
+        config[key]["type"] = merged[key]["type"]
+    for sink, section in zip(config["outputs"], merged.get("outputs", [])):
+        sink["type"] = section["type"]
+    _check_files(origin, config)
+    return config
+
+
+def _check_files(origin, config):
+    model = config["backend"].get("model")
+    if model and model != "bundled":
+        path = os.path.expanduser(model)
+        candidates = (path, path + "-symbol.json")
+        if not any(os.path.isfile(p) for p in candidates):
+            raise RoadedgeError("{}: backend.model: {}: no such file; expected an IR .xml, .onnx, an MXNet prefix or "
+                                "model.tar.gz".format(origin, model))
+    if config["pipeline"]["frames"] < 0 or config["pipeline"]["queue"] < 1:
+        raise RoadedgeError("{}: pipeline.frames must be >= 0 and pipeline.queue >= 1".format(origin))
+    if not 0.0 <= config["detection"]["min_score"] <= 1.0:
+        raise RoadedgeError("{}: detection.min_score: {}; expected a number in 0..1".format(
+            origin, config["detection"]["min_score"]))

@@ -1,0 +1,256 @@
+"""The loop: capture -> infer (async) -> decode -> annotate -> sinks, with per-stage timing.
+
+A capture thread reads the source into a bounded queue. For live sources the
+oldest queued frame is dropped when inference falls behind (counted); files
+are never dropped unless `drop_frames: always`. The main thread keeps up to
+`backend.requests` inferences in flight and finishes frames in order: wait for
+the oldest, decode, map boxes to the frame, build the v1 message, annotate if
+a sink wants pictures, hand the result to every sink. A failing sink is logged
+and counted; the others still get the frame.
+"""
+import collections
+import logging
+import threading
+import time
+import uuid
+
+from edge.messages import detections_message
+from edge.processing.decoders import DetectionFilter, map_to_frame
+from edge.processing.geometry import Resize
+from edge.sinks.base import FrameResult
+
+log = logging.getLogger("roadedge.pipeline")
+STAGES = ("capture", "preprocess", "infer", "decode", "annotate", "sinks")
+
+
+class StageTimes(object):
+    """Per-stage milliseconds: totals for means, plus a window of recent values for percentiles."""
+
+    def __init__(self, window=512):
+        self.total = collections.defaultdict(float)
+        self.count = collections.defaultdict(int)
+        self.recent = collections.defaultdict(lambda: collections.deque(maxlen=window))
+
+    def add(self, stage, ms):
+        self.total[stage] += ms
+        self.count[stage] += 1
+        self.recent[stage].append(ms)
+
+    def summary(self):
+        out = {}
+        for stage in STAGES + tuple(s for s in self.total if s not in STAGES):
+            if self.count.get(stage):
+                values = sorted(self.recent[stage])
+                out[stage] = {"mean": round(self.total[stage] / self.count[stage], 3),
+                              "p50": round(values[len(values) // 2], 3),
+                              "p95": round(values[min(len(values) - 1, int(len(values) * 0.95))], 3)}
+        return out
+
+
+class Capture(threading.Thread):
+    """Reads the source into a bounded queue; drop-oldest when `drop` is set and the queue is full."""
+
+    def __init__(self, source, size, drop, stop, times):
+        threading.Thread.__init__(self, name="roadedge-capture", daemon=True)
+        self.source, self.drop, self.stop, self.times = source, drop, stop, times
+        self.frames = collections.deque()
+        self.size = size
+        self.cond = threading.Condition()
+        self.finished, self.error, self.dropped, self.read_count = False, None, 0, 0
+
+    def run(self):
+        try:
+            while not self.stop.is_set():
+                started = time.perf_counter()
+                frame = self.source.read()
+                if frame is None:
+                    break
+                ms = (time.perf_counter() - started) * 1000.0
+                with self.cond:
+                    self.times.add("capture", ms)
+                    self.read_count += 1
+                    while len(self.frames) >= self.size and not self.drop and not self.stop.is_set():
+                        self.cond.wait(0.1)
+                    if self.stop.is_set():
+                        break
+                    if len(self.frames) >= self.size:
+                        self.frames.popleft()
+                        self.dropped += 1
+                    self.frames.append(frame)
+                    self.cond.notify_all()
+        except Exception as err:  # the main thread reports it
+            self.error = err
+        finally:
+            with self.cond:
+                self.finished = True
+                self.cond.notify_all()
+
+    def get(self):
+        """The next frame, or None when the source has ended (or stop was set)."""
+        with self.cond:
+            while not self.frames and not self.finished and not self.stop.is_set():
+                self.cond.wait(0.1)
+            if not self.frames:
+                return None
+            frame = self.frames.popleft()
+            self.cond.notify_all()
+            return frame
+
+    def ready(self):
+        """True when a frame is waiting (or the source has ended), so get() would not block."""
+        with self.cond:
+            return bool(self.frames) or self.finished
+
+    def depth(self):
+        with self.cond:
+            return len(self.frames)
+
+
+class Pipeline(object):
+    def __init__(self, source, backend, sinks, config, annotate=None, stop_event=None, clock=time.time):
+        self.source, self.backend, self.sinks, self.config = source, backend, list(sinks), config
+        detection = config["detection"]
+        self.keep = DetectionFilter(backend.labels, detection["min_score"], detection["class_thresholds"],
+                                    detection["top_k"] or None, 0)
+        self.resize_mode = detection["resize"]
+        self.device = config["device_name"]
+        self.boot_id = uuid.uuid4().hex
+        self.seq = 0
+        self.stop_event = stop_event or threading.Event()
+        self.times = StageTimes()
+        self.frames_done, self.sink_errors, self.detections = 0, collections.Counter(), 0
+        self.started = self.ended = None
+        self.annotate = annotate
+        self.needs_image = any(getattr(sink, "needs_image", False) for sink in self.sinks)
+        self.clock = clock
+        self.fps_window = collections.deque(maxlen=30)
+        self.capture = None
+        self.listeners = []  # callables(result) run after the sinks: the events tracker, stats publishers
+
+    def stop(self):
+        self.stop_event.set()
+
+    def _drop(self):
+        mode = self.config["pipeline"]["drop_frames"]
+        return mode == "always" or (mode == "auto" and bool(getattr(self.source, "live", False)))
+
+    def _preprocess(self, image):
+        """Letterbox needs the frame padded before the backend's own (stretching) resize."""
+        if self.resize_mode != "letterbox":
+            return image, Resize((image.shape[1], image.shape[0]), self.backend.input_size, "stretch")
+        import cv2
+        import numpy as np
+
+        resize = Resize((image.shape[1], image.shape[0]), self.backend.input_size, "letterbox")
+        width, height = resize.content_size()
+        canvas = np.zeros((self.backend.input_size[1], self.backend.input_size[0], 3), np.uint8)
+        x, y = int(round(resize.offset[0])), int(round(resize.offset[1]))
+        canvas[y:y + height, x:x + width] = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+        return canvas, resize
+
+    def _input_frame_size(self, frame):
+        """What the backend is compiled for: the frame's size, or the model input when letterboxed here."""
+        if self.resize_mode == "letterbox":
+            return self.backend.input_size
+        return (frame.image.shape[1], frame.image.shape[0])
+
+    def _start(self, frame):
+        started = time.perf_counter()
+        image, resize = self._preprocess(frame.image)
+        handle = self.backend.start(image) if hasattr(self.backend, "start") else image
+        return {"frame": frame, "resize": resize, "handle": handle,
+                "preprocess": (time.perf_counter() - started) * 1000.0}
+
+    def _finish(self, job):
+        frame, timings = job["frame"], {"preprocess": job["preprocess"]}
+        if hasattr(self.backend, "wait"):
+            raw, timings["infer"] = self.backend.wait(job["handle"])
+            started = time.perf_counter()
+            found = self.backend.decode(raw, self.keep)
+        else:  # synchronous backends (awscam) decode as part of infer
+            started = time.perf_counter()
+            found = self.backend.infer(job["handle"])
+            timings["infer"] = (time.perf_counter() - started) * 1000.0
+            started = time.perf_counter()
+            found = self.keep.apply([d.label for d in found], [d.score for d in found], [d.box for d in found]) \
+                if found else []
+        found = map_to_frame(found, job["resize"]) if self.resize_mode == "letterbox" else found
+        now = self.clock()
+        message = None
+        if found or self.config["pipeline"]["publish_empty"]:
+            latency = (now - frame.timestamp) * 1000.0
+            message = detections_message(self.device, self.boot_id, self.seq, now, frame.index,
+                                         (frame.image.shape[1], frame.image.shape[0]), self.backend.model_name,
+                                         self.backend.model_sha256, max(latency, 0.0), found)
+            self.seq += 1
+        timings["decode"] = (time.perf_counter() - started) * 1000.0
+        self.fps_window.append(time.perf_counter())
+        annotated = None
+        if self.needs_image and self.annotate is not None:
+            started = time.perf_counter()
+            annotated = self.annotate(frame.image, found, fps=self.current_fps())
+            timings["annotate"] = (time.perf_counter() - started) * 1000.0
+        result = FrameResult(frame, found, message, annotated, timings)
+        started = time.perf_counter()
+        for sink in self.sinks:
+            try:
+                sink.write(result)
+            except Exception as err:  # one failing sink never stops the others
+                name = type(sink).__name__
+                if not self.sink_errors[name]:
+                    log.error("sink %s failed: %s (further errors of this sink are counted, not logged)", name, err)
+                self.sink_errors[name] += 1
+        timings["sinks"] = (time.perf_counter() - started) * 1000.0
+        for stage, ms in timings.items():
+            self.times.add(stage, ms)
+        for listener in self.listeners:
+            listener(result)
+        self.frames_done += 1
+        self.detections += len(found)
+        return result
+
+    def current_fps(self):
+        if len(self.fps_window) < 2:
+            return None
+        span = self.fps_window[-1] - self.fps_window[0]
+        return (len(self.fps_window) - 1) / span if span > 0 else None
+
+    def run(self):
+        """Run until the source ends, `frames` are done, or stop(); returns the summary dict."""
+        limit = self.config["pipeline"]["frames"]
+        self.capture = Capture(self.source, self.config["pipeline"]["queue"], self._drop(), self.stop_event, self.times)
+        self.started = time.perf_counter()
+        self.capture.start()
+        pending = collections.deque()
+        submitted = 0
+        try:
+            while not self.stop_event.is_set() and not (limit and submitted >= limit):
+                if pending and (len(pending) >= max(1, int(getattr(self.backend, "requests", 1)))
+                                or not self.capture.ready()):
+                    self._finish(pending.popleft())  # a full ring, or nothing new yet: finish the oldest now
+                    continue
+                frame = self.capture.get()
+                if frame is None:
+                    break
+                if hasattr(self.backend, "prepare"):  # compile for this frame size before requests are counted
+                    self.backend.prepare(self._input_frame_size(frame))
+                pending.append(self._start(frame))
+                submitted += 1
+            while pending:
+                self._finish(pending.popleft())
+        finally:
+            self.stop_event.set()
+            self.ended = time.perf_counter()
+            self.capture.join(5.0)
+        if self.capture.error is not None:
+            raise self.capture.error
+        return self.summary()
+
+    def summary(self):
+        end = self.ended or time.perf_counter()
+        seconds = max(end - (self.started or end), 1e-9)
+        return {"frames": self.frames_done, "seconds": round(seconds, 3),
+                "fps": round(self.frames_done / seconds, 2) if self.frames_done else 0.0,
+                "detections": self.detections, "messages": self.seq,
+                "dropped": self.capture.dropped if self.capture else 0,
+                "sink_errors": dict(self.sink_errors), "stages_ms": self.times.summary()}

@@ -1,0 +1,201 @@
+"""`roadedge run` (the main job), `roadedge profiles` and `roadedge info`."""
+import json
+import logging
+import signal
+import sys
+
+from edge.cli import lazy_handler
+
+OUTPUT_KINDS = ("jsonl", "record", "fifo")
+
+
+def register(subparsers):
+    p = subparsers.add_parser(
+        "run", help="run the detector: source -> model -> JSON lines, preview, recordings",
+        description="Run the inference loop. With no options: the device's profile (x86-openvino-cpu here), the "
+        "bundled demo model and the bundled sample drive video; one JSON line per frame with detections on stdout and "
+        "an annotated preview on http://127.0.0.1:8080/. Ctrl-C or SIGTERM stops it with a summary.")
+    p.add_argument("--profile", help="device profile (see `roadedge profiles`; default: detected, else x86-openvino-cpu)")
+    p.add_argument("--config", metavar="FILE", help="YAML settings on top of the profile")
+    p.add_argument("--source", help="video file, image folder, camera index, URL, gst:PIPELINE, synthetic[:SEED], "
+                   "awscam, picamera2, or 'sample' (the bundled drive)")
+    p.add_argument("--model", help="IR .xml, .onnx, MXNet prefix or model.tar.gz (default: the bundled demo model)")
+    p.add_argument("--input-size", nargs=2, type=int, metavar=("W", "H"), help="model input size for ONNX/MXNet models")
+    p.add_argument("--device", dest="ov_device", metavar="DEVICE", help="OpenVINO device: CPU, GPU, NPU, AUTO")
+    p.add_argument("--requests", type=int, help="asynchronous infer requests in flight")
+    p.add_argument("--frames", type=int, help="stop after N frames")
+    p.add_argument("--loop", action="store_true", help="restart a video file or image folder at its end")
+    pace = p.add_mutually_exclusive_group()
+    pace.add_argument("--realtime", dest="realtime", action="store_const", const=True,
+                      help="play a video file at its own frame rate (the x86 profile does, for the preview)")
+    pace.add_argument("--no-realtime", dest="realtime", action="store_const", const=False,
+                      help="read a video file as fast as inference goes (benchmarks)")
+    p.add_argument("--max-fps", type=float, help="read the source no faster than this")
+    p.add_argument("--min-score", type=float, help="detection score threshold")
+    p.add_argument("--device-name", help="device name in messages (default: the host name)")
+    preview = p.add_mutually_exclusive_group()
+    preview.add_argument("--preview", metavar="HOST:PORT", help="serve the annotated preview here (default 127.0.0.1:8080)")
+    preview.add_argument("--no-preview", action="store_true", help="no HTTP preview")
+    p.add_argument("--output", action="append", default=[], metavar="KIND:PATH",
+                   help="jsonl:PATH (replaces stdout; jsonl:- is stdout), record:PATH.mp4, fifo:PATH; repeatable")
+    p.add_argument("--summary", metavar="FILE", help="also write the end-of-run summary as JSON to FILE")
+    p.add_argument("--quiet", action="store_true", help="no log lines on stderr, only errors")
+    p.set_defaults(handler=lazy_handler("edge.run_command", "run_command"))
+    p = subparsers.add_parser("profiles", help="list the device profiles",
+                              description="List the device profiles in device_profiles/ and which one is detected here.")
+    p.set_defaults(handler=lazy_handler("edge.run_command", "profiles_command"))
+    p = subparsers.add_parser("info", help="versions and the inference devices OpenVINO sees",
+                              description="Print roadedge, Python, OpenVINO, OpenCV and numpy versions, the detected "
+                              "profile and OpenVINO's devices.")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=lazy_handler("edge.run_command", "info_command"))
+
+
+def _host_port(text):
+    from edge.errors import RoadedgeError
+
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise RoadedgeError("--preview {}: expected HOST:PORT, e.g. 127.0.0.1:8080".format(text))
+    return host or "127.0.0.1", int(port)
+
+
+def overrides_from_args(args, base_outputs):
+    """The command-line layer of the configuration."""
+    from edge.errors import RoadedgeError
+    from edge.sources.spec import source_section
+
+    layer = {}
+    if args.source:
+        layer["source"] = source_section(args.source)
+    for flag, key, value in (("loop", "loop", True), ("max_fps", "max_fps", args.max_fps)):
+        if getattr(args, flag):
+            layer.setdefault("source", {})[key] = value
+    if args.realtime is not None:
+        layer.setdefault("source", {})["realtime"] = args.realtime
+    backend = {}
+    for attribute, key in (("model", "model"), ("ov_device", "device"), ("requests", "requests")):
+        if getattr(args, attribute) is not None:
+            backend[key] = getattr(args, attribute)
+    if args.input_size:
+        backend["input_size"] = list(args.input_size)
+    if backend:
+        layer["backend"] = backend
+    if args.frames is not None:
+        layer["pipeline"] = {"frames": args.frames}
+    if args.min_score is not None:
+        layer["detection"] = {"min_score": args.min_score}
+    if args.device_name:
+        layer["device_name"] = args.device_name
+    outputs = [dict(o) for o in base_outputs]
+    if args.no_preview:
+        outputs = [o for o in outputs if o.get("type") != "mjpeg"]
+    elif args.preview:
+        host, port = _host_port(args.preview)
+        outputs = [o for o in outputs if o.get("type") != "mjpeg"] + [{"type": "mjpeg", "host": host, "port": port}]
+    replaced = set()
+    for spec in args.output:
+        kind, sep, path = spec.partition(":")
+        if not sep or kind not in OUTPUT_KINDS or not path:
+            raise RoadedgeError("--output {}: expected KIND:PATH with KIND one of {}".format(spec, ", ".join(OUTPUT_KINDS)))
+        if kind not in replaced:
+            outputs = [o for o in outputs if o.get("type") != kind]
+            replaced.add(kind)
+        outputs.append({"type": kind, "path": path})
+    if args.no_preview or args.preview or args.output:
+        layer["outputs"] = outputs
+    return layer
+
+
+def load_config(args):
+    from edge import config as config_module
+
+    profile = args.profile or config_module.detect_profile()
+    base = config_module.merge(config_module.read_yaml(config_module.profile_path(profile)),
+                               config_module.read_yaml(args.config) if args.config else {})
+    overrides = overrides_from_args(args, base.get("outputs", []))
+    return config_module.load(profile, args.config, overrides)
+
+
+def format_summary(summary):
+    stages = ", ".join("{} {:.1f}".format(stage, values["mean"]) for stage, values in summary["stages_ms"].items())
+    return ("{frames} frames in {seconds:.1f} s, {fps:.1f} FPS; {messages} messages, {detections} detections, "
+            "{dropped} dropped frames; mean ms per frame: ".format(**summary) + (stages or "-")
+            + ("; sink errors: {}".format(summary["sink_errors"]) if summary["sink_errors"] else ""))
+
+
+def run_command(args):
+    from edge import app
+    from edge.fsutil import atomic_file
+
+    logging.basicConfig(level=logging.ERROR if args.quiet else logging.INFO, format="roadedge: %(message)s",
+                        stream=sys.stderr)
+    config = load_config(args)
+    log = logging.getLogger("roadedge")
+    runtime = app.build(config)
+    stops = []
+
+    def stop(signum, frame):
+        stops.append(signum)
+        if len(stops) > 1:  # a second Ctrl-C: stop now, without draining
+            raise KeyboardInterrupt()
+        log.info("stopping (%s)", signal.Signals(signum).name)
+        runtime.pipeline.stop()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        preview = [s for s in runtime.sinks if hasattr(s, "address")]
+        log.info("profile %s, model %s (%s), source %s%s", config["profile"], runtime.backend.model_name,
+                 config["backend"]["type"], config["source"]["type"],
+                 "".join(", preview http://{}:{}/".format(*s.address) for s in preview))
+        summary = runtime.pipeline.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        runtime.close()
+    summary["profile"], summary["model"] = config["profile"], runtime.pipeline.backend.model_name
+    if not args.quiet:
+        print("roadedge: " + format_summary(summary), file=sys.stderr)
+    if args.summary:
+        with atomic_file(args.summary, "w") as handle:
+            json.dump(summary, handle, indent=2)
+    return 0
+
+
+def profiles_command(args):
+    from edge import config as config_module
+
+    detected = config_module.detect_profile()
+    for name in config_module.profile_names():
+        data = config_module.read_yaml(config_module.profile_path(name))
+        print("{:<18} {}{}".format(name, data.get("description", ""), "  (detected)" if name == detected else ""))
+    return 0
+
+
+def info_command(args):
+    import platform
+
+    import cv2
+    import numpy
+
+    from edge import __version__
+    from edge import config as config_module
+
+    info = {"roadedge": __version__, "python": platform.python_version(), "platform": platform.platform(),
+            "numpy": numpy.__version__, "opencv": cv2.__version__, "profile": config_module.detect_profile()}
+    try:
+        import openvino as ov
+
+        core = ov.Core()
+        info["openvino"] = ov.get_version()
+        info["devices"] = {d: core.get_property(d, "FULL_DEVICE_NAME") for d in core.available_devices}
+    except ImportError:
+        info["openvino"], info["devices"] = None, {}
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    for key in ("roadedge", "python", "platform", "numpy", "opencv", "openvino", "profile"):
+        print("{:<10} {}".format(key, info[key] if info[key] is not None else "not installed"))
+    for name, full in info["devices"].items():
+        print("{:<10} {}: {}".format("device", name, full))
+    return 0

@@ -1,0 +1,42 @@
+"""What every sink gets from the pipeline.
+
+A sink is an object with:
+
+    needs_image   True if it uses the annotated frame (preview, FIFO, recording); the
+                  pipeline annotates only when some sink needs it
+    write(result) called once per frame, in order, from the pipeline thread. Must not
+                  block for long: a sink with slow I/O hands the work to its own thread
+                  or drops. An exception is logged by the pipeline, counted, and the
+                  other sinks still get the frame.
+    close()       flush and release; called once at the end, also after errors.
+"""
+
+
+class FrameResult(object):
+    """One processed frame: what sinks see.
+
+    frame        edge.sources.base.Frame (the original BGR image)
+    detections   list of edge.processing.decoders.Detection, boxes normalised to the frame
+    message      the v1 detections message (dict) for this frame (edge.messages)
+    annotated    BGR image with boxes, legend and FPS drawn, or None when no sink needs it
+    timings      {stage: milliseconds} for this frame
+    """
+
+    __slots__ = ("frame", "detections", "message", "annotated", "timings", "_jpeg")
+
+    def __init__(self, frame, detections, message, annotated=None, timings=None):
+        self.frame, self.detections, self.message = frame, detections, message
+        self.annotated, self.timings = annotated, dict(timings or {})
+        self._jpeg = None
+
+    def jpeg(self, quality=80):
+        """The annotated frame (or the raw one) as JPEG bytes, encoded once and shared by the sinks."""
+        if self._jpeg is None:
+            import cv2
+
+            image = self.annotated if self.annotated is not None else self.frame.image
+            ok, data = cv2.imencode(".jpg", image, [int(cv2.IMWRITE_JPEG_QUALITY), int(quality)])
+            if not ok:
+                raise ValueError("JPEG encoding failed")
+            self._jpeg = data.tobytes()
+        return self._jpeg

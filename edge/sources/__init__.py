@@ -1,0 +1,1 @@
+"""Frame sources: one file per capture kind. See edge/sources/base.py for the interface."""
