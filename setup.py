@@ -21,6 +21,8 @@ setup(
         "Pillow>=8",
         "tqdm>=4.40",
         "PyYAML>=5.1",
+        "paho-mqtt>=2,<3",
+        "prometheus-client>=0.17",
     ],
     extras_require={
         "aws": ["boto3>=1.26"],

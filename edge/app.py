@@ -16,7 +16,7 @@ class Runtime(object):
     """The opened parts and the pipeline over them; close() releases all of them, whatever failed."""
 
     def __init__(self):
-        self.source = self.backend = self.pipeline = None
+        self.source = self.backend = self.pipeline = self.metrics = None
         self.sinks = []
         self.stop = threading.Event()
 
@@ -55,6 +55,10 @@ def build(config, extra_sinks=()):
             from edge.processing.annotate import annotate
         runtime.pipeline = Pipeline(runtime.source, runtime.backend, runtime.sinks, config, annotate=annotate,
                                     stop_event=runtime.stop)
+        if any(hasattr(sink, "add_route") for sink in runtime.sinks):
+            from edge.metrics import attach
+
+            runtime.metrics = attach(runtime)  # Prometheus /metrics beside the preview
     except BaseException:
         runtime.close()
         raise

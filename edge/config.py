@@ -35,6 +35,13 @@ PIPELINE = {
     "publish_empty": Option(bool, False, "also emit a detections message for frames with no detections"),
     "stats_interval": Option(float, 10.0, "seconds between stats snapshots (log and `stats` messages)"),
 }
+EVENTS = {
+    "enabled": Option(bool, True, "turn detections into damage events (new / update / end) with an IoU tracker"),
+    "iou": Option(float, 0.3, "overlap that continues a track"),
+    "max_age_s": Option(float, 1.0, "a track unseen this long ends"),
+    "min_hits": Option(int, 2, "detections before a track becomes an event"),
+    "update_interval_s": Option(float, 5.0, "at most one update event per track this often, when its best score rises"),
+}
 TOP = {
     "description": Option(str, "", "what the profile is for"),
     "device_name": Option(str, "", "device name in messages and topics (default: the host name)"),
@@ -42,6 +49,7 @@ TOP = {
     "backend": Option(dict, {}, "inference backend section"),
     "detection": Option(dict, {}, "thresholds and top-k"),
     "pipeline": Option(dict, {}, "loop settings"),
+    "events": Option(dict, {}, "damage events from the tracker"),
     "outputs": Option(list, [], "sink sections"),
 }
 CHOICES = {("detection", "resize"): ("stretch", "letterbox"), ("pipeline", "drop_frames"): ("auto", "always", "never"),
@@ -158,7 +166,7 @@ def check_layer(origin, layer, merged):
                 raise RoadedgeError("{}: {}.type: missing; expected one of {}".format(
                     origin, kind, ", ".join(sorted(plugins.KINDS[kind]))))
             _check_section(origin, kind, layer[kind], _plugin_options(origin, kind, kind, type_name), kind)
-    for key, options in (("detection", DETECTION), ("pipeline", PIPELINE)):
+    for key, options in (("detection", DETECTION), ("pipeline", PIPELINE), ("events", EVENTS)):
         if key in layer:
             _check_section(origin, key, layer[key], options)
     for index, sink in enumerate(layer.get("outputs", [])):
@@ -198,6 +206,7 @@ def load(profile=None, config_file=None, overrides=None):
               "backend": with_defaults(merged["backend"], plugins.plugin("backend", merged["backend"]["type"]).OPTIONS),
               "detection": with_defaults(merged.get("detection", {}), DETECTION),
               "pipeline": with_defaults(merged.get("pipeline", {}), PIPELINE),
+              "events": with_defaults(merged.get("events", {}), EVENTS),
               "outputs": [with_defaults(s, plugins.plugin("sink", s["type"]).OPTIONS) for s in merged.get("outputs", [])]}
     for key in ("source", "backend"):
         config[key]["type"] = merged[key]["type"]

@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 
-from edge.messages import detections_message
+from edge.messages import detections_message, events_message, stats_message
 from edge.processing.decoders import DetectionFilter, map_to_frame
 from edge.processing.geometry import Resize
 from edge.sinks.base import FrameResult
@@ -125,7 +125,18 @@ class Pipeline(object):
         self.clock = clock
         self.fps_window = collections.deque(maxlen=30)
         self.capture = None
-        self.listeners = []  # callables(result) run after the sinks: the events tracker, stats publishers
+        self.listeners = []  # callables(result) run after the sinks (Prometheus metrics)
+        self.events_seq = self.stats_seq = 0  # every message kind has its own seq per boot
+        events = config.get("events") or {"enabled": False}
+        self.tracker = None
+        if events.get("enabled"):
+            from edge.processing.tracker import IouTracker
+
+            self.tracker = IouTracker(iou=events["iou"], max_age_s=events["max_age_s"], min_hits=events["min_hits"],
+                                      update_interval_s=events["update_interval_s"])
+        self.stats_interval = float(config["pipeline"].get("stats_interval", 0) or 0)
+        self.next_stats = None
+        self.last_frame = None
 
     def stop(self):
         self.stop_event.set()
@@ -190,7 +201,77 @@ class Pipeline(object):
             started = time.perf_counter()
             annotated = self.annotate(frame.image, found, fps=self.current_fps())
             timings["annotate"] = (time.perf_counter() - started) * 1000.0
-        result = FrameResult(frame, found, message, annotated, timings)
+        events, best = self._events(found, frame.index, now)
+        result = FrameResult(frame, found, message, annotated, timings, events=events, stats=self._stats_due(now))
+        result.best_tracks = best
+        self._deliver(result)
+        timings = result.timings
+        for stage, ms in timings.items():
+            self.times.add(stage, ms)
+        for listener in self.listeners:
+            listener(result)
+        self.frames_done += 1
+        self.detections += len(found)
+        self.last_frame = frame
+        return result
+
+    def _events(self, found, frame_index, now, flush=False):
+        """Tracker events for this frame (or all open tracks at the end) as v1 events messages."""
+        if self.tracker is None:
+            return [], []
+        raw = self.tracker.flush(now) if flush else self.tracker.update(found, frame_index, now)
+        best = [] if flush else list(self.tracker.best_changed)
+        images = next((sink for sink in self.sinks if hasattr(sink, "image_key")), None)
+        messages = []
+        for event in raw:
+            key = images.image_key(self.boot_id, event["track_id"]) if images is not None else None
+            messages.append(events_message(self.device, self.boot_id, self.events_seq, now, event,
+                                           self.backend.model_name, key))
+            self.events_seq += 1
+        return messages, best
+
+    def stats_snapshot(self):
+        capture = self.capture
+        stats = {"fps": self.current_fps() or 0.0, "frames": self.frames_done,
+                 "dropped_frames": capture.dropped if capture else 0, "queue_depth": capture.depth() if capture else 0,
+                 "stages_ms": self.times.summary(), "detections": self.detections,
+                 "sink_errors": dict(self.sink_errors), "sinks": {}}
+        if self.started is not None:
+            stats["uptime_s"] = time.perf_counter() - self.started
+        for sink in self.sinks:
+            if hasattr(sink, "stats"):
+                try:
+                    stats["sinks"][getattr(sink, "TYPE", None) or type(sink).__name__] = sink.stats()
+                except Exception as err:  # stats are best effort
+                    log.debug("stats of %s failed: %s", type(sink).__name__, err)
+        return stats
+
+    def _stats_due(self, now, force=False):
+        if self.stats_interval <= 0 and not force:
+            return None
+        if self.next_stats is None:
+            self.next_stats = now + self.stats_interval
+        if not force and now < self.next_stats:
+            return None
+        self.next_stats = now + self.stats_interval
+        message = stats_message(self.device, self.boot_id, self.stats_seq, now, self.stats_snapshot())
+        self.stats_seq += 1
+        return message
+
+    def finish_events(self):
+        """At the clean end: end every open track and send a last stats message, in one result without a frame's
+        detections, so the sinks publish them before they close."""
+        if self.last_frame is None:
+            return
+        now = self.clock()
+        events, _ = self._events([], self.last_frame.index, now, flush=True)
+        result = FrameResult(self.last_frame, [], None, None, {}, events=events,
+                             stats=self._stats_due(now, force=True))
+        result.final = True
+        self._deliver(result)
+
+    def _deliver(self, result):
+        """Hand a result to every sink; a failing sink is logged once and counted, the others still get it."""
         started = time.perf_counter()
         for sink in self.sinks:
             try:
@@ -200,14 +281,7 @@ class Pipeline(object):
                 if not self.sink_errors[name]:
                     log.error("sink %s failed: %s (further errors of this sink are counted, not logged)", name, err)
                 self.sink_errors[name] += 1
-        timings["sinks"] = (time.perf_counter() - started) * 1000.0
-        for stage, ms in timings.items():
-            self.times.add(stage, ms)
-        for listener in self.listeners:
-            listener(result)
-        self.frames_done += 1
-        self.detections += len(found)
-        return result
+        result.timings["sinks"] = (time.perf_counter() - started) * 1000.0
 
     def current_fps(self):
         if len(self.fps_window) < 2:
@@ -238,6 +312,7 @@ class Pipeline(object):
                 submitted += 1
             while pending:
                 self._finish(pending.popleft())
+            self.finish_events()
         finally:
             self.stop_event.set()
             self.ended = time.perf_counter()
@@ -251,6 +326,6 @@ class Pipeline(object):
         seconds = max(end - (self.started or end), 1e-9)
         return {"frames": self.frames_done, "seconds": round(seconds, 3),
                 "fps": round(self.frames_done / seconds, 2) if self.frames_done else 0.0,
-                "detections": self.detections, "messages": self.seq,
+                "detections": self.detections, "messages": self.seq, "events": self.events_seq,
                 "dropped": self.capture.dropped if self.capture else 0,
                 "sink_errors": dict(self.sink_errors), "stages_ms": self.times.summary()}

@@ -22,7 +22,8 @@ KINDS = {
                "awscam": "edge.sources.awscam", "picamera2": "edge.sources.picamera2"},
     "backend": {"openvino": "edge.backends.openvino", "awscam": "edge.backends.awscam", "mxnet": "edge.backends.mxnet"},
     "sink": {"jsonl": "edge.sinks.jsonl", "mjpeg": "edge.sinks.mjpeg", "fifo": "edge.sinks.fifo",
-             "record": "edge.sinks.record"},
+             "record": "edge.sinks.record", "mqtt": "edge.sinks.mqtt", "greengrass": "edge.sinks.greengrass",
+             "s3": "edge.sinks.s3"},
 }
 
 

@@ -61,3 +61,23 @@ def import_standin(monkeypatch, name):
     monkeypatch.setitem(sys.modules, name, None)
     del sys.modules[name]
     return importlib.import_module(name)
+
+
+def import_standin_package(monkeypatch, name):
+    """import_standin for a stand-in package (tests/standins/<top>/...): `name` may be dotted
+    ("awsiot.greengrasscoreipc.clientv2"). Every module of the package is recorded in sys.modules before the
+    import, so all of them (not only the one imported) are gone again after the test."""
+    import importlib
+    import sys
+
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "standins")
+    top = name.split(".")[0]
+    modules = []
+    for folder, _, files in os.walk(os.path.join(root, top)):
+        package = os.path.relpath(folder, root).replace(os.sep, ".")
+        modules.extend(package if f == "__init__.py" else package + "." + f[:-3] for f in files if f.endswith(".py"))
+    monkeypatch.syspath_prepend(root)
+    for module in sorted(modules):
+        monkeypatch.setitem(sys.modules, module, None)
+        del sys.modules[module]
+    return importlib.import_module(name)

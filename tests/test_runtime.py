@@ -94,7 +94,8 @@ class Collect(object):
         self.results = []
 
     def write(self, result):
-        self.results.append(result)
+        if not result.final:  # the closing result repeats the last frame with the ended tracks' events
+            self.results.append(result)
 
     def close(self):
         pass
@@ -119,7 +120,7 @@ def test_a_failing_sink_does_not_stop_the_others(tmp_path):
         summary = runtime.pipeline.run()
     finally:
         runtime.close()
-    assert summary["sink_errors"] == {"Broken": 12}
+    assert summary["sink_errors"] == {"Broken": 13}  # 12 frames and the closing result
     assert len(read_lines(str(out))) == 12 == len(collect.results)
     assert [r.frame.index for r in collect.results] == list(range(12))
     assert all(r.annotated is not None and r.annotated.shape == r.frame.image.shape for r in collect.results)
@@ -228,3 +229,32 @@ def test_the_bundled_model_and_video_exist_and_are_small():
     capture = cv2.VideoCapture(SAMPLE_VIDEO)
     assert capture.get(cv2.CAP_PROP_FRAME_COUNT) >= 100 and int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)) == 640
     capture.release()
+
+
+def test_events_and_stats_of_a_run_are_schema_valid_and_pair_up():
+    """Tracker events from the real detections of the sample drive: every track opens once and ends once."""
+    events_schema = json.load(open(os.path.join(ROOT, "edge", "schemas", "events-v1.schema.json")))
+    stats_schema = json.load(open(os.path.join(ROOT, "edge", "schemas", "stats-v1.schema.json")))
+    collect = Collect()
+    collect.needs_image = False
+    collect.write = lambda result: collect.results.append(result)  # the closing result too
+    runtime = app.build(_config(detection={"min_score": 0.3}), extra_sinks=[collect])
+    try:
+        summary = runtime.pipeline.run()
+    finally:
+        runtime.close()
+    events = [e for r in collect.results for e in r.events]
+    stats = [r.stats for r in collect.results if r.stats is not None]
+    assert collect.results[-1].final and not any(r.final for r in collect.results[:-1])
+    assert events and [e["seq"] for e in events] == list(range(len(events))) == list(range(summary["events"]))
+    for event in events:
+        jsonschema.validate(event, events_schema)
+    tracks = {}
+    for event in events:
+        tracks.setdefault(event["track_id"], []).append(event["event"])
+    for kinds in tracks.values():
+        assert kinds[0] == "new" and kinds[-1] == "end" and kinds.count("new") == 1 and kinds.count("end") == 1
+    assert len(events) < summary["detections"]  # one damage is a few events, not one message per frame
+    assert stats and stats[-1]["frames"] == summary["frames"] == 150
+    for message in stats:
+        jsonschema.validate(message, stats_schema)

@@ -20,13 +20,22 @@ class FrameResult(object):
     message      the v1 detections message (dict) for this frame (edge.messages)
     annotated    BGR image with boxes, legend and FPS drawn, or None when no sink needs it
     timings      {stage: milliseconds} for this frame
+    events       damage-event messages (roadedge.events/1: new / update / end) the tracker made on this frame
+    stats        a roadedge.stats/1 message when one is due (every pipeline.stats_interval seconds), else None
+    best_tracks  ids of the tracks whose best frame is this one (the s3 sink keeps its JPEG)
+    final        True for the one closing result at a clean end: no new frame, only the ended tracks' events
+                 and the last stats (its frame is the last frame again)
     """
 
-    __slots__ = ("frame", "detections", "message", "annotated", "timings", "_jpeg")
+    __slots__ = ("frame", "detections", "message", "annotated", "timings", "events", "stats", "best_tracks", "final",
+                 "_jpeg")
 
-    def __init__(self, frame, detections, message, annotated=None, timings=None):
+    def __init__(self, frame, detections, message, annotated=None, timings=None, events=None, stats=None):
         self.frame, self.detections, self.message = frame, detections, message
         self.annotated, self.timings = annotated, dict(timings or {})
+        self.events, self.stats = list(events or []), stats
+        self.best_tracks = []
+        self.final = False
         self._jpeg = None
 
     def jpeg(self, quality=80):

@@ -81,6 +81,8 @@ class FifoSink(object):
         return 0 if self._frame is None else len(self._frame) - self._offset
 
     def write(self, result):
+        if result.final:  # the closing result carries events and stats, not a new picture
+            return
         if self.fd is None and not self._connect(time.monotonic()):
             self.frames_skipped += 1
             return

@@ -216,6 +216,8 @@ class MjpegSink(object):
         return self
 
     def write(self, result):
+        if result.final:  # the closing result carries events and stats, not a new picture
+            return
         if self._closed:
             return
         now = time.monotonic()

@@ -51,6 +51,8 @@ class RecordSink(object):
             self.log.info("recording %dx%d at %.3g fps to %s", width, height, self.fps, self.path)
 
     def write(self, result):
+        if result.final:  # the closing result carries events and stats, not a new picture
+            return
         if self._closed:
             return
         image = result.annotated if result.annotated is not None else result.frame.image

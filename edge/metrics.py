@@ -1,0 +1,93 @@
+"""Prometheus metrics of the running pipeline, served as /metrics on the preview server.
+
+A pipeline listener: `observe(result)` per frame feeds the stage histograms,
+and `refresh(pipeline)` (per frame, cheap) copies the counters that the
+pipeline and the sinks keep (dropped frames, outbox depth, publish failures,
+reconnects) into gauges. prometheus_client is imported here only, so the
+device path (lambda_function.py) never needs it.
+"""
+STAGE_BUCKETS = (0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000)  # milliseconds
+
+
+class RuntimeMetrics(object):
+    def __init__(self, device, model):
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = CollectorRegistry()
+        labels = {"device": device, "model": model}
+        self.info = Gauge("roadedge_info", "the running device and model", list(labels), registry=self.registry)
+        self.info.labels(**labels).set(1)
+        self.frames = Counter("roadedge_frames", "frames processed", registry=self.registry)
+        self.detections = Counter("roadedge_detections", "detections emitted", registry=self.registry)
+        self.fps = Gauge("roadedge_fps", "frames per second over the last 30 frames", registry=self.registry)
+        self.stage = Histogram("roadedge_stage_milliseconds", "time per frame in each pipeline stage", ["stage"],
+                               buckets=STAGE_BUCKETS, registry=self.registry)
+        self.dropped = Gauge("roadedge_dropped_frames", "frames dropped by back-pressure (live sources)",
+                             registry=self.registry)
+        self.queue = Gauge("roadedge_queue_depth", "frames waiting between capture and inference", registry=self.registry)
+        self.sink_errors = Gauge("roadedge_sink_errors", "frames a sink failed on", ["sink"], registry=self.registry)
+        self.outbox = Gauge("roadedge_outbox_depth", "messages stored and not yet acknowledged by the broker",
+                            ["sink"], registry=self.registry)
+        self.outbox_dropped = Gauge("roadedge_outbox_dropped", "messages the outbox dropped (size or age limit)",
+                                    ["sink"], registry=self.registry)
+        self.publish_failures = Gauge("roadedge_publish_failures", "publishes that failed", ["sink"],
+                                      registry=self.registry)
+        self.reconnects = Gauge("roadedge_reconnects", "broker reconnections", ["sink"], registry=self.registry)
+
+    def observe(self, result):
+        self.frames.inc()
+        self.detections.inc(len(result.detections))
+        for stage, ms in result.timings.items():
+            self.stage.labels(stage=stage).observe(ms)
+
+    def refresh(self, pipeline):
+        fps = pipeline.current_fps()
+        if fps is not None:
+            self.fps.set(fps)
+        capture = pipeline.capture
+        if capture is not None:
+            self.dropped.set(capture.dropped)
+            self.queue.set(capture.depth())
+        for name, count in pipeline.sink_errors.items():
+            self.sink_errors.labels(sink=name).set(count)
+        for sink in pipeline.sinks:
+            stats = sink.stats() if hasattr(sink, "stats") else None
+            if not stats:
+                continue
+            name = getattr(sink, "TYPE", None) or type(sink).__name__
+            for key, gauge in (("outbox_depth", self.outbox), ("outbox_dropped", self.outbox_dropped),
+                               ("publish_failures", self.publish_failures), ("reconnects", self.reconnects)):
+                if key in stats:
+                    gauge.labels(sink=name).set(stats[key])
+
+    def listener(self, pipeline):
+        """A pipeline listener (callable(result)) that observes and refreshes."""
+
+        def listen(result):
+            self.observe(result)
+            self.refresh(pipeline)
+
+        return listen
+
+    def route(self, request):
+        """The /metrics handler for edge.sinks.mjpeg's route table."""
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        from edge.sinks.mjpeg import send_body
+
+        send_body(request, 200, CONTENT_TYPE_LATEST, generate_latest(self.registry))
+
+
+def attach(runtime):
+    """Serve /metrics on every preview server of the runtime; returns the metrics or None without a preview."""
+    servers = [sink for sink in runtime.sinks if hasattr(sink, "add_route")]
+    if not servers:
+        return None
+    try:
+        metrics = RuntimeMetrics(runtime.pipeline.device, runtime.backend.model_name)
+    except ImportError:  # prometheus_client missing: the preview still works
+        return None
+    for server in servers:
+        server.add_route("/metrics", metrics.route)
+    runtime.pipeline.listeners.append(metrics.listener(runtime.pipeline))
+    return metrics
