@@ -5,6 +5,7 @@ module-level imports beyond the standard library and edge.*.
 """
 import logging
 import threading
+import uuid
 
 from edge import plugins
 from edge.pipeline import Pipeline
@@ -42,7 +43,9 @@ def _section(section):
 def build(config, extra_sinks=()):
     """Open everything the configuration names; on any failure close what was opened and re-raise."""
     runtime = Runtime()
-    context = {"log": log, "stop": runtime.stop, "device": config["device_name"], "source_fps": None}
+    boot_id = uuid.uuid4().hex  # one per run: detections, events, stats and status messages all carry it
+    context = {"log": log, "stop": runtime.stop, "device": config["device_name"], "source_fps": None,
+               "boot_id": boot_id}
     try:
         runtime.backend = plugins.plugin("backend", config["backend"]["type"]).open(_section(config["backend"]), context)
         runtime.source = plugins.plugin("source", config["source"]["type"]).open(_section(config["source"]), context)
@@ -54,7 +57,7 @@ def build(config, extra_sinks=()):
         if any(getattr(sink, "needs_image", False) for sink in runtime.sinks):
             from edge.processing.annotate import annotate
         runtime.pipeline = Pipeline(runtime.source, runtime.backend, runtime.sinks, config, annotate=annotate,
-                                    stop_event=runtime.stop)
+                                    stop_event=runtime.stop, boot_id=boot_id)
         if any(hasattr(sink, "add_route") for sink in runtime.sinks):
             from edge.metrics import attach
 

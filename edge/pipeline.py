@@ -107,14 +107,14 @@ class Capture(threading.Thread):
 
 
 class Pipeline(object):
-    def __init__(self, source, backend, sinks, config, annotate=None, stop_event=None, clock=time.time):
+    def __init__(self, source, backend, sinks, config, annotate=None, stop_event=None, clock=time.time, boot_id=None):
         self.source, self.backend, self.sinks, self.config = source, backend, list(sinks), config
         detection = config["detection"]
         self.keep = DetectionFilter(backend.labels, detection["min_score"], detection["class_thresholds"],
                                     detection["top_k"] or None, 0)
         self.resize_mode = detection["resize"]
         self.device = config["device_name"]
-        self.boot_id = uuid.uuid4().hex
+        self.boot_id = boot_id or uuid.uuid4().hex
         self.seq = 0
         self.stop_event = stop_event or threading.Event()
         self.times = StageTimes()

@@ -38,6 +38,18 @@ def register(subparsers):
     preview.add_argument("--no-preview", action="store_true", help="no HTTP preview")
     p.add_argument("--output", action="append", default=[], metavar="KIND:PATH",
                    help="jsonl:PATH (replaces stdout; jsonl:- is stdout), record:PATH.mp4, fifo:PATH; repeatable")
+    mqtt = p.add_argument_group("MQTT (AWS IoT Core, Greengrass, any broker), through an on-disk outbox")
+    mqtt.add_argument("--mqtt", metavar="URL", help="publish to mqtt://HOST[:PORT] (1883) or mqtts://HOST[:PORT] (8883; "
+                      "443 with --mqtt-alpn); adds or replaces the profile's mqtt output")
+    mqtt.add_argument("--mqtt-cert", metavar="PEM", help="client certificate (AWS IoT: the thing's certificate)")
+    mqtt.add_argument("--mqtt-key", metavar="PEM", help="the client certificate's private key")
+    mqtt.add_argument("--mqtt-ca", metavar="PEM", help="CA to trust for the broker (default: the system's CAs)")
+    mqtt.add_argument("--mqtt-alpn", action="store_true", help="ALPN x-amzn-mqtt-ca: MQTT over TLS on port 443 (AWS IoT)")
+    mqtt.add_argument("--mqtt-prefix", metavar="TOPIC", help="topic prefix (default roadedge/{device})")
+    mqtt.add_argument("--mqtt-client-id", metavar="ID", help="client id, the AWS IoT thing name (default: device name)")
+    mqtt.add_argument("--outbox", metavar="PATH", help="outbox SQLite file (default ~/.cache/roadedge/outbox-DEVICE.sqlite)")
+    mqtt.add_argument("--drain-timeout", type=float, metavar="S", help="on a clean stop, wait up to S seconds for the "
+                      "outbox to drain (default 10)")
     p.add_argument("--summary", metavar="FILE", help="also write the end-of-run summary as JSON to FILE")
     p.add_argument("--quiet", action="store_true", help="no log lines on stderr, only errors")
     p.set_defaults(handler=lazy_handler("edge.run_command", "run_command"))
@@ -58,6 +70,54 @@ def _host_port(text):
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise RoadedgeError("--preview {}: expected HOST:PORT, e.g. 127.0.0.1:8080".format(text))
     return host or "127.0.0.1", int(port)
+
+
+MQTT_FLAGS = (("mqtt_cert", "cert"), ("mqtt_key", "key"), ("mqtt_ca", "ca"), ("mqtt_prefix", "topic_prefix"),
+              ("mqtt_client_id", "client_id"), ("outbox", "outbox"), ("drain_timeout", "drain_timeout_s"))
+
+
+def mqtt_url(text, alpn=False):
+    """--mqtt mqtt://HOST[:PORT] | mqtts://HOST[:PORT] -> {host, port, tls}; RoadedgeError naming the URL."""
+    from urllib.parse import urlsplit
+
+    from edge.errors import RoadedgeError
+
+    expected = "--mqtt {}: expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT]".format(text)
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        raise RoadedgeError(expected + " (bad port)") from None
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname or parts.path not in ("", "/") or parts.query \
+            or parts.fragment or parts.username is not None:
+        raise RoadedgeError(expected)
+    tls = parts.scheme == "mqtts"
+    if port is None:
+        port = (443 if alpn else 8883) if tls else 1883
+    if not 0 < port < 65536:
+        raise RoadedgeError(expected + " (port {} out of range)".format(port))
+    return {"host": parts.hostname, "port": port, "tls": tls}
+
+
+def _mqtt_outputs(args, outputs):
+    """The outputs with the --mqtt* flags applied: one mqtt entry added, or the profile's updated."""
+    from edge.errors import RoadedgeError
+
+    url, alpn = getattr(args, "mqtt", None), getattr(args, "mqtt_alpn", False)
+    flags = {key: getattr(args, attr) for attr, key in MQTT_FLAGS if getattr(args, attr, None) is not None}
+    if alpn:
+        flags["alpn"] = True
+    existing = [o for o in outputs if o.get("type") == "mqtt"]
+    if not url and not flags:
+        return None
+    if not url and not existing:
+        raise RoadedgeError("--mqtt-* and --outbox/--drain-timeout need --mqtt URL (or an mqtt output in the profile)")
+    entry = dict(existing[0]) if existing else {"type": "mqtt"}
+    if url:
+        entry.update(mqtt_url(url, alpn))
+        entry.setdefault("require_connection_s", 0.0)  # a broker that is down at start: store and forward
+    entry.update(flags)
+    return [o for o in outputs if o.get("type") != "mqtt"] + [entry]
 
 
 def overrides_from_args(args, base_outputs):
@@ -102,7 +162,10 @@ def overrides_from_args(args, base_outputs):
             outputs = [o for o in outputs if o.get("type") != kind]
             replaced.add(kind)
         outputs.append({"type": kind, "path": path})
-    if args.no_preview or args.preview or args.output:
+    with_mqtt = _mqtt_outputs(args, outputs)
+    if with_mqtt is not None:
+        outputs = with_mqtt
+    if args.no_preview or args.preview or args.output or with_mqtt is not None:
         layer["outputs"] = outputs
     return layer
 

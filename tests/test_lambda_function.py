@@ -19,7 +19,8 @@ STANDINS = os.path.join(ROOT, "tests", "standins")
 DEVICE_MODULES = ["lambda_function.py", "edge/__init__.py", "edge/app.py", "edge/config.py", "edge/pipeline.py",
                   "edge/plugins.py", "edge/messages.py", "edge/errors.py", "edge/catalog.py", "edge/fsutil.py",
                   "edge/processing", "edge/sources", "edge/sinks", "edge/backends/awscam.py",
-                  "edge/backends/openvino.py", "device_profiles/__init__.py"]
+                  "edge/backends/openvino.py", "device_profiles/__init__.py", "edge/outbox.py", "edge/status.py",
+                  "edge/topics.py"]
 
 
 @pytest.fixture
@@ -87,6 +88,7 @@ def test_device_modules_import_with_only_numpy_and_cv2():
         "import edge.app, edge.config, edge.pipeline, edge.run_command\n"
         "import edge.sources.awscam, edge.sources.opencv, edge.backends.awscam, edge.backends.openvino\n"
         "import edge.sinks.fifo, edge.sinks.jsonl, edge.sinks.mjpeg, edge.processing.annotate\n"
+        "import edge.sinks.mqtt, edge.sinks.greengrass, edge.sinks.s3, edge.outbox, edge.processing.tracker\n"
         "import os; os.environ['ROADEDGE_LAMBDA_AUTOSTART'] = '0'\n"
         "import lambda_function\n"
         "print('ok')\n")

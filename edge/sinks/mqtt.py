@@ -1,0 +1,417 @@
+"""MQTT: detections, events, stats and status to any MQTT broker (AWS IoT Core, Greengrass, mosquitto), none lost.
+
+Topics under `topic_prefix` (default roadedge/<device>): `detections` (the same
+compact JSON the JSON-lines sink writes for that frame), `events`, `stats`, and
+`status` (retained: `online` on connect, `offline` as the last will, `stopped`
+on a clean exit). MQTT 3.1.1 (what AWS IoT speaks), QoS 1, client id = the
+thing name (the device name unless `client_id` is set), TLS with a client
+certificate (port 8883, or 443 with ALPN x-amzn-mqtt-ca).
+
+Store and forward: write() only puts the messages into the on-disk outbox
+(edge.outbox) and wakes the sender thread; it never waits for the network. The
+sender publishes outbox rows in id order, at most `max_inflight` without a
+PUBACK, and deletes a row only when its PUBACK arrives. On every (re)connect
+paho's in-memory copies are dropped and everything unacknowledged is sent again
+from the outbox, in order: a subscriber may see a duplicate (dedupe on boot_id +
+seq) but nothing is lost. A backlog left by an earlier run goes first. The
+connection is made in the background (paho reconnects with backoff 1..30 s), so
+a broker that is down does not stop the runtime, unless `require_connection_s`
+asks open() to wait for it.
+
+close() waits up to `drain_timeout_s` for the outbox to empty, publishes the
+retained `stopped` status and disconnects cleanly (so the broker does not send
+the will); whatever is left stays on disk for the next start.
+"""
+import json
+import logging
+import os
+import re
+import socket
+import ssl
+import threading
+import time
+import uuid
+
+from edge import topics
+from edge.errors import RoadedgeError
+from edge.plugins import Option
+from edge.status import status_message
+
+TYPE = "mqtt"
+OPTIONS = {
+    "host": Option(str, "127.0.0.1", "broker host (AWS IoT: <prefix>-ats.iot.<region>.amazonaws.com)"),
+    "port": Option(int, 1883, "broker port: 1883 plain, 8883 TLS, 443 TLS with alpn"),
+    "tls": Option(bool, False, "TLS; cert + key for client-certificate authentication (AWS IoT Core)"),
+    "cert": Option(str, "", "client certificate (PEM), with tls"),
+    "key": Option(str, "", "private key of the client certificate (PEM), with tls"),
+    "ca": Option(str, "", "CA certificate(s) to trust for the broker (PEM); empty = the system's trusted CAs"),
+    "alpn": Option(bool, False, "offer ALPN x-amzn-mqtt-ca: MQTT over TLS on port 443 to AWS IoT Core"),
+    "client_id": Option(str, "", "MQTT client id, the AWS IoT thing name; empty = the device name"),
+    "topic_prefix": Option(str, "roadedge/{device}", "topics are <prefix>/detections|events|status|stats"),
+    "keepalive": Option(int, 30, "seconds between keep-alive pings (AWS IoT accepts 30..1200)"),
+    "username": Option(str, "", "user name for brokers with password authentication"),
+    "password": Option(str, "", "password for brokers with password authentication"),
+    "outbox": Option(str, "", "outbox SQLite file; empty = ~/.cache/roadedge/outbox-<device>.sqlite"),
+    "outbox_max_mb": Option(float, 64.0, "outbox size bound; beyond it the oldest messages are dropped (counted)"),
+    "outbox_max_age_s": Option(float, 7 * 86400.0, "messages older than this are dropped (counted); 0 = no age bound"),
+    "drain_timeout_s": Option(float, 10.0, "on a clean stop, wait this long for the outbox to empty"),
+    "max_inflight": Option(int, 20, "messages published and not yet acknowledged, at most"),
+    "require_connection_s": Option(float, 0.0, "open() waits this long for the first connection and fails with the "
+                                   "reason if there is none; 0 = do not wait (connect in the background)"),
+}
+ALPN_AWS_IOT = "x-amzn-mqtt-ca"
+TLS_PROBLEMS = (  # OpenSSL reason -> what it means here (the first match wins)
+    ("CERTIFICATE_VERIFY_FAILED", "the broker's certificate is not trusted"),
+    ("UNKNOWN_CA", "the broker does not trust our client certificate (unknown CA)"),
+    ("BAD_CERTIFICATE", "the broker refused our client certificate (bad certificate)"),
+    ("CERTIFICATE_UNKNOWN", "the broker refused our client certificate (certificate unknown)"),
+    ("CERTIFICATE_REQUIRED", "the broker requires a client certificate"),
+    ("CERTIFICATE_EXPIRED", "a certificate has expired"),
+    ("CERTIFICATE_REVOKED", "our client certificate is revoked"),
+    ("NO_APPLICATION_PROTOCOL", "the broker does not accept ALPN " + ALPN_AWS_IOT),
+    ("WRONG_VERSION_NUMBER", "the port does not speak TLS"),
+    ("HANDSHAKE_FAILURE", "no protocol or cipher in common"),
+)
+
+
+def to_json(message):
+    """Compact JSON bytes, exactly as the JSON-lines sink writes a line (without the newline)."""
+    return json.dumps(message, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+def describe_failure(error):
+    """(text, permanent) for a failed connection attempt, from an exception or paho's error log line."""
+    text = str(error)
+    upper = text.upper()
+    for token, meaning in TLS_PROBLEMS:
+        if token in upper:
+            detail = getattr(error, "verify_message", None)
+            return "TLS handshake failed: " + meaning + (" ({})".format(detail) if detail else ""), True
+    if isinstance(error, ssl.SSLError) or "[SSL" in text:
+        return "TLS failed: " + text, True
+    if isinstance(error, ConnectionRefusedError) or "refused" in text.lower():
+        return "connection refused (no broker listening?)", False
+    if isinstance(error, socket.gaierror):
+        return "cannot resolve the host name ({})".format(error), False
+    if isinstance(error, socket.timeout):
+        return "connection timed out", False
+    return text or type(error).__name__, False
+
+
+class MqttSink(object):
+    TYPE = TYPE  # the name its counters go under in the stats message
+    needs_image = False
+
+    def __init__(self, client, outbox, prefix, device, boot_id, options, log):
+        self.client, self.outbox, self.log = client, outbox, log
+        self.device, self.boot_id = device, boot_id
+        self.client_id = options["client_id"] or device
+        self.where = "{}:{}".format(options["host"], options["port"])
+        self.topics = {kind: topics.topic(prefix, kind) for kind in topics.KINDS}
+        self.max_inflight = max(1, int(options["max_inflight"]))
+        self.drain_timeout = max(0.0, float(options["drain_timeout_s"]))
+        self.published = self.publish_failures = self.reconnects = 0
+        self._cond = threading.Condition()
+        self._acked, self._wake = [], False
+        self._generation = 0  # +1 per successful connection: the sender then re-sends from the outbox's start
+        self._connected = self._ever_connected = self._stopping = self._closed = False
+        self._failure = self._logged_failure = self._log_error = None
+        self._lost_at = None
+        self._final_stats = None
+        client.on_connect, client.on_disconnect = self._on_connect, self._on_disconnect
+        client.on_publish, client.on_log = self._on_publish, self._on_log
+        client.roadedge_attempt_failed = self._attempt_failed
+        self._sender = threading.Thread(target=self._send_loop, name="roadedge-mqtt-sender", daemon=True)
+
+    # -- the pipeline's side -------------------------------------------------------------------------------------
+    def write(self, result):
+        if self._closed:
+            return
+        items = []
+        if result.message is not None:
+            items.append((self.topics["detections"], to_json(result.message)))
+        for event in getattr(result, "events", None) or ():
+            items.append((self.topics["events"], to_json(event)))
+        stats = getattr(result, "stats", None)
+        if stats is not None:
+            items.append((self.topics["stats"], to_json(stats)))
+        if items:
+            self.outbox.put_many(items)
+            self._notify()
+
+    def stats(self):
+        """Counters for the stats message and Prometheus."""
+        if self._final_stats is not None:
+            return dict(self._final_stats)
+        with self._cond:
+            connected = self._connected
+        return {"outbox_depth": self.outbox.depth(), "outbox_dropped": self.outbox.dropped, "published": self.published,
+                "publish_failures": self.publish_failures, "reconnects": self.reconnects, "connected": connected}
+
+    def _notify(self):
+        with self._cond:
+            self._wake = True
+            self._cond.notify_all()
+
+    # -- paho's callbacks (its network thread) ---------------------------------------------------------------------
+    def _attempt_failed(self, error):
+        self._failed(*describe_failure(error))
+
+    def _on_log(self, client, userdata, level, buf):
+        if level == 8:  # MQTT_LOG_ERR: e.g. "failed to receive on socket: [SSL: TLSV1_ALERT_UNKNOWN_CA] ..."
+            self._log_error = buf
+            self.log.debug("mqtt %s: paho: %s", self.where, buf)
+
+    def _failed(self, text, permanent):
+        with self._cond:
+            self._failure = (text, permanent)
+            repeated, self._logged_failure = text == self._logged_failure, text
+            self._cond.notify_all()
+        if not repeated and not self._stopping:
+            (self.log.error if permanent else self.log.warning)(
+                "mqtt %s: %s; retrying with backoff, messages wait in the outbox", self.where, text)
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        if reason_code.is_failure:
+            self._failed("connection refused by the broker: {}".format(str(reason_code).lower()), True)
+            return
+        client.drop_out_messages()  # their rows are still in the outbox: the sender sends them again, in order
+        client.publish(self.topics["status"], to_json(status_message(self.device, self.boot_id, "online")), 1, True)
+        with self._cond:
+            first, self._ever_connected, self._connected = not self._ever_connected, True, True
+            self._generation += 1
+            self._failure = self._logged_failure = self._log_error = None
+            self.reconnects += 0 if first else 1
+            lost_at, self._wake = self._lost_at, True
+            self._cond.notify_all()
+        if first:
+            self.log.info("mqtt %s: connected as %r, publishing to %s/...; %d messages in the outbox", self.where,
+                          self.client_id, self.topics["status"].rsplit("/", 1)[0],
+                          self.outbox.depth())
+        else:
+            self.log.info("mqtt %s: reconnected after %.1f s; sending the %d messages of the outbox", self.where,
+                          time.monotonic() - (lost_at or time.monotonic()), self.outbox.depth())
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties):
+        with self._cond:
+            was, self._connected = self._connected, False
+            if was:
+                self._lost_at = time.monotonic()
+            self._cond.notify_all()
+        if was and not self._stopping:
+            why = self._log_error or str(reason_code)
+            self.log.warning("mqtt %s: connection lost (%s); messages wait in the outbox", self.where, why)
+        elif not was and self._log_error:  # e.g. the broker refused our certificate after the TLS 1.3 handshake
+            self._failed(*describe_failure(self._log_error))
+        self._log_error = None
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties):
+        with self._cond:  # only noted here (paho holds its own lock); the sender thread acks the row
+            self._acked.append(mid)
+            self._cond.notify_all()
+
+    # -- the sender thread -------------------------------------------------------------------------------------------
+    def _send_loop(self):
+        state = {"inflight": {}, "last_id": 0, "seen": 0}  # inflight: mid -> outbox row id
+        last_error = None
+        while True:
+            try:
+                if self._send_step(state):
+                    return
+            except Exception as err:  # e.g. the outbox's disk failed: keep trying, the rows are still there
+                if str(err) != last_error:
+                    self.log.error("mqtt %s: sending from the outbox failed: %s; retrying", self.where, err)
+                last_error = str(err)
+                time.sleep(1.0)
+
+    def _send_step(self, state):
+        """Ack what was acknowledged, then publish the next rows; True when it is time to stop."""
+        inflight = state["inflight"]
+        with self._cond:
+            if not (self._wake or self._acked or self._stopping or self._generation != state["seen"]):
+                self._cond.wait(0.5)
+            acked, self._acked, self._wake = self._acked, [], False
+            generation, connected, stopping = self._generation, self._connected, self._stopping
+        done = [inflight.pop(mid) for mid in acked if mid in inflight]
+        if done:
+            self.outbox.ack(done)
+            self.published += len(done)
+        if stopping == "now":
+            return True
+        if generation != state["seen"]:  # a new connection: everything unacknowledged goes again, oldest first
+            inflight.clear()
+            state["last_id"], state["seen"] = 0, generation
+        if not connected or len(inflight) >= self.max_inflight:
+            return False
+        for row in self.outbox.pending(self.max_inflight - len(inflight), state["last_id"]):
+            try:
+                info = self.client.publish(row.topic, row.payload, qos=row.qos, retain=row.retain)
+            except ValueError as err:  # a message no broker would take: drop it rather than block the queue
+                self.log.error("mqtt %s: dropping outbox message %d on %s: %s", self.where, row.id, row.topic, err)
+                self.outbox.ack(row.id)
+                self.publish_failures += 1
+                continue
+            if info.rc != 0:  # not connected any more: the next connection re-sends from the outbox
+                self.publish_failures += 1
+                break
+            inflight[info.mid] = row.id
+            state["last_id"] = row.id
+        return False
+
+    def start(self, options):
+        self._sender.start()
+        self.client.connect_async(options["host"], options["port"], keepalive=options["keepalive"])
+        self.client.loop_start()
+
+    def wait_connected(self, seconds):
+        """Wait up to `seconds` for the first connection; stops early on a permanent failure (TLS, refused login)."""
+        deadline = time.monotonic() + seconds
+        with self._cond:
+            while not self._ever_connected and not (self._failure and self._failure[1]):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(min(remaining, 0.1))
+            return self._ever_connected, self._failure
+
+    # -- stopping ------------------------------------------------------------------------------------------------------
+    def close(self, drain=True):
+        if self._closed:
+            return
+        self._closed = True
+        deadline = time.monotonic() + (self.drain_timeout if drain else 0.0)
+        self._notify()
+        while self.outbox.depth() and time.monotonic() < deadline:
+            with self._cond:
+                self._cond.wait(0.05)
+        left = self.outbox.depth()
+        if left and drain:
+            self.log.warning("mqtt %s: %d message%s not acknowledged within drain_timeout_s=%g; they stay in %s and "
+                             "go first at the next start", self.where, left, "" if left == 1 else "s",
+                             self.drain_timeout, self.outbox.path)
+        with self._cond:
+            self._stopping = "now"
+            self._cond.notify_all()
+        self._sender.join(5.0)
+        with self._cond:
+            connected = self._connected
+        if connected:
+            try:
+                info = self.client.publish(self.topics["status"],
+                                           to_json(status_message(self.device, self.boot_id, "stopped")), 1, True)
+                info.wait_for_publish(2.0)
+            except (ValueError, RuntimeError) as err:
+                self.log.warning("mqtt %s: could not publish the stopped status: %s", self.where, err)
+        self.client.drop_out_messages()
+        self.client.disconnect()  # a clean DISCONNECT: the broker discards the last will
+        stopper = threading.Thread(target=self.client.loop_stop, name="roadedge-mqtt-stop", daemon=True)
+        stopper.start()
+        stopper.join(5.0)
+        self._final_stats = dict(self.stats(), connected=False)
+        self.outbox.close()
+
+
+def _options(options):
+    merged = {key: option.default for key, option in OPTIONS.items()}
+    merged.update(options or {})
+    return merged
+
+
+def _file(options, key):
+    path = os.path.expanduser(options[key])
+    if not os.path.isfile(path):
+        raise RoadedgeError("mqtt sink: {}: {}: no such file".format(key, options[key]))
+    return path
+
+
+def tls_context(options):
+    """The client's SSLContext: verify the broker against `ca` (or the system CAs), present cert + key, ALPN."""
+    if bool(options["cert"]) != bool(options["key"]):
+        raise RoadedgeError("mqtt sink: cert and key go together; got only {}".format("cert" if options["cert"] else "key"))
+    ca = _file(options, "ca") if options["ca"] else None
+    try:
+        context = ssl.create_default_context(cafile=ca)
+    except (ssl.SSLError, OSError) as err:
+        raise RoadedgeError("mqtt sink: ca: {}: not a PEM CA certificate ({})".format(options["ca"], err)) from None
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if options["cert"]:
+        try:
+            context.load_cert_chain(_file(options, "cert"), _file(options, "key"))
+        except ssl.SSLError as err:
+            raise RoadedgeError("mqtt sink: cert/key: {} / {}: cannot load them as a PEM certificate and its key "
+                                "({})".format(options["cert"], options["key"], err.reason or err)) from None
+    if options["alpn"]:
+        context.set_alpn_protocols([ALPN_AWS_IOT])
+    return context
+
+
+def _client_class(mqtt):
+    class Client(mqtt.Client):
+        """paho's client, telling the sink why a connection attempt failed (paho only says 'retrying')."""
+
+        roadedge_attempt_failed = None
+
+        def reconnect(self):
+            try:
+                return super().reconnect()
+            except OSError as err:
+                if self.roadedge_attempt_failed is not None:
+                    self.roadedge_attempt_failed(err)
+                raise
+
+    return Client
+
+
+def _check(options):
+    if not 0 < options["port"] < 65536:
+        raise RoadedgeError("mqtt sink: port: {}; expected 1..65535".format(options["port"]))
+    if options["keepalive"] < 5:
+        raise RoadedgeError("mqtt sink: keepalive: {}; expected at least 5 seconds".format(options["keepalive"]))
+    if options["max_inflight"] < 1 or options["outbox_max_mb"] <= 0 or options["drain_timeout_s"] < 0:
+        raise RoadedgeError("mqtt sink: max_inflight must be >= 1, outbox_max_mb > 0 and drain_timeout_s >= 0")
+    if options["alpn"] and not options["tls"]:
+        raise RoadedgeError("mqtt sink: alpn needs tls (mqtts://)")
+
+
+def open(options, context):
+    options = _options(options)
+    context = context or {}
+    log = context.get("log") or logging.getLogger("roadedge")
+    device = context.get("device") or socket.gethostname().split(".")[0] or "roadedge"
+    _check(options)
+    prefix = topics.validate_topic_prefix(options["topic_prefix"], device, "mqtt sink: topic_prefix")
+    client_id = options["client_id"] or device
+    if len(client_id.encode("utf-8")) > 128:
+        raise RoadedgeError("mqtt sink: client_id {!r}: longer than 128 bytes (AWS IoT's limit)".format(client_id))
+    ssl_context = tls_context(options) if options["tls"] else None
+    if not options["tls"] and (options["cert"] or options["key"] or options["ca"]):
+        log.warning("mqtt %s:%d: cert/key/ca ignored: tls is off", options["host"], options["port"])
+    try:
+        import paho.mqtt.client as mqtt
+    except ImportError:
+        raise RoadedgeError("mqtt sink: paho-mqtt is not installed (pip install 'paho-mqtt>=2,<3')") from None
+    from edge.outbox import Outbox
+
+    path = options["outbox"] or "~/.cache/roadedge/outbox-{}.sqlite".format(re.sub(r"[^A-Za-z0-9._-]", "_", device))
+    outbox = Outbox(os.path.expanduser(path), int(options["outbox_max_mb"] * 1048576), options["outbox_max_age_s"], log)
+    boot_id = context.get("boot_id") or uuid.uuid4().hex
+    client = _client_class(mqtt)(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True,
+                                 protocol=mqtt.MQTTv311)
+    client.reconnect_delay_set(1, 30)
+    client.max_inflight_messages_set(0)  # the sink's sender keeps the window (max_inflight)
+    client.will_set(topics.topic(prefix, "status"), to_json(status_message(device, boot_id, "offline")), qos=1, retain=True)
+    if options["username"]:
+        client.username_pw_set(options["username"], options["password"] or None)
+    if ssl_context is not None:
+        client.tls_set_context(ssl_context)
+    sink = MqttSink(client, outbox, prefix, device, boot_id, options, log)
+    sink.start(options)
+    if options["require_connection_s"] > 0:
+        connected, failure = sink.wait_connected(options["require_connection_s"])
+        if not connected:
+            sink.close(drain=False)
+            if failure and failure[1]:  # permanent: TLS or login refused, no point in waiting longer
+                raise RoadedgeError("mqtt {}: cannot connect: {}".format(sink.where, failure[0]))
+            raise RoadedgeError("mqtt {}: no connection within {:g} s: {}".format(
+                sink.where, options["require_connection_s"], failure[0] if failure else "no answer"))
+    return sink
