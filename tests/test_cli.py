@@ -49,7 +49,10 @@ def test_sigterm_leaves_nothing_half_written(tmp_path):
     while time.time() < deadline and not any(name.endswith(".partial") for name in os.listdir(tmp_path)):
         time.sleep(0.05)
     assert any(name.endswith(".partial") for name in os.listdir(tmp_path)), "the run never started writing"
-    time.sleep(0.5)
+    while time.time() < deadline and not [n for _, _, names in os.walk(str(tmp_path)) for n in names
+                                          if n.endswith(".jpg")]:
+        time.sleep(0.05)  # the render workers are up (a SIGTERM while the pool starts is a separate race)
+    time.sleep(0.2)
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 143
