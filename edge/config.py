@@ -17,7 +17,7 @@ import socket
 
 from edge import plugins
 from edge.errors import RoadedgeError
-from edge.plugins import Option
+from edge.plugins import Option, with_defaults
 
 PROFILES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "device_profiles")
 DEFAULT_PROFILE = "x86-openvino-cpu"
@@ -177,12 +177,6 @@ def check_layer(origin, layer, merged):
         _check_section(origin, where, sink, _plugin_options(origin, "sink", where + ".type", sink["type"]), "sink")
 
 
-def with_defaults(section, options):
-    result = {key: copy.deepcopy(option.default) for key, option in options.items()}
-    result.update(copy.deepcopy(section))
-    return result
-
-
 def load(profile=None, config_file=None, overrides=None):
     """The validated configuration with every default filled in, plus where it came from (`origin`)."""
     name = profile or detect_profile()
@@ -202,12 +196,12 @@ def load(profile=None, config_file=None, overrides=None):
     config = {"profile": name, "origin": origin,
               "device_name": merged.get("device_name") or socket.gethostname().split(".")[0] or "roadedge",
               "description": merged.get("description", ""),
-              "source": with_defaults(merged["source"], plugins.plugin("source", merged["source"]["type"]).OPTIONS),
-              "backend": with_defaults(merged["backend"], plugins.plugin("backend", merged["backend"]["type"]).OPTIONS),
-              "detection": with_defaults(merged.get("detection", {}), DETECTION),
-              "pipeline": with_defaults(merged.get("pipeline", {}), PIPELINE),
-              "events": with_defaults(merged.get("events", {}), EVENTS),
-              "outputs": [with_defaults(s, plugins.plugin("sink", s["type"]).OPTIONS) for s in merged.get("outputs", [])]}
+              "source": with_defaults(plugins.plugin("source", merged["source"]["type"]).OPTIONS, merged["source"]),
+              "backend": with_defaults(plugins.plugin("backend", merged["backend"]["type"]).OPTIONS, merged["backend"]),
+              "detection": with_defaults(DETECTION, merged.get("detection", {})),
+              "pipeline": with_defaults(PIPELINE, merged.get("pipeline", {})),
+              "events": with_defaults(EVENTS, merged.get("events", {})),
+              "outputs": [with_defaults(plugins.plugin("sink", s["type"]).OPTIONS, s) for s in merged.get("outputs", [])]}
     for key in ("source", "backend"):
         config[key]["type"] = merged[key]["type"]
     for sink, section in zip(config["outputs"], merged.get("outputs", [])):

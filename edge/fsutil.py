@@ -1,5 +1,6 @@
 """Writes that never leave a half-written file or folder behind."""
 import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
@@ -59,3 +60,12 @@ def atomic_dir(path, overwrite=False):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def sha256_file(path):
+    """Hex sha256 of a file, read in 1 MB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -12,6 +12,7 @@ Plugins import their device or network libraries inside `open`, never at
 module level: the registry must import on a DeepLens (Python 3.7, numpy and
 cv2 only).
 """
+import copy
 import importlib
 from collections import namedtuple
 
@@ -35,3 +36,10 @@ def plugin(kind, type_name):
 def register(kind, type_name, module_name):
     """Add a plugin (issue-6 sinks register themselves here, tests may add stand-ins)."""
     KINDS[kind][type_name] = module_name
+
+
+def with_defaults(options_spec, options):
+    """`options` with every key of the plugin's OPTIONS filled in from its defaults (plugins opened directly)."""
+    merged = dict((key, copy.deepcopy(option.default)) for key, option in options_spec.items())
+    merged.update(copy.deepcopy(options or {}))
+    return merged

@@ -11,7 +11,6 @@ DetectionOutput labels, so they are decoded with the metadata JSON that
 `awscam` exists only on the device: it is imported inside open(). Tests use
 tests/standins/awscam.py, which runs the IR with OpenVINO on the CPU.
 """
-import hashlib
 import io
 import json
 import os
@@ -19,6 +18,7 @@ import os
 import cv2
 
 from edge.errors import RoadedgeError
+from edge.fsutil import sha256_file
 from edge.plugins import Option
 from edge.processing.decoders import DetectionFilter, decode_awscam_ssd
 
@@ -68,13 +68,7 @@ def read_metadata(xml_path, path=""):
 def weights_sha256(xml_path):
     """sha256 of the IR's .bin (what identifies the model in messages); zeros when there is none."""
     weights = os.path.splitext(xml_path)[0] + ".bin"
-    if not os.path.isfile(weights):
-        return "0" * 64
-    digest = hashlib.sha256()
-    with io.open(weights, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_file(weights) if os.path.isfile(weights) else "0" * 64
 
 
 class AwscamBackend(object):

@@ -13,6 +13,7 @@ import os
 import numpy as np
 
 from edge.errors import RoadedgeError
+from edge.fsutil import sha256_file
 from edge.plugins import Option
 
 TYPE = "openvino"
@@ -119,16 +120,6 @@ def _load_mxnet(core, path, options):
     return model, meta
 
 
-def _sha256(path):
-    import hashlib
-
-    digest = hashlib.sha256()
-    with io.open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class OpenVinoBackend(object):
     """Asynchronous OpenVINO inference in submission order: start(image) -> handle, wait(handle) -> raw output."""
 
@@ -142,7 +133,7 @@ class OpenVinoBackend(object):
         self.requests = max(1, int(options["requests"]))
         self.model_name = metadata.get("name") or os.path.basename(model_path)
         weights = os.path.splitext(model_path)[0] + ".bin" if model_path.endswith(".xml") else model_path
-        self.model_sha256 = _sha256(weights) if os.path.isfile(weights) else "0" * 64
+        self.model_sha256 = sha256_file(weights) if os.path.isfile(weights) else "0" * 64
         self.compiled, self.frame_size, self.ring, self.next_slot = None, None, [], 0
         self.output_format = metadata["output"].get("format", "detection_output")
         self.label_offset = int(metadata["output"].get("label_offset", 0))

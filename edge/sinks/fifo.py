@@ -26,7 +26,7 @@ import time
 import cv2
 
 from edge.errors import RoadedgeError
-from edge.plugins import Option
+from edge.plugins import Option, with_defaults
 
 TYPE = "fifo"
 OPTIONS = {
@@ -210,14 +210,9 @@ class FifoSink(object):
         return data.tobytes()
 
 
-def _options(options):
-    merged = {key: option.default for key, option in OPTIONS.items()}
-    merged.update(options or {})
-    return merged
-
 
 def open(options, context):
-    options = _options(options)
+    options = with_defaults(OPTIONS, options)
     context = context or {}
     path = os.path.expanduser(options["path"] or "")
     if not path:

@@ -34,7 +34,7 @@ import threading
 import time
 
 from edge.errors import RoadedgeError
-from edge.plugins import Option
+from edge.plugins import Option, with_defaults
 from edge.topics import DEFAULT_PREFIX, topic, validate_topic_prefix
 
 TYPE = "greengrass"
@@ -216,11 +216,6 @@ class GreengrassSink(object):
         self.publisher.close()
 
 
-def _options(options):
-    merged = dict((key, option.default) for key, option in OPTIONS.items())
-    merged.update(options or {})
-    return merged
-
 
 def open_v1():
     try:
@@ -258,7 +253,7 @@ def _greengrasssdk_available():
 
 
 def open(options, context):
-    options = _options(options)
+    options = with_defaults(OPTIONS, options)
     context = context or {}
     prefix = validate_topic_prefix(options["topic_prefix"], context.get("device") or "", "greengrass sink: topic_prefix")
     version = options["version"]

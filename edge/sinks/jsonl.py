@@ -13,7 +13,7 @@ import os
 import sys
 
 from edge.errors import RoadedgeError
-from edge.plugins import Option
+from edge.plugins import Option, with_defaults
 
 TYPE = "jsonl"
 OPTIONS = {
@@ -78,14 +78,9 @@ class JsonlSink(object):
                 pass
 
 
-def _options(options):
-    merged = {key: option.default for key, option in OPTIONS.items()}
-    merged.update(options or {})
-    return merged
-
 
 def open(options, context):
-    options = _options(options)
+    options = with_defaults(OPTIONS, options)
     context = context or {}
     path = options["path"]
     if not path:

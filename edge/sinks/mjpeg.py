@@ -23,7 +23,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from edge.errors import RoadedgeError
-from edge.plugins import Option
+from edge.plugins import Option, with_defaults
 
 TYPE = "mjpeg"
 OPTIONS = {
@@ -242,11 +242,6 @@ class MjpegSink(object):
         self.server.server_close()
 
 
-def _options(options):
-    merged = {key: option.default for key, option in OPTIONS.items()}
-    merged.update(options or {})
-    return merged
-
 
 def bind(host, port, log=None, title="roadedge preview"):
     """A PreviewServer listening on host:port; a one-line RoadedgeError when it cannot."""
@@ -266,7 +261,7 @@ def bind(host, port, log=None, title="roadedge preview"):
 
 
 def open(options, context):
-    options = _options(options)
+    options = with_defaults(OPTIONS, options)
     context = context or {}
     log = context.get("log")
     quality = int(options["quality"])

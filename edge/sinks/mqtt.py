@@ -34,7 +34,7 @@ import uuid
 
 from edge import topics
 from edge.errors import RoadedgeError
-from edge.plugins import Option
+from edge.plugins import Option, with_defaults
 from edge.status import status_message
 
 TYPE = "mqtt"
@@ -311,11 +311,6 @@ class MqttSink(object):
         self.outbox.close()
 
 
-def _options(options):
-    merged = {key: option.default for key, option in OPTIONS.items()}
-    merged.update(options or {})
-    return merged
-
 
 def _file(options, key):
     path = os.path.expanduser(options[key])
@@ -374,7 +369,7 @@ def _check(options):
 
 
 def open(options, context):
-    options = _options(options)
+    options = with_defaults(OPTIONS, options)
     context = context or {}
     log = context.get("log") or logging.getLogger("roadedge")
     device = context.get("device") or socket.gethostname().split(".")[0] or "roadedge"

@@ -14,7 +14,7 @@ import tempfile
 import cv2
 
 from edge.errors import RoadedgeError
-from edge.plugins import Option
+from edge.plugins import Option, with_defaults
 
 TYPE = "record"
 OPTIONS = {
@@ -95,14 +95,9 @@ def _remove(path):
         pass
 
 
-def _options(options):
-    merged = {key: option.default for key, option in OPTIONS.items()}
-    merged.update(options or {})
-    return merged
-
 
 def open(options, context):
-    options = _options(options)
+    options = with_defaults(OPTIONS, options)
     context = context or {}
     path = os.path.expanduser(options["path"] or "")
     if not path:

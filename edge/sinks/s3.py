@@ -39,7 +39,7 @@ import time
 
 from edge.errors import RoadedgeError
 from edge.fsutil import atomic_file
-from edge.plugins import Option
+from edge.plugins import Option, with_defaults
 
 TYPE = "s3"
 OPTIONS = {
@@ -262,11 +262,6 @@ class S3Sink(object):
         self.held.clear()
 
 
-def _options(options):
-    merged = dict((key, option.default) for key, option in OPTIONS.items())
-    merged.update(options or {})
-    return merged
-
 
 def make_client(region="", endpoint_url=""):
     import boto3
@@ -278,7 +273,7 @@ def make_client(region="", endpoint_url=""):
 
 
 def open(options, context):
-    options = _options(options)
+    options = with_defaults(OPTIONS, options)
     context = context or {}
     bucket = options["bucket"].strip()
     if not bucket:
