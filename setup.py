@@ -26,6 +26,7 @@ setup(
     ],
     extras_require={
         "aws": ["boto3>=1.26"],
+        "bench": ["matplotlib"],
         "test": ["pytest>=7", "boto3>=1.26", "moto[s3]>=5", "ruff", "vermin", "pycocotools>=2.0.6", "jsonschema>=4"],
     },
     entry_points={"console_scripts": ["roadedge = edge.cli:main"]},
