@@ -119,7 +119,7 @@ class Pipeline(object):
         self.stop_event = stop_event or threading.Event()
         self.times = StageTimes()
         self.frames_done, self.sink_errors, self.detections = 0, collections.Counter(), 0
-        self.started = self.ended = None
+        self.started = self.ended = self.first_done = None
         self.annotate = annotate
         self.needs_image = any(getattr(sink, "needs_image", False) for sink in self.sinks)
         self.clock = clock
@@ -211,6 +211,8 @@ class Pipeline(object):
         for listener in self.listeners:
             listener(result)
         self.frames_done += 1
+        if self.frames_done == 1:
+            self.first_done = time.perf_counter()  # compile and the first inference end here
         self.detections += len(found)
         self.last_frame = frame
         return result
@@ -326,6 +328,9 @@ class Pipeline(object):
         seconds = max(end - (self.started or end), 1e-9)
         return {"frames": self.frames_done, "seconds": round(seconds, 3),
                 "fps": round(self.frames_done / seconds, 2) if self.frames_done else 0.0,
+                "startup_seconds": round(self.first_done - self.started, 3) if self.first_done else None,
+                "steady_fps": round((self.frames_done - 1) / (end - self.first_done), 2)
+                if self.first_done and self.frames_done > 1 and end > self.first_done else None,
                 "detections": self.detections, "messages": self.seq, "events": self.events_seq,
                 "dropped": self.capture.dropped if self.capture else 0,
                 "sink_errors": dict(self.sink_errors), "stages_ms": self.times.summary()}

@@ -71,7 +71,8 @@ def add_preprocessing(model, preprocessing, frame_size=None):
         tensor.set_spatial_static_shape(int(frame_size[1]), int(frame_size[0]))
     else:
         tensor.set_spatial_dynamic_shape()
-    steps = inp.preprocess().convert_element_type(ov.Type.f32).resize(ResizeAlgorithm.RESIZE_LINEAR)
+    # resize the u8 frame first: converting the whole 1280x720 frame to f32 before resizing cost ~5.7 ms a frame
+    steps = inp.preprocess().resize(ResizeAlgorithm.RESIZE_LINEAR).convert_element_type(ov.Type.f32)
     if preprocessing.get("color_order", "RGB") == "RGB":
         steps.convert_color(ColorFormat.RGB)
     if any(preprocessing.get("mean", (0, 0, 0))):
