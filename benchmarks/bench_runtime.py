@@ -40,7 +40,7 @@ def cases(models, work, frames, quick):
             rows.append((key, _models.resnet50_ir(work, int(key[len("resnet50-"):])), "drive", drive))
         else:
             raise SystemExit("--models: unknown model {!r}; expected {}".format(key, ", ".join(MODELS)))
-    return [row + (frames or FRAMES.get(row[0], 60),) for row in rows]
+    return [row + (frames or FRAMES.get(row[0], 150),) for row in rows]
 
 
 def best(runs, key="fps"):
@@ -187,7 +187,7 @@ def chart(rows, path):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, help="frames per end-to-end run and sync loop (default: 450 bundled, 150 others)")
-    parser.add_argument("--out", default=os.path.join(_models.REPO, "benchmarks", "results"), help="folder for runtime.json/.png")
+    parser.add_argument("--out", help="folder for runtime.json/.md/.png (default benchmarks/results; with --quick WORK/quick)")
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated: " + ", ".join(MODELS))
     parser.add_argument("--seconds", type=int, default=15, help="benchmark_app -t (default 15)")
     parser.add_argument("--repeat", type=int, default=1, help="repeat each measurement and keep the fastest (default 1)")
@@ -202,6 +202,8 @@ def main(argv=None):
     if args.quick:
         args.models, args.frames, args.seconds, args.repeat = ["bundled"], args.frames or 30, 3, 1
         args.quiet_wait, args.retries = min(args.quiet_wait, 2.0), 0
+    if not args.out:
+        args.out = os.path.join(args.work, "quick") if args.quick else os.path.join(_models.REPO, "benchmarks", "results")
     os.makedirs(args.work, exist_ok=True)
     os.makedirs(args.out, exist_ok=True)
     started = time.time()
@@ -222,9 +224,11 @@ def main(argv=None):
     print(sync_table(rows))
     for r in rows:
         if r["model"].startswith("resnet50"):
-            ok = r["ratio_e2e_tput_steady"] is not None and r["ratio_e2e_tput_steady"] >= TARGET
-            print("target {}: e2e THROUGHPUT / benchmark_app throughput = {:.2f} (steady {:.2f}) -> {}".format(
-                r["model"], r["ratio_e2e_tput"], r["ratio_e2e_tput_steady"] or 0, "met" if ok else "NOT met"))
+            steady = r["ratio_e2e_tput_steady"] or 0.0
+            print("target {}: e2e THROUGHPUT / benchmark_app throughput = {:.2f} as `roadedge run` reports it (its seconds "
+                  "include {:.2f} s of compile + first inference), {:.2f} in steady state -> {}".format(
+                      r["model"], r["ratio_e2e_tput"], r["e2e"]["throughput"]["startup_s"] or 0.0, steady,
+                      "met" if r["ratio_e2e_tput"] >= TARGET else "met in steady state" if steady >= TARGET else "NOT met"))
     written = chart(rows, os.path.join(args.out, "runtime.png"))
     print("bench: wrote {} (and runtime.md){} in {:.0f} s".format(os.path.join(args.out, "runtime.json"),
                                                  " and " + written if written else "", time.time() - started))
