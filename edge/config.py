@@ -178,17 +178,25 @@ def check_layer(origin, layer, merged):
 
 
 def load(profile=None, config_file=None, overrides=None):
-    """The validated configuration with every default filled in, plus where it came from (`origin`)."""
+    """The validated configuration with every default filled in, plus where it came from (`origin`).
+
+    `overrides`: the command-line layer, or a function of the files' merged settings that returns it (flags
+    such as --output edit the outputs list the profile and the config file give).
+    """
     name = profile or detect_profile()
     layers = [("device_profiles/{}.yaml".format(name), read_yaml(profile_path(name)))]
     if config_file:
         layers.append((config_file, read_yaml(config_file)))
-    if overrides:
-        layers.append(("command line", overrides))
     merged = {}
     for origin, layer in layers:  # each layer is checked against the plugin types in force once it applies
         merged = merge(merged, layer)
         check_layer(origin, layer, merged)
+    if callable(overrides):
+        overrides = overrides(copy.deepcopy(merged))
+    if overrides:
+        layers.append(("command line", overrides))
+        merged = merge(merged, overrides)
+        check_layer("command line", overrides, merged)
     origin = " + ".join(o for o, _ in layers)
     for kind in ("source", "backend"):
         if not merged.get(kind, {}).get("type"):

@@ -173,11 +173,8 @@ def overrides_from_args(args, base_outputs):
 def load_config(args):
     from edge import config as config_module
 
-    profile = args.profile or config_module.detect_profile()
-    base = config_module.merge(config_module.read_yaml(config_module.profile_path(profile)),
-                               config_module.read_yaml(args.config) if args.config else {})
-    overrides = overrides_from_args(args, base.get("outputs", []))
-    return config_module.load(profile, args.config, overrides)
+    return config_module.load(args.profile, args.config,
+                              lambda files: overrides_from_args(args, files.get("outputs", [])))
 
 
 def format_summary(summary):

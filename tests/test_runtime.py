@@ -82,8 +82,7 @@ def test_run_on_the_bundled_model_and_sample_video_matches_golden(tmp_path, caps
 
 def _config(**overrides):
     layer = {"source": {"type": "opencv", "uri": SAMPLE_VIDEO, "realtime": False}, "outputs": []}
-    for key, value in overrides.items():
-        layer[key] = value
+    layer.update(overrides)
     return config.load("x86-openvino-cpu", None, layer)
 
 

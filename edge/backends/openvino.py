@@ -166,11 +166,6 @@ class OpenVinoBackend(object):
         self.ring = [self.compiled.create_infer_request() for _ in range(self.requests)]
         self.frame_size, self.next_slot = tuple(frame_size), 0
 
-    def _tensor(self, image):
-        if self.embedded:
-            return image[None]
-        return np.ascontiguousarray(image)[None]
-
     def prepare(self, frame_size):
         """Compile for frames of this size unless already done."""
         if self.compiled is None or tuple(frame_size) != self.frame_size:
@@ -182,12 +177,11 @@ class OpenVinoBackend(object):
         request = self.ring[self.next_slot]
         self.next_slot = (self.next_slot + 1) % len(self.ring)
         request.wait()  # the caller waits for results in order, so this is normally already done
-        request.start_async({0: self._tensor(image)})
-        return request, None
+        request.start_async({0: np.ascontiguousarray(image)[None]})  # BGR u8 NHWC, the frame as it came
+        return request
 
-    def wait(self, handle):
-        """(raw output array, milliseconds from start to completion)."""
-        request, started = handle
+    def wait(self, request):
+        """(raw output array, the inference's own milliseconds)."""
         request.wait()
         return request.get_output_tensor(0).data.copy(), float(request.latency)  # the inference itself, in ms
 
