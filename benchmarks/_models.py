@@ -1,6 +1,6 @@
 """Inputs of the runtime benchmark, built once and cached: the 1280x720 drive video and the ResNet-50 SSD IRs.
 
-The ResNet-50 SSD is SageMaker's real training symbol (../shared/fixtures) with seeded random weights, packed as
+The ResNet-50 SSD is SageMaker's real training symbol (tests/fixtures) with seeded random weights, packed as
 SageMaker packs a job's output (model.tar.gz: symbol, params, hyperparams.json with string values) and converted by
 `roadedge convert optimize --engine native`. Parameter shapes come from MXNet (the venv of `roadedge convert setup-mo`).
 """
@@ -17,8 +17,7 @@ if REPO not in sys.path:
 
 BUNDLED_XML = os.path.join(REPO, "edge", "models", "road-damage-ssd.xml")
 SAMPLE_VIDEO = os.path.join(REPO, "edge", "data", "sample-drive.mp4")
-SAGEMAKER_SYMBOL = os.path.normpath(os.path.join(REPO, "..", "shared", "fixtures",
-                                                 "sagemaker-ssd-resnet50-training-symbol.json"))
+SAGEMAKER_SYMBOL = os.path.join(REPO, "tests", "fixtures", "sagemaker-ssd-resnet50-training-symbol.json")
 VIDEO_ARGS = ["--video", "--size", "1280x720", "--duration", "10", "--seed", "2123"]
 WEIGHT_SEED = 5
 HEAD_SCALE = 1e-3  # ResNet-50's random features are large; small heads keep the scores from saturating at 1

@@ -4,7 +4,7 @@ Recipes: `tiny` (three plain convolutions, two feature maps), `resnet`
 (SageMaker's input block data -> _copy -> bn_data with fix_gamma, a 7x7 stem,
 max pooling and pre-activation residual units), `vgg` (MXNet example/ssd style:
 pooling_convention 'full' and an L2Normalization with a learned scale), and
-`sagemaker` (the real training symbol in ../shared/fixtures). Random weights are
+`sagemaker` (the real training symbol in tests/fixtures). Random weights are
 drawn so that the network stays in range and the detections have a spread of
 scores: He-scaled convolutions, unit-ish BatchNorm statistics (image statistics
 for bn_data, which sees raw 0-255 pixels), prediction heads scaled down and a
@@ -17,8 +17,7 @@ import numpy as np
 from converters.mxnet_symbol import load_symbol
 from converters.ssd_builder import GraphBuilder, ssd_training_graph
 
-SAGEMAKER_SYMBOL = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "fixtures",
-                                "sagemaker-ssd-resnet50-training-symbol.json")
+SAGEMAKER_SYMBOL = os.path.join(os.path.dirname(__file__), "fixtures", "sagemaker-ssd-resnet50-training-symbol.json")
 
 
 def tiny(num_classes=2):

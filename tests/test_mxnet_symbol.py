@@ -7,14 +7,11 @@ import pytest
 from converters.mxnet_symbol import attr_bool, attr_float, attr_int, attr_tuple, load_symbol, loads_symbol
 from edge.errors import RoadedgeError
 
-FIXTURE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "fixtures",
-                       "sagemaker-ssd-resnet50-training-symbol.json")
+FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "sagemaker-ssd-resnet50-training-symbol.json")
 
 
 @pytest.fixture(scope="module")
 def training_graph():
-    if not os.path.exists(FIXTURE):
-        pytest.fail("shared fixture missing: " + FIXTURE)
     return load_symbol(FIXTURE)
 
 
