@@ -1,4 +1,5 @@
-"""Distribution `roadedge`: the edge runtime (`edge`) and the dataset/model converters (`converters`)."""
+"""Distribution `roadedge`: the shared core and command line (`roadedge`), the edge runtime (`edge`), the dataset/model
+converters (`converters`) and the demo model's recipe (`training`)."""
 from setuptools import find_packages, setup
 
 setup(
@@ -9,9 +10,10 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.7",
-    packages=find_packages(include=["edge", "edge.*", "converters", "converters.*", "training", "training.*",
-                                    "device_profiles"]),
-    package_data={"edge": ["data/*.json", "data/*.mp4", "schemas/*.json", "models/*.xml", "models/*.bin", "models/*.json",
+    packages=find_packages(include=["roadedge", "roadedge.*", "edge", "edge.*", "converters", "converters.*", "training",
+                                    "training.*", "device_profiles"]),
+    package_data={"roadedge.core": ["data/*.json"],
+                  "edge": ["data/*.mp4", "schemas/*.json", "models/*.xml", "models/*.bin", "models/*.json",
                            "models/*.md"],
                   "device_profiles": ["*.yaml"]},
     install_requires=[
@@ -27,7 +29,8 @@ setup(
     extras_require={
         "aws": ["boto3>=1.26"],
         "bench": ["matplotlib"],
-        "test": ["pytest>=7", "boto3>=1.26", "moto[s3]>=5", "ruff", "vermin", "pycocotools>=2.0.6", "jsonschema>=4"],
+        "test": ["pytest>=7", "boto3>=1.26", "moto[s3]>=5", "ruff", "vermin", "import-linter>=2", "pycocotools>=2.0.6",
+                 "jsonschema>=4"],
     },
-    entry_points={"console_scripts": ["roadedge = edge.cli:main"]},
+    entry_points={"console_scripts": ["roadedge = roadedge.cli:main"]},
 )

@@ -43,7 +43,7 @@ def run_e2e(xml, video, frames, mode, work, loop=False):
         if os.path.exists(os.path.join(work, name)):
             os.remove(os.path.join(work, name))
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "edge"] + args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    result = subprocess.run([sys.executable, "-m", "roadedge"] + args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     wall = time.perf_counter() - started
     if result.returncode != 0:
         raise SystemExit("roadedge {} failed:\n{}".format(" ".join(args), result.stdout.decode(errors="replace")))
@@ -84,11 +84,11 @@ def benchmark_app(xml, hint, seconds, shape=None):
 
 
 def runtime_model(xml, frame_size, work):
-    """The model exactly as `roadedge run` compiles it (edge.backends.openvino.add_preprocessing for frames of
-    frame_size: BGR u8 NHWC in, resize + colour + mean/scale in OpenVINO), saved as an IR for benchmark_app."""
+    """The model exactly as `roadedge run` compiles it (add_preprocessing for frames of frame_size: BGR u8 NHWC in,
+    resize + colour + mean/scale in OpenVINO), saved as an IR for benchmark_app."""
     import openvino as ov
 
-    from edge.backends.openvino import add_preprocessing
+    from roadedge.core.openvino_preprocessing import add_preprocessing
 
     path = os.path.join(work, "runtime-ir", "{}-{}-{}x{}.xml".format(
         os.path.basename(os.path.dirname(xml)), os.path.splitext(os.path.basename(xml))[0], *frame_size))

@@ -25,7 +25,7 @@ HEAD_SCALE = 1e-3  # ResNet-50's random features are large; small heads keep the
 
 def roadedge(*args):
     """Run the roadedge CLI of this checkout (as `roadedge ...` would), failing loudly."""
-    cmd = [sys.executable, "-m", "edge"] + [str(a) for a in args]
+    cmd = [sys.executable, "-m", "roadedge"] + [str(a) for a in args]
     result = subprocess.run(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     if result.returncode != 0:
         raise SystemExit("failed: roadedge {}\n{}".format(" ".join(map(str, args)), result.stdout.decode(errors="replace")))
@@ -50,9 +50,9 @@ def sagemaker_tarball(work):
     if os.path.isfile(tarball):
         return tarball
     from converters.mxnet_forward import mxnet_param_shapes
-    from converters.mxnet_params import dumps_params
-    from converters.mxnet_symbol import load_symbol
     from converters.ssd_deploy import to_deploy
+    from roadedge.core.mxnet_params import dumps_params
+    from roadedge.core.mxnet_symbol import load_symbol
     from tests.ssd_models import random_params
 
     print("bench: building the SageMaker ResNet-50 SSD with random weights (seed {})".format(WEIGHT_SEED), flush=True)

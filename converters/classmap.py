@@ -2,8 +2,8 @@
 import json
 import os
 
-from edge.catalog import default_class_map, named_class_maps
-from edge.errors import RoadedgeError
+from roadedge.core.catalog import default_class_map, named_class_maps
+from roadedge.core.errors import RoadedgeError
 
 
 def parse_class_map(spec):

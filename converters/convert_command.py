@@ -3,7 +3,7 @@ import argparse
 import importlib
 import importlib.util
 
-from edge.cli import lazy_handler
+from roadedge.core.commands import lazy_handler
 
 
 def register(subparsers):

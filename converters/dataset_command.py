@@ -1,7 +1,7 @@
 """`roadedge dataset ...`: convert VOC XML to SageMaker's layout, convert a segmentation tree, upload to S3."""
 import argparse
 
-from edge.cli import lazy_handler
+from roadedge.core.commands import lazy_handler
 
 
 def register(subparsers):

@@ -1,7 +1,7 @@
 """What every external engine (mo, deeplens) checks before it runs: one message per problem, naming the value."""
 import os
 
-from edge.errors import RoadedgeError
+from roadedge.core.errors import RoadedgeError
 
 PRECISIONS = ("FP32", "FP16")
 

@@ -30,7 +30,7 @@ metadata, not baked into the IR here.
 The optimizer on DeepLens is Intel's Model Optimizer of its time; Intel's MXNet
 MultiBoxDetection mapping has set decrease_label_id (label == MXNet class_id)
 since at least 2018, but older IRs may report class_id + 1, so callers should
-read the offset off the written IR with `converters.ir_metadata.ir_label_offset` (`roadedge convert optimize` does).
+read the offset off the written IR with `roadedge.core.model_metadata.ir_label_offset` (`roadedge convert optimize` does).
 """
 import importlib.util
 import os
@@ -38,7 +38,7 @@ import shutil
 import tempfile
 
 from converters.engine_common import check_engine_call
-from edge.errors import RoadedgeError
+from roadedge.core.errors import RoadedgeError
 
 AWSCAM_ROOT = "/opt/awscam"
 ARTIFACTS = "/opt/awscam/artifacts"

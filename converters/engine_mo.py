@@ -48,8 +48,8 @@ import tempfile
 import xml.etree.ElementTree as ET
 
 from converters.engine_common import check_engine_call
-from converters.mxnet_symbol import attr_bool, attr_tuple, load_symbol
-from edge.errors import RoadedgeError
+from roadedge.core.errors import RoadedgeError
+from roadedge.core.mxnet_symbol import attr_bool, attr_tuple, load_symbol
 
 LABEL_OFFSET = 0  # DetectionOutput label - MXNet class_id, for IRs this engine writes
 STAGED_PREFIX = "model"

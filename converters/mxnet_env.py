@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 
-from edge.errors import RoadedgeError
+from roadedge.core.errors import RoadedgeError
 
 VENV_VARIABLE = "ROADEDGE_MXNET_VENV"
 REQUIREMENTS = ("numpy==1.23.5", "mxnet==1.9.1", "openvino-dev[mxnet]==2024.4.0")

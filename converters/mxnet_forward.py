@@ -12,7 +12,7 @@ import tempfile
 
 import numpy as np
 
-from edge.errors import RoadedgeError
+from roadedge.core.errors import RoadedgeError
 
 
 def mxnet_forward(symbol_path, params_path, inputs, timeout=1800):

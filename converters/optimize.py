@@ -11,12 +11,12 @@ import tarfile
 import tempfile
 import time
 
-from converters.ir_metadata import default_preprocessing, ir_label_offset, labels_for, model_metadata
-from converters.mxnet_params import split_arg_aux
-from converters.mxnet_symbol import attr_bool, attr_float, attr_int
-from converters.sagemaker_model import load_model
 from converters.ssd_deploy import num_classes, to_deploy, write_deploy
-from edge.errors import RoadedgeError
+from roadedge.core.errors import RoadedgeError
+from roadedge.core.model_metadata import default_preprocessing, ir_label_offset, labels_for, model_metadata
+from roadedge.core.mxnet_params import split_arg_aux
+from roadedge.core.mxnet_symbol import attr_bool, attr_float, attr_int
+from roadedge.core.sagemaker_model import load_model
 
 ENGINES = ("native", "mo", "deeplens")
 
@@ -54,7 +54,7 @@ def embed_preprocessing(xml, preprocessing, precision):
     """Fold resize, BGR->RGB, mean and scale into the IR: its input becomes BGR uint8 NHWC frames of any size."""
     import openvino as ov
 
-    from edge.backends.openvino import add_preprocessing
+    from roadedge.core.openvino_preprocessing import add_preprocessing
 
     model = add_preprocessing(ov.Core().read_model(xml), preprocessing)
     os.remove(xml)

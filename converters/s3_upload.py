@@ -26,7 +26,7 @@ import re
 import sys
 import threading
 
-from edge.errors import RoadedgeError
+from roadedge.core.errors import RoadedgeError
 
 CHANNELS = ("train", "validation", "train_annotation", "validation_annotation", "label_map")
 DATA_CHANNELS = CHANNELS[:4]

@@ -16,8 +16,8 @@ import time
 from converters.classmap import parse_class_map, parse_remap
 from converters.split import split_items
 from converters.voc_dataset import load_voc_dataset
-from edge.errors import RoadedgeError
-from edge.fsutil import atomic_dir
+from roadedge.core.errors import RoadedgeError
+from roadedge.core.fsutil import atomic_dir
 
 CHANNELS = {"train": "train_annotation", "validation": "validation_annotation"}
 

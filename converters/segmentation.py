@@ -26,8 +26,8 @@ import numpy as np
 
 from converters.classmap import read_name_list
 from converters.image_files import inspect_image
-from edge.errors import RoadedgeError, ValidationFailed
-from edge.fsutil import atomic_dir
+from roadedge.core.errors import RoadedgeError, ValidationFailed
+from roadedge.core.fsutil import atomic_dir
 
 VOC_CLASSES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",

@@ -1,13 +1,13 @@
 """Build MXNet SSD symbol graphs as JSON without MXNet, in the structure SageMaker's algorithm uses.
 
-`GraphBuilder` is a tiny DSL over converters.mxnet_symbol; `ssd_training_graph`
+`GraphBuilder` is a tiny DSL over roadedge.core.mxnet_symbol; `ssd_training_graph`
 puts SageMaker's multibox heads (per feature map: loc/cls 3x3 convolutions,
 transpose + Flatten, MultiBoxPrior; Concat/Reshape; MultiBoxTarget,
 SoftmaxOutput, smooth_l1, MakeLoss and a MultiBoxDetection under MakeLoss)
 on top of any body. Used by the tests (models of known shape) and by the
 training recipe.
 """
-from converters.mxnet_symbol import Graph, Node
+from roadedge.core.mxnet_symbol import Graph, Node
 
 VARIANCES = "(0.1, 0.1, 0.2, 0.2)"
 

@@ -9,8 +9,8 @@ DeepLens optimizer accepts (it refuses `softmax`).
 """
 import os
 
-from converters.mxnet_symbol import Graph, Node, attr_tuple
-from edge.errors import RoadedgeError
+from roadedge.core.errors import RoadedgeError
+from roadedge.core.mxnet_symbol import Graph, Node, attr_tuple
 
 TRAINING_OPS = ("_contrib_MultiBoxTarget", "SoftmaxOutput", "smooth_l1", "MakeLoss")
 VARIANCES = "(0.1, 0.1, 0.2, 0.2)"
@@ -92,8 +92,8 @@ def deploy_paths(output_dir, name, epoch):
 
 def write_deploy(graph, params, output_dir, name, epoch):
     """Write deploy_NAME-symbol.json and deploy_NAME-EPOCH.params atomically; returns their paths."""
-    from converters.mxnet_params import dumps_params
-    from edge.fsutil import atomic_file
+    from roadedge.core.fsutil import atomic_file
+    from roadedge.core.mxnet_params import dumps_params
 
     symbol_path, params_path = deploy_paths(output_dir, name, epoch)
     with atomic_file(params_path) as handle:
@@ -104,7 +104,7 @@ def write_deploy(graph, params, output_dir, name, epoch):
 
 
 def deploy_command(args):
-    from converters.sagemaker_model import load_model
+    from roadedge.core.sagemaker_model import load_model
 
     model = load_model(args.prefix, args.epoch)
     if args.data_shape is not None and args.data_shape <= 0:

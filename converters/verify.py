@@ -12,7 +12,7 @@ import tempfile
 
 import numpy as np
 
-from edge.errors import RoadedgeError
+from roadedge.core.errors import RoadedgeError
 
 
 def mxnet_rows(output, min_score):
@@ -104,8 +104,8 @@ def read_metadata(ir_path):
 
 def verify(model_path, ir_path, epoch=0, image=None, min_score=0.05, tolerance=1e-3):
     from converters.mxnet_forward import mxnet_forward
-    from converters.sagemaker_model import load_model
     from converters.ssd_deploy import to_deploy, write_deploy
+    from roadedge.core.sagemaker_model import load_model
 
     if not os.path.isfile(ir_path):
         raise RoadedgeError("{}: IR not found".format(ir_path))

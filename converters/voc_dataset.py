@@ -8,8 +8,8 @@ import os
 from collections import Counter
 
 from converters.image_files import inspect_image
-from converters.voc import read_voc_xml
-from edge.errors import RoadedgeError, ValidationFailed
+from roadedge.core.errors import RoadedgeError, ValidationFailed
+from roadedge.core.voc import read_voc_xml
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".JPG", ".JPEG", ".Jpg", ".png", ".PNG")
 

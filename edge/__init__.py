@@ -1,2 +1,1 @@
-"""roadedge: edge inference runtime for road-surface damage detection."""
-__version__ = "0.1.0"
+"""roadedge: edge inference runtime for road-surface damage detection (the runtime package)."""

@@ -53,11 +53,8 @@ def build(config, extra_sinks=()):
         for section in config["outputs"]:
             runtime.sinks.append(plugins.plugin("sink", section["type"]).open(_section(section), context))
         runtime.sinks.extend(extra_sinks)
-        annotate = None
-        if any(getattr(sink, "needs_image", False) for sink in runtime.sinks):
-            from edge.processing.annotate import annotate
-        runtime.pipeline = Pipeline(runtime.source, runtime.backend, runtime.sinks, config, annotate=annotate,
-                                    stop_event=runtime.stop, boot_id=boot_id)
+        runtime.pipeline = Pipeline(runtime.source, runtime.backend, runtime.sinks, config, stop_event=runtime.stop,
+                                    boot_id=boot_id)
         if any(hasattr(sink, "add_route") for sink in runtime.sinks):
             from edge.metrics import attach
 

@@ -16,22 +16,24 @@ import os
 import socket
 
 from edge import plugins
-from edge.errors import RoadedgeError
-from edge.plugins import Option, with_defaults
+from edge.plugins import Option, at_least, between, check_value, kind_of, with_defaults
+from roadedge.core.errors import RoadedgeError
 
 PROFILES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "device_profiles")
 DEFAULT_PROFILE = "x86-openvino-cpu"
 
 DETECTION = {
-    "min_score": Option(float, 0.5, "global score threshold"),
+    "min_score": Option(float, 0.5, "global score threshold", check=between(0.0, 1.0)),
     "class_thresholds": Option(dict, {}, "per-class thresholds by class code, e.g. {D44: 0.6}"),
-    "top_k": Option(int, 100, "at most this many detections per frame (0: no limit)"),
-    "resize": Option(str, "stretch", "stretch (what SageMaker's SSD trains on) or letterbox"),
+    "top_k": Option(int, 100, "at most this many detections per frame (0: no limit)", check=at_least(0)),
+    "resize": Option(str, "stretch", "stretch (what SageMaker's SSD trains on) or letterbox",
+                     choices=("stretch", "letterbox")),
 }
 PIPELINE = {
-    "frames": Option(int, 0, "stop after this many frames (0: run until the source ends)"),
-    "queue": Option(int, 4, "frames buffered between capture and inference"),
-    "drop_frames": Option(str, "auto", "auto (drop the oldest for live sources only), always, or never"),
+    "frames": Option(int, 0, "stop after this many frames (0: run until the source ends)", check=at_least(0)),
+    "queue": Option(int, 4, "frames buffered between capture and inference", check=at_least(1)),
+    "drop_frames": Option(str, "auto", "auto (drop the oldest for live sources only), always, or never",
+                          choices=("auto", "always", "never")),
     "publish_empty": Option(bool, False, "also emit a detections message for frames with no detections"),
     "stats_interval": Option(float, 10.0, "seconds between stats snapshots (log and `stats` messages)"),
 }
@@ -52,8 +54,6 @@ TOP = {
     "events": Option(dict, {}, "damage events from the tracker"),
     "outputs": Option(list, [], "sink sections"),
 }
-CHOICES = {("detection", "resize"): ("stretch", "letterbox"), ("pipeline", "drop_frames"): ("auto", "always", "never"),
-           ("backend", "performance_hint"): ("LATENCY", "THROUGHPUT", "latency", "throughput")}
 
 
 def profile_names():
@@ -100,7 +100,7 @@ def read_yaml(path):
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise RoadedgeError("{}: expected a mapping of settings at the top, got {}".format(path, _kind(data)))
+        raise RoadedgeError("{}: expected a mapping of settings at the top, got {}".format(path, kind_of(data)))
     return data
 
 
@@ -117,21 +117,6 @@ def merge(base, layer):
     return result
 
 
-def _kind(value):
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
-            dict: "a mapping", type(None): "nothing"}.get(type(value), type(value).__name__)
-
-
-def _check_value(origin, key, value, option):
-    expected = option.type
-    ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
-    if expected is float and isinstance(value, int) and not isinstance(value, bool):
-        ok = True
-    if not ok:
-        raise RoadedgeError("{}: {}: expected {}, got {} ({!r})".format(origin, key, _kind(expected()), _kind(value),
-                                                                        value))
-
-
 def _check_section(origin, where, section, options, kind=None):
     for key, value in section.items():
         if key == "type" and kind:
@@ -139,18 +124,15 @@ def _check_section(origin, where, section, options, kind=None):
         if key not in options:
             raise RoadedgeError("{}: {}.{}: unknown key; expected one of {}".format(
                 origin, where, key, ", ".join(sorted(options) + (["type"] if kind else []))))
-        _check_value(origin, "{}.{}".format(where, key), value, options[key])
-        choices = CHOICES.get((where.split("[")[0], key))
-        if choices and value not in choices:
-            raise RoadedgeError("{}: {}.{}: {!r}; expected one of {}".format(origin, where, key, value,
-                                                                            ", ".join(choices)))
+        check_value("{}: {}.{}".format(origin, where, key), value, options[key])
 
 
 def _plugin_options(origin, kind, where, type_name):
-    if type_name not in plugins.KINDS[kind]:
+    known = plugins.plugins(kind)
+    if type_name not in known:
         raise RoadedgeError("{}: {}.type: {!r}; expected one of {}".format(origin, where, type_name,
-                                                                         ", ".join(sorted(plugins.KINDS[kind]))))
-    return plugins.plugin(kind, type_name).OPTIONS
+                                                                         ", ".join(sorted(known))))
+    return known[type_name].OPTIONS
 
 
 def check_layer(origin, layer, merged):
@@ -158,13 +140,13 @@ def check_layer(origin, layer, merged):
     for key, value in layer.items():
         if key not in TOP:
             raise RoadedgeError("{}: {}: unknown key; expected one of {}".format(origin, key, ", ".join(sorted(TOP))))
-        _check_value(origin, key, value, TOP[key])
+        check_value("{}: {}".format(origin, key), value, TOP[key])
     for kind in ("source", "backend"):
         if kind in layer:
             type_name = merged.get(kind, {}).get("type")
             if not type_name:
                 raise RoadedgeError("{}: {}.type: missing; expected one of {}".format(
-                    origin, kind, ", ".join(sorted(plugins.KINDS[kind]))))
+                    origin, kind, ", ".join(sorted(plugins.plugins(kind)))))
             _check_section(origin, kind, layer[kind], _plugin_options(origin, kind, kind, type_name), kind)
     for key, options in (("detection", DETECTION), ("pipeline", PIPELINE), ("events", EVENTS)):
         if key in layer:
@@ -173,7 +155,7 @@ def check_layer(origin, layer, merged):
         where = "outputs[{}]".format(index)
         if not isinstance(sink, dict) or not sink.get("type"):
             raise RoadedgeError("{}: {}: expected a mapping with a type (one of {})".format(
-                origin, where, ", ".join(sorted(plugins.KINDS["sink"]))))
+                origin, where, ", ".join(sorted(plugins.plugins("sink")))))
         _check_section(origin, where, sink, _plugin_options(origin, "sink", where + ".type", sink["type"]), "sink")
 
 
@@ -226,8 +208,3 @@ def _check_files(origin, config):
         if not any(os.path.isfile(p) for p in candidates):
             raise RoadedgeError("{}: backend.model: {}: no such file; expected an IR .xml, .onnx, an MXNet prefix or "
                                 "model.tar.gz".format(origin, model))
-    if config["pipeline"]["frames"] < 0 or config["pipeline"]["queue"] < 1:
-        raise RoadedgeError("{}: pipeline.frames must be >= 0 and pipeline.queue >= 1".format(origin))
-    if not 0.0 <= config["detection"]["min_score"] <= 1.0:
-        raise RoadedgeError("{}: detection.min_score: {}; expected a number in 0..1".format(
-            origin, config["detection"]["min_score"]))

@@ -9,7 +9,7 @@ from __future__ import division
 
 import datetime
 
-from edge.catalog import class_name
+from roadedge.core.catalog import class_name
 
 DETECTIONS_SCHEMA = "roadedge.detections/1"
 EVENTS_SCHEMA = "roadedge.events/1"

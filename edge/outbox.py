@@ -27,7 +27,7 @@ import sqlite3
 import threading
 import time
 
-from edge.errors import RoadedgeError
+from roadedge.core.errors import RoadedgeError
 
 Row = collections.namedtuple("Row", "id topic payload qos retain created size")
 

@@ -15,9 +15,9 @@ import time
 import uuid
 
 from edge.messages import detections_message, events_message, stats_message
-from edge.processing.decoders import DetectionFilter, map_to_frame
 from edge.processing.geometry import Resize
 from edge.sinks.base import FrameResult
+from edge.tasks import task_for
 
 log = logging.getLogger("roadedge.pipeline")
 STAGES = ("capture", "preprocess", "infer", "decode", "annotate", "sinks")
@@ -107,12 +107,12 @@ class Capture(threading.Thread):
 
 
 class Pipeline(object):
-    def __init__(self, source, backend, sinks, config, annotate=None, stop_event=None, clock=time.time, boot_id=None):
+    def __init__(self, source, backend, sinks, config, stop_event=None, clock=time.time, boot_id=None):
         self.source, self.backend, self.sinks, self.config = source, backend, list(sinks), config
-        detection = config["detection"]
-        self.keep = DetectionFilter(backend.labels, detection["min_score"], detection["class_thresholds"],
-                                    detection["top_k"] or None, 0)
-        self.resize_mode = detection["resize"]
+        self.model = backend.model  # ModelInfo: the decoder, its filter and the annotator come from it
+        task = task_for(self.model)
+        self.decode = task.decoder(self.model, config["detection"])
+        self.resize_mode = config["detection"]["resize"]
         self.device = config["device_name"]
         self.boot_id = boot_id or uuid.uuid4().hex
         self.seq = 0
@@ -120,8 +120,8 @@ class Pipeline(object):
         self.times = StageTimes()
         self.frames_done, self.sink_errors, self.detections = 0, collections.Counter(), 0
         self.started = self.ended = self.first_done = None
-        self.annotate = annotate
-        self.needs_image = any(getattr(sink, "needs_image", False) for sink in self.sinks)
+        self.needs_image = any(sink.needs_image for sink in self.sinks)
+        self.annotate = task.annotate if self.needs_image else None
         self.clock = clock
         self.fps_window = collections.deque(maxlen=30)
         self.capture = None
@@ -147,14 +147,15 @@ class Pipeline(object):
 
     def _preprocess(self, image):
         """Letterbox needs the frame padded before the backend's own (stretching) resize."""
+        input_size = self.model.input_size
         if self.resize_mode != "letterbox":
-            return image, Resize((image.shape[1], image.shape[0]), self.backend.input_size, "stretch")
+            return image, Resize((image.shape[1], image.shape[0]), input_size, "stretch")
         import cv2
         import numpy as np
 
-        resize = Resize((image.shape[1], image.shape[0]), self.backend.input_size, "letterbox")
+        resize = Resize((image.shape[1], image.shape[0]), input_size, "letterbox")
         width, height = resize.content_size()
-        canvas = np.zeros((self.backend.input_size[1], self.backend.input_size[0], 3), np.uint8)
+        canvas = np.zeros((input_size[1], input_size[0], 3), np.uint8)
         x, y = int(round(resize.offset[0])), int(round(resize.offset[1]))
         canvas[y:y + height, x:x + width] = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
         return canvas, resize
@@ -162,42 +163,33 @@ class Pipeline(object):
     def _input_frame_size(self, frame):
         """What the backend is compiled for: the frame's size, or the model input when letterboxed here."""
         if self.resize_mode == "letterbox":
-            return self.backend.input_size
+            return self.model.input_size
         return (frame.image.shape[1], frame.image.shape[0])
 
     def _start(self, frame):
         started = time.perf_counter()
         image, resize = self._preprocess(frame.image)
-        handle = self.backend.start(image) if hasattr(self.backend, "start") else image
+        handle = self.backend.submit(image)
         return {"frame": frame, "resize": resize, "handle": handle,
                 "preprocess": (time.perf_counter() - started) * 1000.0}
 
     def _finish(self, job):
         frame, timings = job["frame"], {"preprocess": job["preprocess"]}
-        if hasattr(self.backend, "wait"):
-            raw, timings["infer"] = self.backend.wait(job["handle"])
-            started = time.perf_counter()
-            found = self.backend.decode(raw, self.keep)
-        else:  # synchronous backends (awscam) decode as part of infer
-            started = time.perf_counter()
-            found = self.backend.infer(job["handle"])
-            timings["infer"] = (time.perf_counter() - started) * 1000.0
-            started = time.perf_counter()
-            found = self.keep.apply([d.label for d in found], [d.score for d in found], [d.box for d in found]) \
-                if found else []
-        found = map_to_frame(found, job["resize"]) if self.resize_mode == "letterbox" else found
+        raw, timings["infer"] = self.backend.collect(job["handle"])
+        started = time.perf_counter()
+        found = self.decode(raw, job["resize"])
         now = self.clock()
         message = None
         if found or self.config["pipeline"]["publish_empty"]:
             latency = (now - frame.timestamp) * 1000.0
             message = detections_message(self.device, self.boot_id, self.seq, now, frame.index,
-                                         (frame.image.shape[1], frame.image.shape[0]), self.backend.model_name,
-                                         self.backend.model_sha256, max(latency, 0.0), found)
+                                         (frame.image.shape[1], frame.image.shape[0]), self.model.name,
+                                         self.model.sha256, max(latency, 0.0), found)
             self.seq += 1
         timings["decode"] = (time.perf_counter() - started) * 1000.0
         self.fps_window.append(time.perf_counter())
         annotated = None
-        if self.needs_image and self.annotate is not None:
+        if self.annotate is not None:
             started = time.perf_counter()
             annotated = self.annotate(frame.image, found, fps=self.current_fps())
             timings["annotate"] = (time.perf_counter() - started) * 1000.0
@@ -228,7 +220,7 @@ class Pipeline(object):
         for event in raw:
             key = images.image_key(self.boot_id, event["track_id"]) if images is not None else None
             messages.append(events_message(self.device, self.boot_id, self.events_seq, now, event,
-                                           self.backend.model_name, key))
+                                           self.model.name, key))
             self.events_seq += 1
         return messages, best
 
@@ -301,15 +293,14 @@ class Pipeline(object):
         submitted = 0
         try:
             while not self.stop_event.is_set() and not (limit and submitted >= limit):
-                if pending and (len(pending) >= max(1, int(getattr(self.backend, "requests", 1)))
+                if pending and (len(pending) >= max(1, int(self.backend.requests))
                                 or not self.capture.ready()):
                     self._finish(pending.popleft())  # a full ring, or nothing new yet: finish the oldest now
                     continue
                 frame = self.capture.get()
                 if frame is None:
                     break
-                if hasattr(self.backend, "prepare"):  # compile for this frame size before requests are counted
-                    self.backend.prepare(self._input_frame_size(frame))
+                self.backend.prepare(self._input_frame_size(frame))  # e.g. compile for this size before submitting
                 pending.append(self._start(frame))
                 submitted += 1
             while pending:

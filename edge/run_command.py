@@ -4,7 +4,7 @@ import logging
 import signal
 import sys
 
-from edge.cli import lazy_handler
+from roadedge.core.commands import lazy_handler
 
 OUTPUT_KINDS = ("jsonl", "record", "fifo")
 
@@ -64,7 +64,7 @@ def register(subparsers):
 
 
 def _host_port(text):
-    from edge.errors import RoadedgeError
+    from roadedge.core.errors import RoadedgeError
 
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
@@ -80,7 +80,7 @@ def mqtt_url(text, alpn=False):
     """--mqtt mqtt://HOST[:PORT] | mqtts://HOST[:PORT] -> {host, port, tls}; RoadedgeError naming the URL."""
     from urllib.parse import urlsplit
 
-    from edge.errors import RoadedgeError
+    from roadedge.core.errors import RoadedgeError
 
     expected = "--mqtt {}: expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT]".format(text)
     try:
@@ -101,7 +101,7 @@ def mqtt_url(text, alpn=False):
 
 def _mqtt_outputs(args, outputs):
     """The outputs with the --mqtt* flags applied: one mqtt entry added, or the profile's updated."""
-    from edge.errors import RoadedgeError
+    from roadedge.core.errors import RoadedgeError
 
     url, alpn = getattr(args, "mqtt", None), getattr(args, "mqtt_alpn", False)
     flags = {key: getattr(args, attr) for attr, key in MQTT_FLAGS if getattr(args, attr, None) is not None}
@@ -122,8 +122,8 @@ def _mqtt_outputs(args, outputs):
 
 def overrides_from_args(args, base_outputs):
     """The command-line layer of the configuration."""
-    from edge.errors import RoadedgeError
     from edge.sources.spec import source_section
+    from roadedge.core.errors import RoadedgeError
 
     layer = {}
     if args.source:
@@ -186,7 +186,7 @@ def format_summary(summary):
 
 def run_command(args):
     from edge import app
-    from edge.fsutil import atomic_file
+    from roadedge.core.fsutil import atomic_file
 
     logging.basicConfig(level=logging.ERROR if args.quiet else logging.INFO, format="roadedge: %(message)s",
                         stream=sys.stderr)
@@ -205,7 +205,7 @@ def run_command(args):
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         preview = [s for s in runtime.sinks if hasattr(s, "address")]
-        log.info("profile %s, model %s (%s), source %s%s", config["profile"], runtime.backend.model_name,
+        log.info("profile %s, model %s (%s), source %s%s", config["profile"], runtime.backend.model.name,
                  config["backend"]["type"], config["source"]["type"],
                  "".join(", preview http://{}:{}/".format(*s.address) for s in preview))
         summary = runtime.pipeline.run()
@@ -213,7 +213,7 @@ def run_command(args):
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         runtime.close()
-    summary["profile"], summary["model"] = config["profile"], runtime.pipeline.backend.model_name
+    summary["profile"], summary["model"] = config["profile"], runtime.pipeline.model.name
     if not args.quiet:
         print("roadedge: " + format_summary(summary), file=sys.stderr)
     if args.summary:
@@ -238,8 +238,8 @@ def info_command(args):
     import cv2
     import numpy
 
-    from edge import __version__
     from edge import config as config_module
+    from roadedge import __version__
 
     info = {"roadedge": __version__, "python": platform.python_version(), "platform": platform.platform(),
             "numpy": numpy.__version__, "opencv": cv2.__version__, "profile": config_module.detect_profile()}

@@ -12,7 +12,7 @@ slashes; a topic name may not contain the wildcards `+` and `#` or the NUL
 character (MQTT 3.1.1, 4.7.1). The checks apply to the longest topic a prefix
 makes, so a prefix that passes works for every kind.
 """
-from edge.errors import RoadedgeError
+from roadedge.core.errors import RoadedgeError
 
 KINDS = ("detections", "events", "stats", "status")
 MAX_TOPIC_BYTES = 256

@@ -14,8 +14,8 @@ import os
 
 import numpy as np
 
-from converters.mxnet_symbol import load_symbol
 from converters.ssd_builder import GraphBuilder, ssd_training_graph
+from roadedge.core.mxnet_symbol import load_symbol
 
 SAGEMAKER_SYMBOL = os.path.join(os.path.dirname(__file__), "fixtures", "sagemaker-ssd-resnet50-training-symbol.json")
 
@@ -129,8 +129,8 @@ def write_random_model(folder, recipe, data_shape, seed=1, name="model_algo_1", 
     import json
 
     from converters.mxnet_forward import mxnet_param_shapes
-    from converters.mxnet_params import dumps_params
     from converters.ssd_deploy import to_deploy
+    from roadedge.core.mxnet_params import dumps_params
 
     os.makedirs(folder, exist_ok=True)
     training = globals()[recipe]()

@@ -2,7 +2,6 @@
 import numpy as np
 import pytest
 
-from edge.catalog import class_color, class_name
 from edge.processing.annotate import (
     Style,
     annotate,
@@ -16,6 +15,7 @@ from edge.processing.annotate import (
 )
 from edge.processing.decoders import Detection
 from edge.processing.geometry import to_pixels
+from roadedge.core.catalog import class_color, class_name
 
 SIZES = [(320, 180), (858, 480), (1920, 1080)]
 

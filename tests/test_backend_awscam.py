@@ -13,18 +13,20 @@ import numpy as np
 import openvino as ov
 import pytest
 
-from converters.ir_metadata import default_preprocessing, ir_label_offset, model_metadata
-from converters.mxnet_params import split_arg_aux
-from converters.mxnet_symbol import attr_int, attr_tuple
 from converters.openvino_native import convert_graph
 from converters.ssd_deploy import to_deploy
 from edge.backends import awscam as awscam_backend
 from edge.backends.openvino import BUNDLED_MODEL
-from edge.errors import RoadedgeError
 from edge.processing.decoders import DetectionFilter, decode_detection_output
+from edge.processing.geometry import Resize
 from edge.sources import awscam as awscam_source
 from edge.sources.base import SourceError
 from edge.synth.api import DriveRenderer
+from edge.tasks import detection as detection_task
+from roadedge.core.errors import RoadedgeError
+from roadedge.core.model_metadata import default_preprocessing, ir_label_offset, model_metadata
+from roadedge.core.mxnet_params import split_arg_aux
+from roadedge.core.mxnet_symbol import attr_int, attr_tuple
 from tests import ssd_models
 from tests.conftest import import_standin
 from tests.test_sources import make_context, number_of, options, write_video
@@ -169,14 +171,18 @@ def check_backend(awscam, xml, frame, context, min_count):
         metadata = json.load(handle)
     (model,) = awscam.models
     assert model.model_path == xml and model.loading_config == {"GPU": 1}
-    assert backend.metadata == metadata and backend.labels == metadata["labels"]
-    assert backend.input_size == (metadata["input"]["width"], metadata["input"]["height"])
-    assert backend.resize_mode == "stretch" and backend.requests == 1 and backend.model_name == metadata["name"]
+    info = backend.model
+    assert info.metadata == metadata and list(info.labels) == metadata["labels"]
+    assert info.input_size == (metadata["input"]["width"], metadata["input"]["height"])
+    assert info.output_format == "awscam_ssd" and info.label_offset == metadata["output"]["label_offset"]
+    assert backend.requests == 1 and info.name == metadata["name"]
     with open(xml[:-4] + ".bin", "rb") as handle:
-        assert backend.model_sha256 == hashlib.sha256(handle.read()).hexdigest()
-    found = backend.infer(frame)
+        assert info.sha256 == hashlib.sha256(handle.read()).hexdigest()
+    decode = detection_task.decoder(info, {"min_score": MIN_SCORE, "class_thresholds": {}, "top_k": 0})
+    raw, _ = backend.collect(backend.submit(frame))  # the contract the loop drives
+    found = decode(raw, Resize((frame.shape[1], frame.shape[0]), info.input_size, "stretch"))
     assert model.calls == 1
-    assert_same_within_a_pixel(found, reference_detections(xml, frame, metadata), backend.input_size)
+    assert_same_within_a_pixel(found, reference_detections(xml, frame, metadata), info.input_size)
     assert len(found) >= min_count and all(d.score >= MIN_SCORE for d in found)
     assert [d.score for d in found] == sorted((d.score for d in found), reverse=True)
     backend.close()

@@ -10,8 +10,9 @@ import numpy as np
 
 from converters.mxnet_env import venv_python
 from edge.backends import openvino as openvino_backend
-from edge.cli import main
-from edge.processing.decoders import DetectionFilter
+from edge.processing.geometry import Resize
+from edge.tasks import detection
+from roadedge.cli import main
 from tests.mxnet_oracle import require_mxnet
 from tests.ssd_models import write_random_model
 
@@ -20,9 +21,14 @@ SCRIPT = """
 import json, sys
 import numpy as np
 from edge.backends import mxnet as backend
+from edge.processing.geometry import Resize
+from edge.tasks import detection
 options = {name: option.default for name, option in backend.OPTIONS.items()}
-options.update(model=sys.argv[1], input_size=[96, 96], min_score=0.2)
-found = backend.open(options).infer(np.load(sys.argv[2]))
+options.update(model=sys.argv[1], input_size=[96, 96])
+opened = backend.open(options)
+decode = detection.decoder(opened.model, {"min_score": 0.2, "class_thresholds": {}, "top_k": 0})
+raw, _ = opened.collect(opened.submit(np.load(sys.argv[2])))
+found = decode(raw, Resize((96, 96), opened.model.input_size))
 print(json.dumps([[d.label, d.name, d.score, list(d.box)] for d in found]))
 """
 
@@ -44,7 +50,8 @@ def test_mxnet_backend_matches_the_openvino_backend(tmp_path):
     options = {name: option.default for name, option in openvino_backend.OPTIONS.items()}
     options["model"] = str(tmp_path / "ir" / "model_algo_1.xml")
     backend = openvino_backend.open(options)
-    ours = backend.decode(backend.infer(frame), DetectionFilter(backend.labels, 0.2))
+    decode = detection.decoder(backend.model, {"min_score": 0.2, "class_thresholds": {}, "top_k": 0})
+    ours = decode(backend.infer(frame), Resize((96, 96), backend.model.input_size))
     assert len(theirs) >= 3 and len(ours) == len(theirs)
     unmatched = list(ours)
     for label, name, score, box in theirs:  # equal scores come in either order: match each row

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from edge.cli import build_parser, main
+from roadedge.cli import build_parser, main
 
 COMMANDS = [["synth"], ["dataset", "convert"], ["dataset", "convert-seg"], ["dataset", "upload"]]
 
@@ -29,7 +29,7 @@ def test_top_level_help_lists_the_commands():
 
 
 def test_python_dash_m_edge_runs_the_cli():
-    result = subprocess.run([sys.executable, "-m", "edge", "--version"], capture_output=True, text=True, check=True)
+    result = subprocess.run([sys.executable, "-m", "roadedge", "--version"], capture_output=True, text=True, check=True)
     assert result.stdout.strip().startswith("roadedge ")
 
 
@@ -43,7 +43,7 @@ def test_output_folder_gets_normal_permissions(tmp_path):
 
 def test_sigterm_leaves_nothing_half_written(tmp_path):
     out = tmp_path / "out"
-    process = subprocess.Popen([sys.executable, "-m", "edge", "synth", str(out), "--count", "5000", "--seed", "1"],
+    process = subprocess.Popen([sys.executable, "-m", "roadedge", "synth", str(out), "--count", "5000", "--seed", "1"],
                                stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
     while time.time() < deadline and not any(name.endswith(".partial") for name in os.listdir(tmp_path)):

@@ -2,8 +2,8 @@
 import pytest
 
 from edge import config
-from edge.cli import main
-from edge.errors import RoadedgeError
+from roadedge.cli import main
+from roadedge.core.errors import RoadedgeError
 
 
 def write(tmp_path, text, name="settings.yaml"):

@@ -5,7 +5,7 @@ import tarfile
 
 import pytest
 
-from edge.cli import main
+from roadedge.cli import main
 from tests.mxnet_oracle import require_mxnet
 from tests.ssd_models import write_random_model
 

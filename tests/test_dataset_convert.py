@@ -5,8 +5,8 @@ import shutil
 
 import pytest
 
-from edge.catalog import load_catalog
-from edge.cli import main
+from roadedge.cli import main
+from roadedge.core.catalog import load_catalog
 from tests.conftest import make_image
 
 RDD2018 = load_catalog()["class_maps"]["rdd2018"]

@@ -5,7 +5,7 @@ import os
 import moto
 
 from converters.s3_upload import make_client
-from edge.cli import main
+from roadedge.cli import main
 
 
 def test_synth_convert_upload_round_trip(tmp_path, aws_env, capsys):

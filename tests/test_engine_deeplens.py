@@ -8,7 +8,7 @@ import pytest
 from converters import engine_deeplens
 from converters.ssd_deploy import to_deploy
 from converters.verify import match_detections, mxnet_rows, openvino_detect, openvino_rows
-from edge.errors import RoadedgeError
+from roadedge.core.errors import RoadedgeError
 from tests import ssd_models
 from tests.test_engine_mo import SHAPE, const_bytes, require_mo, write_ssd, write_symbol_only
 
@@ -89,8 +89,8 @@ def test_optimizer_errors_become_one_line_exit_2(mo, tmp_path, error, expected):
 
 def test_error_string_through_the_command_line(mo, tmp_path, capsys):
     optimize = pytest.importorskip("converters.optimize")
-    from converters.mxnet_params import dumps_params
-    from edge.cli import main
+    from roadedge.cli import main
+    from roadedge.core.mxnet_params import dumps_params
 
     training = ssd_models.tiny()
     params = {("arg:" + node.name): np.zeros((1,), np.float32)

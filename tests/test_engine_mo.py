@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 from converters import engine_mo
-from converters.ir_metadata import ir_label_offset
 from converters.mxnet_env import MARKER, REQUIREMENTS, environment_status, marker_text, venv_dir
-from converters.mxnet_symbol import Node, load_symbol
 from converters.ssd_deploy import to_deploy, write_deploy
 from converters.verify import match_detections, mxnet_rows, openvino_detect, openvino_rows
-from edge.cli import main
-from edge.errors import RoadedgeError
+from roadedge.cli import main
+from roadedge.core.errors import RoadedgeError
+from roadedge.core.model_metadata import ir_label_offset
+from roadedge.core.mxnet_symbol import Node, load_symbol
 from tests import ssd_models
 
 SHAPE = (64, 96)  # (H, W); not square, so a swapped height and width shows
@@ -134,7 +134,7 @@ def test_ir_input_is_mxnets_data_unchanged(resnet_ir):
 
 def test_fp16_puts_f16_weights_in_the_bin(tmp_path):
     require_mo()
-    from converters.mxnet_params import load_params
+    from roadedge.core.mxnet_params import load_params
 
     symbol, params = write_ssd(str(tmp_path), "tiny")
     xml = engine_mo.convert(symbol, params, SHAPE, str(tmp_path / "ir"), "tiny16", "FP16")

@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from edge.cli import main
+from roadedge.cli import main
 from tests.mxnet_oracle import require_mxnet
 from tests.ssd_models import write_random_model
 from training.evaluate import collect, evaluate_model, load_data, map_classes

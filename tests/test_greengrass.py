@@ -12,7 +12,6 @@ import pytest
 
 import edge
 from edge import plugins
-from edge.errors import RoadedgeError
 from edge.messages import detections_message, events_message, stats_message
 from edge.pipeline import StageTimes
 from edge.processing.decoders import Detection
@@ -21,6 +20,7 @@ from edge.sinks import greengrass
 from edge.sinks.base import FrameResult
 from edge.sources.base import Frame
 from edge.topics import validate_topic_prefix
+from roadedge.core.errors import RoadedgeError
 from tests.conftest import import_standin_package
 
 DEVICE, BOOT = "rc-car-1", "b7f3c2"

@@ -16,11 +16,10 @@ from tests.conftest import import_standin
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STANDINS = os.path.join(ROOT, "tests", "standins")
 # what lambda_function.py imports on a DeepLens with the deeplens profile: these must be Python 3.7
-DEVICE_MODULES = ["lambda_function.py", "edge/__init__.py", "edge/app.py", "edge/config.py", "edge/pipeline.py",
-                  "edge/plugins.py", "edge/messages.py", "edge/errors.py", "edge/catalog.py", "edge/fsutil.py",
-                  "edge/processing", "edge/sources", "edge/sinks", "edge/backends/awscam.py",
-                  "edge/backends/openvino.py", "device_profiles/__init__.py", "edge/outbox.py", "edge/status.py",
-                  "edge/topics.py"]
+DEVICE_MODULES = ["lambda_function.py", "roadedge/__init__.py", "roadedge/core", "edge/__init__.py", "edge/app.py",
+                  "edge/config.py", "edge/pipeline.py", "edge/plugins.py", "edge/messages.py", "edge/processing",
+                  "edge/sources", "edge/sinks", "edge/backends/awscam.py", "edge/backends/openvino.py",
+                  "device_profiles/__init__.py", "edge/outbox.py", "edge/status.py", "edge/topics.py"]
 
 
 @pytest.fixture

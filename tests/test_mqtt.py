@@ -18,12 +18,12 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from edge import app, config
-from edge.errors import RoadedgeError
 from edge.messages import detections_message
 from edge.processing.decoders import Detection
 from edge.sinks import mqtt as mqtt_sink
 from edge.sinks.base import FrameResult
 from edge.sources.spec import SAMPLE_VIDEO
+from roadedge.core.errors import RoadedgeError
 from tests.mosquitto import Broker, free_port, require_mosquitto
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -125,8 +125,8 @@ def test_bad_options_are_one_line_naming_the_option(tmp_path):
 
 
 def test_run_flags_add_an_mqtt_output():
-    from edge.cli import build_parser
     from edge.run_command import overrides_from_args
+    from roadedge.cli import build_parser
 
     def layer(*argv, base=()):
         return overrides_from_args(build_parser().parse_args(["run"] + list(argv)), list(base))
@@ -308,7 +308,7 @@ def _outbox_rows(path, readonly):
 def test_kill_9_keeps_the_outbox_and_the_restart_sends_it_first(tmp_path):
     port, outbox = free_port(), str(tmp_path / "outbox.sqlite")
     (tmp_path / "settings.yaml").write_text("pipeline: {publish_empty: true}\n")
-    command = [sys.executable, "-m", "edge", "run", "--config", str(tmp_path / "settings.yaml"), "--source", "sample",
+    command = [sys.executable, "-m", "roadedge", "run", "--config", str(tmp_path / "settings.yaml"), "--source", "sample",
                "--no-realtime", "--max-fps", "25", "--no-preview", "--output", "jsonl:" + str(tmp_path / "d.jsonl"),
                "--device-name", "kill-dev", "--mqtt", "mqtt://127.0.0.1:{}".format(port), "--outbox", outbox]
     with open(str(tmp_path / "first.log"), "wb") as log:  # the broker is down: everything stays in the outbox

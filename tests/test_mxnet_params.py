@@ -4,8 +4,8 @@ import os
 import numpy as np
 import pytest
 
-from converters.mxnet_params import dumps_params, load_params, loads_params, split_arg_aux
-from edge.errors import RoadedgeError
+from roadedge.core.errors import RoadedgeError
+from roadedge.core.mxnet_params import dumps_params, load_params, loads_params, split_arg_aux
 from tests.fixtures.mxnet.make_params_fixtures import ARRAYS, values
 
 HERE = os.path.join(os.path.dirname(__file__), "fixtures", "mxnet")

@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from converters.mxnet_symbol import attr_bool, attr_float, attr_int, attr_tuple, load_symbol, loads_symbol
-from edge.errors import RoadedgeError
+from roadedge.core.errors import RoadedgeError
+from roadedge.core.mxnet_symbol import attr_bool, attr_float, attr_int, attr_tuple, load_symbol, loads_symbol
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "sagemaker-ssd-resnet50-training-symbol.json")
 

@@ -13,12 +13,12 @@ import numpy as np
 import openvino as ov
 import pytest
 
-from converters.mxnet_params import dumps_params, split_arg_aux
-from converters.mxnet_symbol import Graph, Node
 from converters.openvino_native import convert_graph, multibox_prior
 from converters.ssd_builder import GraphBuilder
 from converters.ssd_deploy import to_deploy
-from edge.errors import RoadedgeError
+from roadedge.core.errors import RoadedgeError
+from roadedge.core.mxnet_params import dumps_params, split_arg_aux
+from roadedge.core.mxnet_symbol import Graph, Node
 from tests import ssd_models
 from tests.mxnet_oracle import require_mxnet
 
@@ -386,7 +386,7 @@ def test_bad_reshape_and_too_small_input_are_one_line_errors():
 
 def test_speed_of_a_large_graph_without_mxnet(tmp_path):
     """ResNet-50 SSD at 512 (the SageMaker symbol), weights shaped without MXNet: conversion + save < 10 s."""
-    from converters.mxnet_symbol import load_symbol
+    from roadedge.core.mxnet_symbol import load_symbol
 
     graph = to_deploy(load_symbol(ssd_models.SAGEMAKER_SYMBOL))
     args, aux = _constant_weights(graph)
@@ -399,7 +399,7 @@ def test_speed_of_a_large_graph_without_mxnet(tmp_path):
 
 def _constant_weights(graph):
     """Weights of the right shapes for a graph built from Convolution/BatchNorm (read off the attributes)."""
-    from converters.mxnet_symbol import attr_int, attr_tuple
+    from roadedge.core.mxnet_symbol import attr_int, attr_tuple
 
     args, aux, channels = {}, {}, {}
     for index, node in enumerate(graph.nodes):

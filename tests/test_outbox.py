@@ -5,8 +5,8 @@ import threading
 
 import pytest
 
-from edge.errors import RoadedgeError
 from edge.outbox import Outbox
+from roadedge.core.errors import RoadedgeError
 
 
 class Clock(object):

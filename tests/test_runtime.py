@@ -21,9 +21,9 @@ import pytest
 
 from edge import app, config
 from edge.backends.openvino import BUNDLED_MODEL
-from edge.cli import main
 from edge.sources.base import Frame
 from edge.sources.spec import SAMPLE_VIDEO
+from roadedge.cli import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GOLDEN = os.path.join(ROOT, "tests", "golden", "sample-drive-detections.json")
@@ -151,13 +151,13 @@ def test_live_sources_drop_the_oldest_frames_and_files_drop_none(live):
     runtime = app.build(_config(pipeline={"queue": 2, "publish_empty": True}), extra_sinks=[collect])
     runtime.source.close()
     runtime.source = runtime.pipeline.source = InstantFrames(live)
-    slow = runtime.pipeline.backend.wait
+    slow = runtime.pipeline.backend.collect
 
     def slow_wait(handle):  # inference made slower than capture, as on a device
         time.sleep(0.01)
         return slow(handle)
 
-    runtime.pipeline.backend.wait = slow_wait
+    runtime.pipeline.backend.collect = slow_wait
     try:
         summary = runtime.pipeline.run()
     finally:
@@ -197,7 +197,7 @@ def test_preview_answers_with_a_jpeg_while_running():
 
 def test_sigterm_stops_cleanly_with_a_summary(tmp_path):
     out = tmp_path / "d.jsonl"
-    process = subprocess.Popen([sys.executable, "-m", "edge", "run", "--source", "synthetic:5", "--no-preview",
+    process = subprocess.Popen([sys.executable, "-m", "roadedge", "run", "--source", "synthetic:5", "--no-preview",
                                 "--output", "jsonl:" + str(out), "--min-score", "0.01"],
                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:

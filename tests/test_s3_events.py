@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 from edge import plugins
-from edge.errors import RoadedgeError
 from edge.messages import events_message
 from edge.processing.decoders import Detection
 from edge.processing.tracker import IouTracker
 from edge.sinks import s3
 from edge.sinks.base import FrameResult
 from edge.sources.base import Frame
+from roadedge.core.errors import RoadedgeError
 
 BUCKET, DEVICE, BOOT = "roadedge-events", "rc-car-1", "4f1c9e"
 WIDTH, HEIGHT = 320, 180

@@ -8,8 +8,8 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError
 
 from converters.s3_upload import PART_SIZE, local_etag, make_client, parse_s3_uri, upload_dataset
-from edge import cli
-from edge.errors import RoadedgeError
+from roadedge import cli
+from roadedge.core.errors import RoadedgeError
 
 BUCKET = "roadedge-data"
 FILES = {

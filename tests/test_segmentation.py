@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from converters.segmentation import VOC_CLASSES, load_classes
-from edge.cli import main
-from edge.errors import RoadedgeError
+from roadedge.cli import main
+from roadedge.core.errors import RoadedgeError
 
 TRAIN = ["2007_000001", "2007_000002", "2007_000003", "2007_000004"]
 VAL = ["2008_000001", "2008_000002"]

@@ -15,12 +15,12 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.errors import RoadedgeError
 from edge.messages import detections_message
 from edge.processing.decoders import Detection
 from edge.sinks import fifo, jsonl, mjpeg, record
 from edge.sinks.base import FrameResult
 from edge.sources.base import Frame
+from roadedge.core.errors import RoadedgeError
 
 
 def context(source_fps=None):

@@ -86,8 +86,10 @@ def video(tmp_path_factory):
 # ---- the plugin modules --------------------------------------------------------------------------------------------
 
 def test_every_source_module_is_a_plugin():
-    for type_name, module_name in plugins.KINDS["source"].items():
-        module = plugins.plugin("source", type_name)
+    found = plugins.plugins("source")
+    assert set(found) == {"opencv", "images", "synthetic", "awscam", "picamera2"}
+    for type_name, module in found.items():
+        module_name = module.__name__
         assert module.TYPE == type_name and callable(module.open), module_name
         for name, option in module.OPTIONS.items():
             assert isinstance(option, plugins.Option) and option.help, (type_name, name)

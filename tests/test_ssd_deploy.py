@@ -6,12 +6,12 @@ import tarfile
 import numpy as np
 import pytest
 
-from converters.mxnet_params import dumps_params, load_params
-from converters.mxnet_symbol import attr_bool, attr_float, attr_int, attr_tuple, load_symbol
 from converters.ssd_builder import GraphBuilder
 from converters.ssd_deploy import graph_kind, to_deploy
-from edge.cli import main
-from edge.errors import RoadedgeError
+from roadedge.cli import main
+from roadedge.core.errors import RoadedgeError
+from roadedge.core.mxnet_params import dumps_params, load_params
+from roadedge.core.mxnet_symbol import attr_bool, attr_float, attr_int, attr_tuple, load_symbol
 from tests import ssd_models
 from tests.mxnet_oracle import require_mxnet
 

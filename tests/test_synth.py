@@ -6,11 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
-from converters.voc import read_voc_xml
-from edge import cli
-from edge.catalog import SYNTH_CLASSES
 from edge.synth import DriveRenderer, render_image
 from edge.synth.api import render_scene
+from roadedge import cli
+from roadedge.core.catalog import SYNTH_CLASSES
+from roadedge.core.voc import read_voc_xml
 
 
 def _files(folder):

@@ -6,9 +6,9 @@ import tarfile
 import numpy as np
 import pytest
 
-from converters.mxnet_symbol import loads_symbol
-from edge.catalog import SYNTH_CLASSES
-from edge.cli import main
+from roadedge.cli import main
+from roadedge.core.catalog import SYNTH_CLASSES
+from roadedge.core.mxnet_symbol import loads_symbol
 from tests.mxnet_oracle import require_mxnet
 from training import augment, data
 from training.network import HEADS, ssd_symbol

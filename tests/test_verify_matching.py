@@ -1,8 +1,8 @@
 """The detection matcher behind `convert verify` and the oracle tests, and the metadata helpers."""
 import numpy as np
 
-from converters.ir_metadata import default_preprocessing, labels_for
 from converters.verify import match_detections, mxnet_rows, openvino_rows
+from roadedge.core.model_metadata import default_preprocessing, labels_for
 from tests import ssd_models
 
 

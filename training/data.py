@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from edge.errors import RoadedgeError, ValidationFailed
+from roadedge.core.errors import RoadedgeError, ValidationFailed
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 

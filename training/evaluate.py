@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from edge.errors import RoadedgeError, ValidationFailed
+from roadedge.core.errors import RoadedgeError, ValidationFailed
 
 SCHEMA = "roadedge.eval/1"
 SPLITS = ("train", "validation")
@@ -78,8 +78,8 @@ def load_data(data_dir, split="validation", limit=None):
 
 
 def _load_voc(voc_dir, limit):
-    from converters.voc import read_voc_xml
     from converters.voc_dataset import find_annotation_files, find_image
+    from roadedge.core.voc import read_voc_xml
 
     problems, images = [], []
     for xml_path in find_annotation_files(voc_dir)[:limit]:
@@ -220,9 +220,9 @@ class MXNetDetector:
     """An MXNet SSD run by real MXNet in the isolated environment: one process, the model bound once."""
 
     def __init__(self, path, labels=None, input_shape=None, epoch=0):
-        from converters.ir_metadata import default_preprocessing, labels_for
-        from converters.sagemaker_model import load_model
         from converters.ssd_deploy import num_classes, to_deploy
+        from roadedge.core.model_metadata import default_preprocessing, labels_for
+        from roadedge.core.sagemaker_model import load_model
 
         self.path = path
         self.model = load_model(path, epoch)

@@ -71,7 +71,7 @@ def body(b, stem, stages, extra):
 
 
 def ssd_symbol(num_classes, variant="small", heads=HEADS):
-    """The training graph (converters.mxnet_symbol.Graph) with SageMaker's heads."""
+    """The training graph (roadedge.core.mxnet_symbol.Graph) with SageMaker's heads."""
     b = GraphBuilder()
     features = body(b, **VARIANTS[variant])
     return ssd_training_graph(b, [features[index] for index, _, _ in heads], num_classes,

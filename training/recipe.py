@@ -22,8 +22,8 @@ import subprocess
 import sys
 import time
 
-from edge.catalog import SYNTH_CLASSES
-from edge.errors import RoadedgeError
+from roadedge.core.catalog import SYNTH_CLASSES
+from roadedge.core.errors import RoadedgeError
 
 MODEL_NAME = "road-damage-ssd"
 MODELS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "edge", "models")
@@ -99,10 +99,11 @@ class Steps:
 
 
 def _cli(argv):
-    """Run a roadedge subcommand in-process; RoadedgeError unless it exits 0."""
-    from edge.cli import main
+    """Run a roadedge subcommand of this installation (a child process: training sits below the command line);
+    RoadedgeError unless it exits 0."""
+    import subprocess
 
-    code = main(list(argv))
+    code = subprocess.call([sys.executable, "-m", "roadedge"] + [str(a) for a in argv])
     if code != 0:
         raise RoadedgeError("`roadedge {}` failed with exit code {}".format(" ".join(argv), code))
 
@@ -223,7 +224,7 @@ def metrics_markdown(report, summary):
 
 def bundle(ir_dir, name, report, summary, models_dir=MODELS_DIR):
     """Copy NAME.xml/.bin/.json into edge/models and rewrite the metrics section of MODEL_CARD.md."""
-    from edge.fsutil import atomic_file
+    from roadedge.core.fsutil import atomic_file
 
     os.makedirs(models_dir, exist_ok=True)
     for suffix in (".bin", ".xml", ".json"):
@@ -244,7 +245,7 @@ def bundle(ir_dir, name, report, summary, models_dir=MODELS_DIR):
 
 
 def train_command(args):
-    from edge.fsutil import atomic_dir
+    from roadedge.core.fsutil import atomic_dir
 
     s = settings(args)
     started = time.time()

@@ -17,6 +17,6 @@ __all__ = ["convert_graph", "multibox_prior", "supported_ops"]
 
 
 def convert_graph(graph, arg_params, aux_params, input_shape, name="model"):
-    """`graph`: converters.mxnet_symbol.Graph; params: name -> numpy array (no arg:/aux: prefix);
+    """`graph`: roadedge.core.mxnet_symbol.Graph; params: name -> numpy array (no arg:/aux: prefix);
     `input_shape`: (N, C, H, W) of `data`. Returns an openvino.Model; raises RoadedgeError (one line) on problems."""
     return Context(graph, arg_params, aux_params, input_shape).convert(name)

@@ -12,8 +12,8 @@ import openvino as ov
 import openvino.opset13 as ops
 from openvino import passes
 
-from converters.mxnet_symbol import attr_bool, attr_float, attr_int, attr_tuple
-from edge.errors import RoadedgeError
+from roadedge.core.errors import RoadedgeError
+from roadedge.core.mxnet_symbol import attr_bool, attr_float, attr_int, attr_tuple
 
 CONVERTERS = {}
 DATA_INPUT = "data"

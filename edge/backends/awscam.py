@@ -5,9 +5,10 @@
     model.parseResult("ssd", raw)                         # {"ssd": [{label, prob, xmin, ymin, xmax, ymax}]}
 
 The frame is stretched to the model input (as AWS's DeepLens samples do);
-parseResult's boxes are in model-input pixels and its labels are the IR's
-DetectionOutput labels, so they are decoded with the metadata JSON that
-`roadedge convert` writes beside the .xml (input size, labels, label_offset).
+parseResult's dict is the raw output (format awscam_ssd: boxes in model-input
+pixels, labels the IR's DetectionOutput labels), decoded by the loop with the
+metadata JSON that `roadedge convert` writes beside the .xml (input size,
+labels, label_offset).
 `awscam` exists only on the device: it is imported inside open(). Tests use
 tests/standins/awscam.py, which runs the IR with OpenVINO on the CPU.
 """
@@ -17,19 +18,18 @@ import os
 
 import cv2
 
-from edge.errors import RoadedgeError
-from edge.fsutil import sha256_file
+from edge.backends.base import SyncBackend
 from edge.plugins import Option
-from edge.processing.decoders import DetectionFilter, decode_awscam_ssd
+from roadedge.core.errors import RoadedgeError
+from roadedge.core.fsutil import sha256_file
+from roadedge.core.model_metadata import ModelInfo
 
 TYPE = "awscam"
 
 OPTIONS = {
     "model": Option(str, None, "path of the OpenVINO IR .xml (DeepLens-optimized); its metadata .json must be beside it"),
     "metadata": Option(str, "", "model metadata JSON (default: beside the model, same name .json)"),
-    "device": Option(str, "GPU", "GPU (the DeepLens's Intel GPU) or CPU"),
-    "min_score": Option(float, 0.05, "detections scoring below this are dropped in the backend; the profile's "
-                                     "thresholds apply after"),
+    "device": Option(str, "GPU", "GPU (the DeepLens's Intel GPU) or CPU", choices=("GPU", "CPU", "gpu", "cpu")),
 }
 DEVICES = {"GPU": 1, "CPU": 0}
 
@@ -71,32 +71,24 @@ def weights_sha256(xml_path):
     return sha256_file(weights) if os.path.isfile(weights) else "0" * 64
 
 
-class AwscamBackend(object):
-    """infer(image_bgr) -> [Detection] with boxes normalised to the model input; the pipeline maps them to the frame."""
+class AwscamBackend(SyncBackend):
+    """infer(image_bgr) -> parseResult's dict for the frame stretched to the model input."""
 
-    resize_mode = "stretch"
-    requests = 1
-
-    def __init__(self, model, metadata, min_score=0.05, model_path=""):
+    def __init__(self, model, metadata, model_path=""):
         """`model`: a loaded awscam.Model; `metadata`: the IR's metadata dict."""
-        self.model = model
-        self.metadata = metadata
-        self.model_name = metadata.get("name") or os.path.splitext(os.path.basename(model_path))[0]
-        self.model_sha256 = weights_sha256(model_path)
-        self.labels = list(metadata["labels"])
-        self.input_size = (int(metadata["input"]["width"]), int(metadata["input"]["height"]))
-        label_offset = int((metadata.get("output") or {}).get("label_offset", 0) or 0)
-        self.keep = DetectionFilter(self.labels, min_score=min_score, label_offset=label_offset)
+        self.network = model
+        self.model = ModelInfo.from_metadata(metadata, name=os.path.splitext(os.path.basename(model_path))[0],
+                                             sha256=weights_sha256(model_path), output_format="awscam_ssd",
+                                             where=metadata_path(model_path))
 
     def infer(self, image_bgr):
-        if self.model is None:
+        if self.network is None:
             raise RoadedgeError("awscam backend: infer() after close()")
-        resized = cv2.resize(image_bgr, self.input_size, interpolation=cv2.INTER_LINEAR)
-        raw = self.model.doInference(resized)
-        return decode_awscam_ssd(self.model.parseResult("ssd", raw), self.keep, self.input_size)
+        resized = cv2.resize(image_bgr, self.model.input_size, interpolation=cv2.INTER_LINEAR)
+        return self.network.parseResult("ssd", self.network.doInference(resized))
 
     def close(self):
-        self.model = None  # awscam has no unload; dropping the reference frees it
+        self.network = None  # awscam has no unload; dropping the reference frees it
 
 
 def open(options, context):
@@ -125,4 +117,4 @@ def open(options, context):
     except Exception as err:  # awscam's own errors: keep them to one line
         reason = " ".join(str(err).split()) or type(err).__name__
         raise RoadedgeError("model: awscam cannot load {}: {}".format(xml, reason)) from None
-    return AwscamBackend(model, metadata, float(options.get("min_score", 0.05)), xml)
+    return AwscamBackend(model, metadata, xml)

@@ -4,7 +4,7 @@ Optional, for the Pi option of the design (MXNet has no aarch64 wheel on PyPI,
 so on a Pi it means a self-built MXNet; the OpenVINO backend is the default
 everywhere). A training graph is rewritten to the deploy graph in memory
 (converters.ssd_deploy, what MXNet's deploy.py does); MultiBoxDetection's
-[1, N, 6] rows are decoded with edge.processing.decoders. Preprocessing comes
+[1, N, 6] rows are the raw output (format multibox_detection), decoded by the loop. Preprocessing comes
 from the graph (raw RGB for SageMaker's bn_data graphs, example/ssd's mean
 otherwise), as `roadedge convert` records it for IRs.
 """
@@ -12,8 +12,10 @@ import os
 
 import numpy as np
 
-from edge.errors import RoadedgeError
-from edge.plugins import Option
+from edge.backends.base import SyncBackend
+from edge.plugins import Option, at_least
+from roadedge.core.errors import RoadedgeError
+from roadedge.core.model_metadata import ModelInfo
 
 TYPE = "mxnet"
 OPTIONS = {
@@ -21,23 +23,17 @@ OPTIONS = {
     "epoch": Option(int, 0, "params epoch of a prefix"),
     "input_size": Option(list, [], "[width, height] of the network input (default: hyperparams image_shape)"),
     "labels": Option(list, [], "class names in class-id order (default: hyperparams class_names)"),
-    "min_score": Option(float, 0.01, "rows below this score are dropped before the pipeline's thresholds"),
-    "threads": Option(int, 0, "OMP threads for MXNet (0: its default)"),
+    "threads": Option(int, 0, "OMP threads for MXNet (0: its default)", check=at_least(0)),
 }
 
 
-class MXNetBackend(object):
-    """Synchronous: infer(image) -> detections normalised to the model input."""
+class MXNetBackend(SyncBackend):
+    """Synchronous: infer(image) -> MultiBoxDetection rows [1, N, 6], boxes normalised to the model input."""
 
-    resize_mode = "stretch"
-    requests = 1
-
-    def __init__(self, module, labels, input_size, preprocessing, min_score, model_name, model_sha256):
-        self.module, self.labels, self.input_size = module, list(labels), tuple(input_size)
-        self.preprocessing, self.min_score = preprocessing, float(min_score)
-        self.model_name, self.model_sha256 = model_name, model_sha256
-        self.metadata = {"labels": self.labels, "input": {"width": input_size[0], "height": input_size[1]},
-                         "preprocessing": preprocessing, "output": {"format": "multibox_detection", "label_offset": 0}}
+    def __init__(self, module, labels, input_size, preprocessing, model_name, model_sha256):
+        self.module, self.input_size, self.preprocessing = module, tuple(input_size), preprocessing
+        self.model = ModelInfo(name=model_name, sha256=model_sha256, labels=labels, input_size=input_size,
+                               output_format="multibox_detection", preprocessing=preprocessing)
 
     def tensor(self, image):
         width, height = self.input_size
@@ -55,11 +51,8 @@ class MXNetBackend(object):
     def infer(self, image):
         import mxnet as mx
 
-        from edge.processing.decoders import DetectionFilter, decode_multibox_detection
-
         self.module.forward(mx.io.DataBatch([mx.nd.array(self.tensor(image))]), is_train=False)
-        rows = self.module.get_outputs()[0].asnumpy()
-        return decode_multibox_detection(rows, DetectionFilter(self.labels, self.min_score))
+        return self.module.get_outputs()[0].asnumpy()
 
     def close(self):
         self.module = None
@@ -82,25 +75,16 @@ def open(options, context=None):  # noqa: A001 - the plugin entry point's name
     except ImportError:
         raise RoadedgeError("backend.type mxnet: MXNet is not installed (pip install mxnet==1.9.1 on x86; it has no "
                             "aarch64 wheel, so on a Pi use the openvino backend)") from None
-    from converters.ir_metadata import default_preprocessing, labels_for
-    from converters.mxnet_params import split_arg_aux
-    from converters.sagemaker_model import load_model
-    from converters.ssd_deploy import num_classes, to_deploy
+    from edge.conversion import load_deploy
 
     path = os.path.expanduser(options["model"])
     if not path:
         raise RoadedgeError("backend.model: required for the mxnet backend (model.tar.gz or an MXNet prefix)")
-    loaded = load_model(path, options["epoch"])
-    deploy = to_deploy(loaded.graph)
-    head = deploy.nodes[deploy.heads[0][0]]
-    labels = labels_for(num_classes(deploy, head.inputs[0]) or 0, options["labels"] or None, loaded.hyperparams)
-    width, height = _input_size(options, loaded.hyperparams, path)
-    symbol = mx.sym.load_json(deploy.to_json())
-    args, aux = split_arg_aux(loaded.params)
+    deploy = load_deploy(path, options["epoch"], options["labels"] or None)
+    width, height = _input_size(options, deploy.hyperparams, path)
+    symbol = mx.sym.load_json(deploy.graph.to_json())
     module = mx.mod.Module(symbol, data_names=("data",), label_names=None, context=mx.cpu())
     module.bind(data_shapes=[("data", (1, 3, height, width))], for_training=False)
-    module.set_params({k: mx.nd.array(v) for k, v in args.items()}, {k: mx.nd.array(v) for k, v in aux.items()},
-                      allow_missing=False, allow_extra=True)
-    digest = next((sha for name, sha in sorted(loaded.sources.items()) if name.endswith(".params")), "0" * 64)
-    return MXNetBackend(module, labels, (width, height), default_preprocessing(deploy), options["min_score"],
-                        loaded.name, digest)
+    module.set_params({k: mx.nd.array(v) for k, v in deploy.args.items()},
+                      {k: mx.nd.array(v) for k, v in deploy.aux.items()}, allow_missing=False, allow_extra=True)
+    return MXNetBackend(module, deploy.labels, (width, height), deploy.preprocessing, deploy.name, deploy.sha256)

@@ -6,15 +6,16 @@ mean/scale run inside OpenVINO (PrePostProcessor), compiled for the frame size
 on the first frame. `requests` infer requests run asynchronously in a ring, so
 decoding and drawing frame k overlaps inference of the next frames.
 """
-import io
-import json
 import os
 
 import numpy as np
 
-from edge.errors import RoadedgeError
-from edge.fsutil import sha256_file
-from edge.plugins import Option
+from edge.backends.base import Backend
+from edge.plugins import Option, at_least
+from roadedge.core.errors import RoadedgeError
+from roadedge.core.fsutil import sha256_file
+from roadedge.core.model_metadata import ModelInfo, read_metadata
+from roadedge.core.openvino_preprocessing import add_preprocessing
 
 TYPE = "openvino"
 BUNDLED_MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models",
@@ -23,10 +24,13 @@ OPTIONS = {
     "model": Option(str, "bundled", "IR .xml, .onnx, MXNet prefix / model.tar.gz, or 'bundled' (the demo model)"),
     "metadata": Option(str, "", "model metadata JSON (default: beside the model, same name .json)"),
     "device": Option(str, "CPU", "OpenVINO device: CPU, GPU, NPU, AUTO, ..."),
-    "performance_hint": Option(str, "LATENCY", "LATENCY or THROUGHPUT"),
-    "precision": Option(str, "f32", "inference precision hint: f32, f16, bf16, or 'default' (the plugin's choice)"),
-    "threads": Option(int, 0, "inference threads (0: the plugin's default)"),
-    "requests": Option(int, 2, "asynchronous infer requests in flight (1: synchronous; 0: the device's optimal number)"),
+    "performance_hint": Option(str, "LATENCY", "LATENCY or THROUGHPUT",
+                               choices=("LATENCY", "THROUGHPUT", "latency", "throughput")),
+    "precision": Option(str, "f32", "inference precision hint: f32, f16, bf16, or 'default' (the plugin's choice)",
+                        choices=("f32", "f16", "bf16", "default")),
+    "threads": Option(int, 0, "inference threads (0: the plugin's default)", check=at_least(0)),
+    "requests": Option(int, 2, "asynchronous infer requests in flight (1: synchronous; 0: the device's optimal number)",
+                       check=at_least(0)),
     "cache_dir": Option(str, "", "OpenVINO model cache folder (compiled blobs; speeds up later starts)"),
     "input_size": Option(list, [], "[width, height] for ONNX or MXNet models without metadata"),
     "labels": Option(list, [], "class names in class-id order, for models without metadata"),
@@ -35,52 +39,6 @@ OPTIONS = {
 
 def bundled_model():
     return BUNDLED_MODEL
-
-
-def read_metadata(model_path, metadata_path=""):
-    """The roadedge.model/1 metadata of a model, or None when there is none."""
-    path = metadata_path or os.path.splitext(model_path)[0] + ".json"
-    if not os.path.isfile(path):
-        if metadata_path:
-            raise RoadedgeError("{}: no such model metadata file".format(metadata_path))
-        return None
-    try:
-        with io.open(path, encoding="utf-8") as handle:  # this module's open() is the plugin entry point
-            meta = json.load(handle)
-    except ValueError as err:
-        raise RoadedgeError("{}: not valid JSON ({})".format(path, err)) from None
-    for key in ("labels", "input", "output", "preprocessing"):
-        if key not in meta:
-            raise RoadedgeError("{}: field '{}' missing; expected roadedge.model/1 metadata from roadedge convert".format(
-                path, key))
-    return meta
-
-
-def add_preprocessing(model, preprocessing, frame_size=None):
-    """Fold resize (to the model input), BGR->RGB, NCHW layout, mean and scale into `model`.
-
-    The input becomes BGR uint8 NHWC frames of `frame_size` (width, height), or any size when None.
-    """
-    import openvino as ov
-    from openvino.preprocess import ColorFormat, PrePostProcessor, ResizeAlgorithm
-
-    ppp = PrePostProcessor(model)
-    inp = ppp.input(model.inputs[0].get_any_name())
-    tensor = inp.tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")).set_color_format(ColorFormat.BGR)
-    if frame_size:
-        tensor.set_spatial_static_shape(int(frame_size[1]), int(frame_size[0]))
-    else:
-        tensor.set_spatial_dynamic_shape()
-    # resize the u8 frame first: converting the whole 1280x720 frame to f32 before resizing cost ~5.7 ms a frame
-    steps = inp.preprocess().resize(ResizeAlgorithm.RESIZE_LINEAR).convert_element_type(ov.Type.f32)
-    if preprocessing.get("color_order", "RGB") == "RGB":
-        steps.convert_color(ColorFormat.RGB)
-    if any(preprocessing.get("mean", (0, 0, 0))):
-        steps.mean([float(v) for v in preprocessing["mean"]])
-    if float(preprocessing.get("scale", 1.0)) != 1.0:
-        steps.scale(1.0 / float(preprocessing["scale"]))  # the metadata's scale multiplies, OpenVINO's divides
-    inp.model().set_layout(ov.Layout("NCHW"))
-    return ppp.build()
 
 
 def _default_metadata(model, options):
@@ -99,45 +57,31 @@ def _default_metadata(model, options):
 
 
 def _load_mxnet(core, path, options):
-    """A SageMaker model.tar.gz or MXNet prefix, converted in memory by converters.openvino_native."""
-    from converters.ir_metadata import default_preprocessing, labels_for
-    from converters.mxnet_params import split_arg_aux
-    from converters.openvino_native import convert_graph
-    from converters.sagemaker_model import load_model
-    from converters.ssd_deploy import num_classes, to_deploy
+    """A SageMaker model.tar.gz or MXNet prefix, converted in memory (edge.conversion)."""
+    from edge.conversion import load_deploy, to_openvino
 
     if not options["input_size"]:
         raise RoadedgeError("{}: an MXNet model needs backend.input_size [width, height] (--input-size)".format(path))
     width, height = (int(v) for v in options["input_size"])
-    loaded = load_model(path, 0)
-    deploy = to_deploy(loaded.graph)
-    head = deploy.nodes[deploy.heads[0][0]]
-    labels = labels_for(num_classes(deploy, head.inputs[0]) or 0, options["labels"] or None, loaded.hyperparams)
-    args, aux = split_arg_aux(loaded.params)
-    model = convert_graph(deploy, args, aux, (1, 3, height, width), os.path.basename(path))
-    meta = {"name": os.path.basename(path), "labels": labels, "input": {"width": width, "height": height},
+    deploy = load_deploy(path, 0, options["labels"] or None)
+    model = to_openvino(deploy, (width, height))
+    meta = {"name": os.path.basename(path), "labels": deploy.labels, "input": {"width": width, "height": height},
             "output": {"format": "detection_output", "label_offset": 0},
-            "preprocessing": dict(default_preprocessing(deploy), embedded=False)}
+            "preprocessing": dict(deploy.preprocessing, embedded=False)}
     return model, meta
 
 
-class OpenVinoBackend(object):
-    """Asynchronous OpenVINO inference in submission order: start(image) -> handle, wait(handle) -> raw output."""
+class OpenVinoBackend(Backend):
+    """Asynchronous OpenVINO inference in submission order: submit(image) -> request, collect(request) -> raw."""
 
-    resize_mode = "stretch"
-
-    def __init__(self, core, model, metadata, options, model_path):
-        self.core, self.model, self.metadata, self.options = core, model, metadata, options
-        self.labels = list(metadata["labels"])
-        self.input_size = (int(metadata["input"]["width"]), int(metadata["input"]["height"]))
-        self.embedded = bool(metadata["preprocessing"].get("embedded"))
-        self.requests = max(1, int(options["requests"]))
-        self.model_name = metadata.get("name") or os.path.basename(model_path)
+    def __init__(self, core, network, metadata, options, model_path):
+        self.core, self.network, self.options = core, network, options
         weights = os.path.splitext(model_path)[0] + ".bin" if model_path.endswith(".xml") else model_path
-        self.model_sha256 = sha256_file(weights) if os.path.isfile(weights) else "0" * 64
+        self.model = ModelInfo.from_metadata(metadata, name=os.path.basename(model_path), where=model_path,
+                                             sha256=sha256_file(weights) if os.path.isfile(weights) else "0" * 64)
+        self.embedded = bool(self.model.preprocessing.get("embedded"))
+        self.requests = max(1, int(options["requests"]))
         self.compiled, self.frame_size, self.ring, self.next_slot = None, None, [], 0
-        self.output_format = metadata["output"].get("format", "detection_output")
-        self.label_offset = int(metadata["output"].get("label_offset", 0))
 
     def _config(self):
         config = {"PERFORMANCE_HINT": self.options["performance_hint"].upper()}
@@ -152,9 +96,9 @@ class OpenVinoBackend(object):
 
     def compile(self, frame_size):
         """Compile for frames of `frame_size` (width, height); done on the first frame and on a size change."""
-        model = self.model.clone()
+        model = self.network.clone()
         if not self.embedded:
-            model = add_preprocessing(model, self.metadata["preprocessing"], frame_size)
+            model = add_preprocessing(model, self.model.preprocessing, frame_size)
         try:
             self.compiled = self.core.compile_model(model, self.options["device"], self._config())
         except RuntimeError as err:
@@ -171,29 +115,23 @@ class OpenVinoBackend(object):
         if self.compiled is None or tuple(frame_size) != self.frame_size:
             self.compile(frame_size)
 
-    def start(self, image):
-        """Start inference on a BGR frame; returns a handle for wait(). Blocks only when every request is busy."""
-        self.prepare((image.shape[1], image.shape[0]))
+    def submit(self, image):
+        """Start inference on a BGR frame of the prepared size; blocks only when every request is busy."""
         request = self.ring[self.next_slot]
         self.next_slot = (self.next_slot + 1) % len(self.ring)
-        request.wait()  # the caller waits for results in order, so this is normally already done
+        request.wait()  # the caller collects in order, so this is normally already done
         request.start_async({0: np.ascontiguousarray(image)[None]})  # BGR u8 NHWC, the frame as it came
         return request
 
-    def wait(self, request):
+    def collect(self, request):
         """(raw output array, the inference's own milliseconds)."""
         request.wait()
-        return request.get_output_tensor(0).data.copy(), float(request.latency)  # the inference itself, in ms
+        return request.get_output_tensor(0).data.copy(), float(request.latency)
 
     def infer(self, image):
-        return self.wait(self.start(image))[0]
-
-    def decode(self, raw, keep):
-        from edge.processing.decoders import decode_detection_output, decode_multibox_detection
-
-        if self.output_format == "multibox_detection":
-            return decode_multibox_detection(raw, keep)
-        return decode_detection_output(raw, keep)
+        """One frame, start to end: the raw output (tools and tests; the loop uses submit and collect)."""
+        self.prepare((image.shape[1], image.shape[0]))
+        return self.collect(self.submit(image))[0]
 
     def close(self):
         for request in self.ring:

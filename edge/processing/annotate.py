@@ -4,14 +4,14 @@ Nothing here imports cv2 (edge/processing imports no camera, file or network
 library, and cv2 is all three): rectangles are array slices and text comes
 from the built-in 5x7 bitmap font below (5x9 with descenders), scaled by whole pixels so it stays
 crisp from 320x180 to 1920x1080. Sizes follow the shorter side of the frame
-(`Style`). Colours are BGR, from the label catalogue (edge.catalog).
+(`Style`). Colours are BGR, from the label catalogue (roadedge.core.catalog).
 """
 from __future__ import division
 
 import numpy as np
 
-from edge.catalog import class_color, class_name
 from edge.processing.geometry import to_pixels
+from roadedge.core.catalog import class_color, class_name
 
 # Printable ASCII 32..126: 9 rows per glyph (7 above the baseline, 2 for descenders),
 # one base-32 digit per row (5 bits, the leftmost pixel is 16).

@@ -25,8 +25,8 @@ import time
 
 import cv2
 
-from edge.errors import RoadedgeError
 from edge.plugins import Option, with_defaults
+from roadedge.core.errors import RoadedgeError
 
 TYPE = "fifo"
 OPTIONS = {

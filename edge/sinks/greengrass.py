@@ -33,9 +33,9 @@ import logging
 import threading
 import time
 
-from edge.errors import RoadedgeError
 from edge.plugins import Option, with_defaults
 from edge.topics import DEFAULT_PREFIX, topic, validate_topic_prefix
+from roadedge.core.errors import RoadedgeError
 
 TYPE = "greengrass"
 OPTIONS = {

@@ -12,8 +12,8 @@ import json
 import os
 import sys
 
-from edge.errors import RoadedgeError
 from edge.plugins import Option, with_defaults
+from roadedge.core.errors import RoadedgeError
 
 TYPE = "jsonl"
 OPTIONS = {

@@ -22,8 +22,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from edge.errors import RoadedgeError
 from edge.plugins import Option, with_defaults
+from roadedge.core.errors import RoadedgeError
 
 TYPE = "mjpeg"
 OPTIONS = {

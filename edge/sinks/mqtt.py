@@ -33,9 +33,9 @@ import time
 import uuid
 
 from edge import topics
-from edge.errors import RoadedgeError
 from edge.plugins import Option, with_defaults
 from edge.status import status_message
+from roadedge.core.errors import RoadedgeError
 
 TYPE = "mqtt"
 OPTIONS = {

@@ -3,7 +3,7 @@
 The size is taken from the first frame (later frames of another size are
 resized to it). The video is written to a hidden temporary file beside the
 target (same extension, so OpenCV picks the same container) and renamed over
-the target on close(), the way edge/fsutil.py's atomic helpers work: nothing
+the target on close(), the way roadedge/core/fsutil.py's atomic helpers work: nothing
 half-written ever sits under the final name. A run that recorded no frame
 leaves no file.
 """
@@ -13,8 +13,8 @@ import tempfile
 
 import cv2
 
-from edge.errors import RoadedgeError
 from edge.plugins import Option, with_defaults
+from roadedge.core.errors import RoadedgeError
 
 TYPE = "record"
 OPTIONS = {

@@ -37,9 +37,9 @@ import os
 import threading
 import time
 
-from edge.errors import RoadedgeError
-from edge.fsutil import atomic_file
 from edge.plugins import Option, with_defaults
+from roadedge.core.errors import RoadedgeError
+from roadedge.core.fsutil import atomic_file
 
 TYPE = "s3"
 OPTIONS = {

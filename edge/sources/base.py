@@ -14,7 +14,7 @@ A source is an object with:
 """
 from collections import namedtuple
 
-from edge.errors import RoadedgeError
+from roadedge.core.errors import RoadedgeError
 
 # index: 0-based position in the input; image: BGR uint8 HxWx3; timestamp: time.time() at capture
 Frame = namedtuple("Frame", "index image timestamp")

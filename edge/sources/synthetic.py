@@ -53,8 +53,8 @@ class SyntheticSource(object):
 
 
 def open(options, context):
-    from edge.errors import RoadedgeError
     from edge.synth.api import DriveRenderer
+    from roadedge.core.errors import RoadedgeError
 
     fps = float(options.get("fps") or 0.0)
     if not 0 < fps <= 1000:

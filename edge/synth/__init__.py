@@ -4,7 +4,7 @@
 gives the frames of an endless drive with stable damage track ids. Only numpy
 and cv2 are needed here (the CLI lives in `edge.synth.command`).
 """
-from edge.catalog import SYNTH_CLASSES
 from edge.synth.api import DriveRenderer, check_classes, render_image
+from roadedge.core.catalog import SYNTH_CLASSES
 
 __all__ = ["SYNTH_CLASSES", "DriveRenderer", "check_classes", "render_image"]

@@ -3,14 +3,14 @@ import math
 
 import numpy as np
 
-from edge.catalog import SYNTH_CLASSES
-from edge.errors import RoadedgeError
 from edge.synth import raster
 from edge.synth.camera import Camera
 from edge.synth.layout import Road, surface_features
 from edge.synth.roadside import roadside_items, skyline_profile
 from edge.synth.scene import Look, compose
 from edge.synth.world import DriveWorld, StillWorld, add_crosswalk, make_damage
+from roadedge.core.catalog import SYNTH_CLASSES
+from roadedge.core.errors import RoadedgeError
 
 # how far beyond the nearest visible ground a still's damage may lie (m), per class
 STILL_REACH = {"D00": 18.0, "D10": 9.0, "D20": 15.0, "D40": 9.0, "D43": 16.0, "D44": 22.0}

@@ -1,8 +1,8 @@
 """`roadedge synth`: render a labelled road-damage data set, or a drive video with per-frame labels."""
 import sys
 
-from edge.catalog import SYNTH_CLASSES
-from edge.errors import RoadedgeError
+from roadedge.core.catalog import SYNTH_CLASSES
+from roadedge.core.errors import RoadedgeError
 
 IMAGE_SIZE, VIDEO_SIZE = (600, 600), (640, 360)
 

@@ -14,10 +14,10 @@ import time
 
 import cv2
 
-from converters.voc import write_voc_xml
-from edge.errors import RoadedgeError
-from edge.fsutil import atomic_dir
 from edge.synth.api import DriveRenderer, render_image
+from roadedge.core.errors import RoadedgeError
+from roadedge.core.fsutil import atomic_dir
+from roadedge.core.voc import write_voc_xml
 
 VIDEO_NAME, LABELS_NAME = "drive.mp4", "drive.jsonl"
 
@@ -95,7 +95,7 @@ def _progress(total, unit):
 def write_dataset(out_dir, count, seed, size=(600, 600), classes=None, flat=False, quality=95,
                   overwrite=False, workers=None):
     """Render `count` labelled stills into out_dir (RDD layout, or flat). Returns a summary dict."""
-    from edge.catalog import SYNTH_CLASSES
+    from roadedge.core.catalog import SYNTH_CLASSES
 
     classes = tuple(classes or SYNTH_CLASSES)
     started = time.perf_counter()
@@ -128,7 +128,7 @@ def write_dataset(out_dir, count, seed, size=(600, 600), classes=None, flat=Fals
 def write_video(out_dir, seed, duration=10.0, fps=15, size=(640, 360), classes=None, speed=12.0,
                 overwrite=False, workers=None):
     """Render a drive into out_dir/drive.mp4 (mp4v) and out_dir/drive.jsonl. Returns a summary dict."""
-    from edge.catalog import SYNTH_CLASSES
+    from roadedge.core.catalog import SYNTH_CLASSES
 
     classes = tuple(classes or SYNTH_CLASSES)
     frames = int(round(duration * fps))

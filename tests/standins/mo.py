@@ -71,7 +71,7 @@ def optimize(model_name, input_width, input_height, platform="mx", aux_inputs=No
     fused = "FUSED" if str(aux.get("--fuse", "ON")).upper() == "ON" else "UNFUSED"
     ir_name = "mxnet_{}_{}_{}".format(model_name, precision, fused)
     from converters import engine_mo
-    from edge.errors import RoadedgeError
+    from roadedge.core.errors import RoadedgeError
 
     try:
         xml = engine_mo.convert(symbol, params, (input_height, input_width), output_dir, ir_name, precision)

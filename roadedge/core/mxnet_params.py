@@ -11,7 +11,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from edge.errors import RoadedgeError
+from roadedge.core.errors import RoadedgeError
 
 LIST_MAGIC = 0x112
 V2_MAGIC = 0xF993FAC9

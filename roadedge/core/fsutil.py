@@ -5,7 +5,7 @@ import os
 import shutil
 import tempfile
 
-from edge.errors import RoadedgeError
+from roadedge.core.errors import RoadedgeError
 
 
 @contextlib.contextmanager

@@ -1,6 +1,6 @@
 """The road-damage label catalogue: class codes, human names, colours, named class maps.
 
-It is data (`edge/data/road_damage_classes.json`), not code: a class map is an
+It is data (`roadedge/core/data/road_damage_classes.json`), not code: a class map is an
 ordered list of codes whose positions are the 0-based class ids.
 """
 import json

@@ -9,9 +9,9 @@ import json
 import os
 import tarfile
 
-from converters.mxnet_params import loads_params
-from converters.mxnet_symbol import loads_symbol
-from edge.errors import RoadedgeError
+from roadedge.core.errors import RoadedgeError
+from roadedge.core.mxnet_params import loads_params
+from roadedge.core.mxnet_symbol import loads_symbol
 
 
 class MXNetModel:

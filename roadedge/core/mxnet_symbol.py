@@ -9,7 +9,7 @@ defaults applying when an attribute is absent.
 import ast
 import json
 
-from edge.errors import RoadedgeError
+from roadedge.core.errors import RoadedgeError
 
 
 class Node:

@@ -9,8 +9,8 @@ import importlib
 import signal
 import sys
 
-from edge import __version__
-from edge.errors import RoadedgeError, Terminated, ValidationFailed
+from roadedge import __version__
+from roadedge.core.errors import RoadedgeError, Terminated, ValidationFailed
 
 COMMAND_MODULES = (
     "edge.run_command",
@@ -19,15 +19,6 @@ COMMAND_MODULES = (
     "converters.convert_command",
     "training.command",
 )
-
-
-def lazy_handler(module, function):
-    """A subcommand handler that imports `module` only when the subcommand runs."""
-
-    def handler(args):
-        return getattr(importlib.import_module(module), function)(args)
-
-    return handler
 
 
 def build_parser():

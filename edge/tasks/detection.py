@@ -1,0 +1,43 @@
+"""Detection: raw SSD outputs -> Detection list with boxes normalised to the frame; boxes drawn for the preview.
+
+The raw output's reader comes from the model's output format; the one filter (labels, label offset, global and
+per-class thresholds, top-k) is built here from the model metadata and the profile's `detection` section.
+"""
+from functools import partial
+
+from edge.processing.annotate import annotate  # noqa: F401 - the task's annotator
+from edge.processing.decoders import (
+    DetectionFilter,
+    decode_awscam_ssd,
+    decode_detection_output,
+    decode_multibox_detection,
+    decode_sagemaker_prediction,
+    map_to_frame,
+)
+from roadedge.core.errors import RoadedgeError
+
+TASK = "detection"
+READERS = {"detection_output": decode_detection_output, "multibox_detection": decode_multibox_detection,
+           "sagemaker_json": decode_sagemaker_prediction, "awscam_ssd": decode_awscam_ssd}
+
+
+class DetectionDecoder(object):
+    """decode(raw, resize) -> [Detection] sorted by score, boxes normalised to the frame."""
+
+    def __init__(self, model, settings):
+        if model.output_format not in READERS:
+            raise RoadedgeError("model {}: output.format {!r}; the detection task reads {}".format(
+                model.name, model.output_format, ", ".join(sorted(READERS))))
+        self.read = READERS[model.output_format]
+        if model.output_format == "awscam_ssd":  # parseResult's boxes are in model-input pixels
+            self.read = partial(decode_awscam_ssd, input_size=model.input_size)
+        self.keep = DetectionFilter(model.labels, settings["min_score"], settings["class_thresholds"],
+                                    settings["top_k"] or None, model.label_offset)
+
+    def __call__(self, raw, resize):
+        found = self.read(raw, self.keep)
+        return map_to_frame(found, resize) if resize.mode == "letterbox" else found
+
+
+def decoder(model, settings):
+    return DetectionDecoder(model, settings)
