@@ -1,18 +1,23 @@
 """The MQTT sink against a real mosquitto on 127.0.0.1 (tests/mosquitto.py starts and stops it): round trip with
-schema checks, a broker outage, kill -9 of the runtime, TLS with client certificates. No other network traffic.
+schema checks, a broker outage, kill -9 of the runtime, TLS with client certificates; and the bytes of the CONNECT
+packet against a plain TCP server. No other network traffic.
 
 Run with -s to see the numbers (sent, received, duplicated, lost) of the outage and kill -9 tests.
 """
+import datetime
 import json
 import logging
 import os
 import signal
+import socket
 import sqlite3
+import struct
 import subprocess
 import sys
 import threading
 import time
 
+import cv2
 import jsonschema
 import paho.mqtt.client as mqtt
 import pytest
@@ -24,11 +29,12 @@ from edge.sinks import mqtt as mqtt_sink
 from edge.sinks.base import FrameResult
 from edge.sources.spec import SAMPLE_VIDEO
 from roadedge.core.errors import RoadedgeError
+from tests import mosquitto
 from tests.mosquitto import Broker, free_port, require_mosquitto
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCHEMAS = {name: json.load(open(os.path.join(ROOT, "edge", "schemas", name + "-v1.schema.json")))
-           for name in ("detections", "status")}
+           for name in ("detections", "events", "stats", "status")}
 
 needs_mosquitto = pytest.mark.usefixtures("mosquitto_installed")
 
@@ -96,13 +102,37 @@ def seq_report(name, sent, received):
     return numbers
 
 
-def pipeline_config(tmp_path, port, device, frames, source=None, **mqtt_options):
+def pipeline_config(tmp_path, port, device, frames, source=None, events=None, **mqtt_options):
     layer = {"device_name": device,
              "source": source or {"type": "opencv", "uri": SAMPLE_VIDEO, "realtime": False},
              "pipeline": {"frames": frames, "publish_empty": True},
              "outputs": [{"type": "jsonl", "path": str(tmp_path / "detections.jsonl")},
                          dict({"type": "mqtt", "port": port, "outbox": str(tmp_path / "outbox.sqlite")}, **mqtt_options)]}
+    if events is not None:
+        layer["events"] = events
     return config.load("x86-openvino-cpu", None, layer)
+
+
+D43_RUN, D20_RUN = range(10, 14), range(24, 28)  # where damage_frames() repeats one damage on consecutive frames
+
+
+def damage_frames(folder):
+    """Sample-drive frames as PNGs (lossless: the model sees the video's own pixels): frames without detections,
+    frame 130 (one D43) at D43_RUN and frame 67 (one D20) at D20_RUN. Returns how many."""
+    plan = list(range(10)) + [130] * len(D43_RUN) + list(range(10, 20)) + [67] * len(D20_RUN) + [20, 21]
+    capture, images = cv2.VideoCapture(SAMPLE_VIDEO), {}
+    try:
+        for index in range(max(plan) + 1):
+            ok, image = capture.read()
+            assert ok, "sample video: cannot read frame {}".format(index)
+            if index in plan:
+                images[index] = image
+    finally:
+        capture.release()
+    folder.mkdir()
+    for position, index in enumerate(plan):
+        assert cv2.imwrite(str(folder / "{:03d}.png".format(position)), images[index])
+    return len(plan)
 
 
 def mqtt_of(runtime):
@@ -164,17 +194,118 @@ def test_without_a_broker_open_returns_and_require_connection_says_why(tmp_path)
         .format(port)
 
 
+def test_a_missing_mosquitto_skips_the_broker_tests_but_fails_them_under_ci(monkeypatch, tmp_path):
+    monkeypatch.setattr(mosquitto.shutil, "which", lambda name: None)  # not on PATH
+    monkeypatch.setattr(mosquitto, "FALLBACK", str(tmp_path / "mosquitto"))  # nor where Debian puts it
+    for ci, outcome in ((None, pytest.skip.Exception), ("false", pytest.skip.Exception),
+                        ("true", pytest.fail.Exception), ("TRUE", pytest.fail.Exception)):
+        if ci is None:
+            monkeypatch.delenv("CI", raising=False)
+        else:
+            monkeypatch.setenv("CI", ci)
+        for attempt in (require_mosquitto, Broker(tmp_path / "broker").start):  # the fixture, and a Broker without it
+            with pytest.raises((pytest.skip.Exception, pytest.fail.Exception)) as err:  # a wrong one must not skip this test
+                attempt()
+            assert err.type is outcome and mosquitto.MISSING in str(err.value), (ci, err.type, str(err.value))
+
+
+class Packet(object):
+    """The body of one MQTT control packet, read field by field (big-endian, as MQTT 3.1.1 section 1.5 says)."""
+
+    def __init__(self, data):
+        self.data, self.at = data, 0
+
+    def take(self, count):
+        assert self.at + count <= len(self.data), "the packet ends early"
+        self.at += count
+        return self.data[self.at - count:self.at]
+
+    def byte(self):
+        return self.take(1)[0]
+
+    def u16(self):
+        return struct.unpack("!H", self.take(2))[0]
+
+    def binary(self):
+        return self.take(self.u16())
+
+    def string(self):
+        return self.binary().decode("utf-8")
+
+
+def read_packet(conn, timeout=5.0):
+    """(fixed header byte, Packet of the rest) of the next control packet on `conn`, within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+
+    def exactly(count):
+        data = b""
+        while len(data) < count:
+            conn.settimeout(max(0.01, deadline - time.monotonic()))
+            chunk = conn.recv(count - len(data))
+            assert chunk, "the client closed the connection after {} of {} bytes".format(len(data), count)
+            data += chunk
+        return data
+
+    header, length = exactly(1)[0], 0
+    for position in range(4):  # remaining length: 7 bits a byte, least significant first, at most 4 bytes
+        digit = exactly(1)[0]
+        length |= (digit & 0x7F) << (7 * position)
+        if digit < 0x80:
+            return header, Packet(exactly(length))
+    raise AssertionError("remaining length longer than 4 bytes")
+
+
+def test_the_connect_packet_names_the_client_and_leaves_offline_as_a_retained_will(tmp_path):
+    """The CONNECT bytes the sink sends to a plain TCP server, parsed per MQTT 3.1.1 (the sink's protocol)."""
+    started = time.time()
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        server.settimeout(10)
+        options = {"port": server.getsockname()[1], "outbox": str(tmp_path / "o.sqlite"), "client_id": "rc-car-1",
+                   "topic_prefix": "fleet-x/{device}", "keepalive": 45}
+        sink = mqtt_sink.open(options, dict(context("raw-dev"), boot_id="boot-raw"))
+        try:
+            conn, _ = server.accept()
+            with conn:  # no CONNACK: the connection just closes after the CONNECT
+                header, packet = read_packet(conn)
+        finally:
+            sink.close(drain=False)
+    assert header == 0x10  # CONNECT, no flags
+    assert (packet.string(), packet.byte()) == ("MQTT", 4)  # protocol name and level 4 (3.1.1)
+    flags = packet.byte()
+    assert {"reserved": flags & 1, "clean_session": flags >> 1 & 1, "will": flags >> 2 & 1, "will_qos": flags >> 3 & 3,
+            "will_retain": flags >> 5 & 1, "password": flags >> 6 & 1, "username": flags >> 7} == \
+        {"reserved": 0, "clean_session": 1, "will": 1, "will_qos": 1, "will_retain": 1, "password": 0, "username": 0}
+    assert packet.u16() == 45  # keepalive
+    assert packet.string() == "rc-car-1"  # client id
+    assert packet.string() == "fleet-x/raw-dev/status"  # will topic
+    will = packet.binary()
+    assert packet.at == len(packet.data)  # nothing after the will payload: no user name, no password
+    status = json.loads(will.decode("utf-8"))
+    jsonschema.validate(status, SCHEMAS["status"])
+    assert will == json.dumps(status, separators=(",", ":")).encode("utf-8")  # compact JSON, as every message
+    assert {key: status[key] for key in ("schema", "device", "boot_id", "state")} == \
+        {"schema": "roadedge.status/1", "device": "raw-dev", "boot_id": "boot-raw", "state": "offline"}
+    made = datetime.datetime.strptime(status["ts"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc)
+    assert started - 1 <= made.timestamp() <= time.time()  # when open() set the will
+
+
 # -- against mosquitto ------------------------------------------------------------------------------------------------
 @needs_mosquitto
 def test_round_trip_through_the_pipeline_every_message_schema_valid(tmp_path):
+    """Detections, damage events, stats and status of one run arrive schema-valid and equal to what the run made."""
+    frames = damage_frames(tmp_path / "frames")
+    source = {"type": "images", "path": str(tmp_path / "frames")}
     with Broker(tmp_path / "broker") as broker:
         subscriber = Subscriber(broker.port)
-        runtime = app.build(pipeline_config(tmp_path, broker.port, "rt-dev", 60))
+        # max_age_s: a track ends only when the run does, however slowly this shared machine runs it
+        runtime = app.build(pipeline_config(tmp_path, broker.port, "rt-dev", frames, source, events={"max_age_s": 600.0}))
         try:
             runtime.pipeline.run()
         finally:
             runtime.close()
-        assert wait_until(lambda: len(subscriber.of("detections")) >= 60
+        assert wait_until(lambda: len(subscriber.of("detections")) >= frames and len(subscriber.of("events")) >= 4
                           and subscriber.of("status")[-1:] and subscriber.of("status")[-1]["state"] == "stopped", 10)
         subscriber.close()
         late = Subscriber(broker.port, "roadedge/rt-dev/status")  # the retained status
@@ -187,18 +318,42 @@ def test_round_trip_through_the_pipeline_every_message_schema_valid(tmp_path):
     for message in received:
         jsonschema.validate(message, SCHEMAS["detections"])
         assert message == lines[message["seq"]]  # the same object the JSON-lines sink wrote for that frame
-    assert sorted(m["seq"] for m in received) == list(range(60)) == sorted(lines)
+    assert sorted(m["seq"] for m in received) == list(range(frames)) == sorted(lines)
+    by_frame = {m["frame"]["index"]: m for m in lines.values()}
+    damaged = {index: [d["label"] for d in m["detections"]] for index, m in by_frame.items() if m["detections"]}
+    assert damaged == dict([(i, ["D43"]) for i in D43_RUN] + [(i, ["D20"]) for i in D20_RUN])  # what the frames are for
     states = [m["state"] for m in subscriber.of("status")]
     assert states == ["online", "stopped"]
     for message in subscriber.of("status"):
         jsonschema.validate(message, SCHEMAS["status"])
     boot_ids = {m["boot_id"] for kind in ("detections", "status", "events", "stats") for m in subscriber.of(kind)}
     assert len(boot_ids) == 1  # one run, one boot_id on every topic
-    for kind in ("events", "stats"):
-        schema = json.load(open(os.path.join(ROOT, "edge", "schemas", kind + "-v1.schema.json")))
-        assert subscriber.of(kind) or kind == "events"
-        for message in subscriber.of(kind):
-            jsonschema.validate(message, schema)
+
+    events = subscriber.of("events")  # min_hits 2: new on a damage's second frame; end for both when the run ends
+    for message in events:
+        jsonschema.validate(message, SCHEMAS["events"])
+    assert [(e["seq"], e["event"], e["track_id"], e["label"], e["first_frame"], e["last_frame"], e["hits"])
+            for e in events] == [(0, "new", 1, "D43", D43_RUN[0], D43_RUN[1], 2),
+                                 (1, "new", 2, "D20", D20_RUN[0], D20_RUN[1], 2),
+                                 (2, "end", 1, "D43", D43_RUN[0], D43_RUN[-1], len(D43_RUN)),
+                                 (3, "end", 2, "D20", D20_RUN[0], D20_RUN[-1], len(D20_RUN))]
+    for event in events:  # the track's best detection and its first and last frame, as the detections said
+        assert event["first_frame"] <= event["best_frame"] <= event["last_frame"]
+        best = by_frame[event["best_frame"]]
+        detection = best["detections"][0]
+        assert (event["score"], event["box"], event["name"]) == (detection["score"], detection["box"], detection["name"])
+        assert (event["first_seen"], event["last_seen"]) == (by_frame[event["first_frame"]]["ts"],
+                                                             by_frame[event["last_frame"]]["ts"])
+        assert event["device"] == "rt-dev" and event["model"] == {"name": best["model"]["name"]} \
+            and event["image_key"] is None
+
+    stats = subscriber.of("stats")  # every stats_interval (10 s), and always one when the run ends
+    for message in stats:
+        jsonschema.validate(message, SCHEMAS["stats"])
+    assert stats and [m["seq"] for m in stats] == list(range(len(stats)))
+    assert all(m["frames"] < frames for m in stats[:-1]) and stats[-1]["frames"] == frames
+    assert stats[-1]["detections"] == len(D43_RUN) + len(D20_RUN) and stats[-1]["dropped_frames"] == 0
+    assert stats[-1]["device"] == "rt-dev" and "mqtt" in stats[-1]["sinks"]
 
 
 @needs_mosquitto
