@@ -106,12 +106,26 @@ def load_voc_dataset(voc_dir, class_map, remap=None, unknown="error", skip_diffi
         if not sample.objects and empty == "drop":
             report.dropped_empty += 1
             continue
+        fallback = _stem_fallback_warning(record, sample.image_path)
+        if fallback:
+            report.warnings.append(fallback)
         samples.append(sample)
     report.images_without_xml = _count_images_without_xml(voc_dir, stems)
     if problems:
         raise ValidationFailed(problems, voc_dir)
     samples.sort(key=lambda sample: sample.stem)
     return samples, report
+
+
+def _stem_fallback_warning(record, image_path):
+    """A warning when <filename> names another image and the one named like the XML file was used instead."""
+    if not record.filename:
+        return None
+    asked = os.path.basename(record.filename.replace("\\", "/"))
+    if os.path.basename(image_path) == asked or os.path.splitext(asked)[0] == record.stem:
+        return None  # the named image, or its stem with another extension (.JPG, .png, none)
+    return "{}: filename: image {!r} not found; using {}, named like the XML file".format(
+        record.xml_path, record.filename, image_path)
 
 
 def _check_record(record, class_ids, remap, unknown, skip_difficult, clip, report, problems):

@@ -283,10 +283,33 @@ def test_split_keeps_every_class_near_the_fraction_when_classes_co_occur():
     assert split_items(items, 0.3, seed=1) == (train, validation)
 
 
-def test_upper_case_extension_found_by_stem_and_written_lower_case(voc_fixture_dir, tmp_path):
+def test_upper_case_extension_found_by_stem_and_written_lower_case(voc_fixture_dir, tmp_path, capsys):
     images = voc_fixture_dir / "JPEGImages"
     os.rename(images / "labelimg_order.jpg", images / "labelimg_order.JPG")  # the XML still says .jpg
     out = tmp_path / "out"
     assert convert(voc_fixture_dir, out, "--validation-fraction", "0") == 0
+    assert "warning" not in capsys.readouterr().err  # same stem, another extension: not a different image
     assert "labelimg_order.jpg" in os.listdir(out / "train")
     assert read_json(out / "train_annotation" / "labelimg_order.json")["file"] == "labelimg_order.jpg"
+
+
+@pytest.mark.parametrize("asked", ["IMG_4411.jpg", "C:\\Users\\crew\\IMG_4411.jpg"])
+def test_filename_of_a_missing_image_falls_back_to_the_stem_image_with_one_warning(voc_fixture_dir, tmp_path, capsys, asked):
+    xml = voc_fixture_dir / "Annotations" / "labelimg_order.xml"
+    xml.write_text(xml.read_text().replace("<filename>labelimg_order.jpg</filename>", "<filename>%s</filename>" % asked))
+    out = tmp_path / "out"
+    assert convert(voc_fixture_dir, out, "--validation-fraction", "0") == 0
+
+    assert read_json(out / "train_annotation" / "labelimg_order.json")["file"] == "labelimg_order.jpg"
+    assert len(read_json(out / "train_annotation" / "labelimg_order.json")["annotations"]) == 2
+    used = voc_fixture_dir / "JPEGImages" / "labelimg_order.jpg"
+    assert (out / "train" / "labelimg_order.jpg").read_bytes() == used.read_bytes()
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("roadedge: warning: ")]
+    assert warnings == ["roadedge: warning: {}: filename: image {!r} not found; using {}, named like the XML file".format(
+        xml, asked, used)]  # once for the XML, not once per object
+
+
+def test_no_warning_when_every_filename_names_its_image(voc_fixture_dir, tmp_path, capsys):
+    # the fixtures: three names that match, and no_extension.xml naming "no_extension" for no_extension.png
+    assert convert(voc_fixture_dir, tmp_path / "out", "--validation-fraction", "0", "--empty", "keep") == 0
+    assert "warning" not in capsys.readouterr().err
