@@ -68,8 +68,8 @@ def find_image(xml_path, filename):
         names.append(os.path.basename(filename.replace("\\", "/")))
     names.extend(stem + ext for ext in IMAGE_EXTENSIONS)
     folders = image_folders_for(xml_path)
-    for folder in folders:
-        for name in names:
+    for name in names:  # the image the XML names, in any folder, before an image named like the XML
+        for folder in folders:
             path = os.path.join(folder, name)
             if os.path.isfile(path):
                 return path, folders

@@ -313,3 +313,15 @@ def test_no_warning_when_every_filename_names_its_image(voc_fixture_dir, tmp_pat
     # the fixtures: three names that match, and no_extension.xml naming "no_extension" for no_extension.png
     assert convert(voc_fixture_dir, tmp_path / "out", "--validation-fraction", "0", "--empty", "keep") == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_the_named_image_wins_over_an_image_named_like_the_xml_in_an_earlier_folder(voc_fixture_dir, tmp_path, capsys):
+    xml = voc_fixture_dir / "Annotations" / "labelimg_order.xml"
+    xml.write_text(xml.read_text().replace("<filename>labelimg_order.jpg</filename>", "<filename>IMG_4411.jpg</filename>"))
+    images = voc_fixture_dir / "JPEGImages"
+    os.rename(images / "labelimg_order.jpg", images / "IMG_4411.jpg")
+    make_image(str(voc_fixture_dir / "Annotations" / "labelimg_order.jpg"), seed=9)  # a stray copy beside the XML
+    out = tmp_path / "out"
+    assert convert(voc_fixture_dir, out, "--validation-fraction", "0") == 0
+    assert "warning" not in capsys.readouterr().err
+    assert (out / "train" / "labelimg_order.jpg").read_bytes() == (images / "IMG_4411.jpg").read_bytes()
