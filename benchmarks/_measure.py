@@ -153,7 +153,7 @@ def sync_loop(xml, video, frames):
         for det in found:
             x0, y0, x1, y1 = (int(v * s) for v, s in zip(det.box, (w, h, w, h)))
             cv2.rectangle(frame, (x0, y0), (x1, y1), (0, 0, 255), 2)
-            cv2.putText(frame, "{} {:.2f}".format(det.name, det.score), (x0, max(y0 - 4, 10)), cv2.FONT_HERSHEY_SIMPLEX,
+            cv2.putText(frame, "{} {:.2f}".format(det.label, det.score), (x0, max(y0 - 4, 10)), cv2.FONT_HERSHEY_SIMPLEX,
                         0.5, (0, 0, 255), 1)
         t5 = time.perf_counter()
         detections += len(found)

@@ -84,7 +84,7 @@ def attach(runtime):
     if not servers:
         return None
     try:
-        metrics = RuntimeMetrics(runtime.pipeline.device, runtime.backend.model.name)
+        metrics = RuntimeMetrics(runtime.pipeline.envelope.device, runtime.backend.model.name)
     except ImportError:  # prometheus_client missing: the preview still works
         return None
     for server in servers:

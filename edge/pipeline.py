@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 
-from edge.messages import detections_message, events_message, stats_message
+from edge.messages import Envelope
 from edge.processing.geometry import Resize
 from edge.sinks.base import FrameResult
 from edge.tasks import task_for
@@ -113,9 +113,8 @@ class Pipeline(object):
         task = task_for(self.model)
         self.decode = task.decoder(self.model, config["detection"])
         self.resize_mode = config["detection"]["resize"]
-        self.device = config["device_name"]
         self.boot_id = boot_id or uuid.uuid4().hex
-        self.seq = 0
+        self.envelope = Envelope(config["device_name"], self.boot_id)  # one seq per message kind, per boot
         self.stop_event = stop_event or threading.Event()
         self.times = StageTimes()
         self.frames_done, self.sink_errors, self.detections = 0, collections.Counter(), 0
@@ -126,7 +125,6 @@ class Pipeline(object):
         self.fps_window = collections.deque(maxlen=30)
         self.capture = None
         self.listeners = []  # callables(result) run after the sinks (Prometheus metrics)
-        self.events_seq = self.stats_seq = 0  # every message kind has its own seq per boot
         events = config.get("events") or {"enabled": False}
         self.tracker = None
         if events.get("enabled"):
@@ -143,7 +141,7 @@ class Pipeline(object):
 
     def _drop(self):
         mode = self.config["pipeline"]["drop_frames"]
-        return mode == "always" or (mode == "auto" and bool(getattr(self.source, "live", False)))
+        return mode == "always" or (mode == "auto" and bool(self.source.live))
 
     def _preprocess(self, image):
         """Letterbox needs the frame padded before the backend's own (stretching) resize."""
@@ -182,10 +180,10 @@ class Pipeline(object):
         message = None
         if found or self.config["pipeline"]["publish_empty"]:
             latency = (now - frame.timestamp) * 1000.0
-            message = detections_message(self.device, self.boot_id, self.seq, now, frame.index,
-                                         (frame.image.shape[1], frame.image.shape[0]), self.model.name,
-                                         self.model.sha256, max(latency, 0.0), found)
-            self.seq += 1
+            message = self.envelope.detections(
+                timestamp=now, frame_index=frame.index, frame_size=(frame.image.shape[1], frame.image.shape[0]),
+                model_name=self.model.name, model_sha256=self.model.sha256, latency_ms=max(latency, 0.0),
+                detections=found)
         timings["decode"] = (time.perf_counter() - started) * 1000.0
         self.fps_window.append(time.perf_counter())
         annotated = None
@@ -215,13 +213,12 @@ class Pipeline(object):
             return [], []
         raw = self.tracker.flush(now) if flush else self.tracker.update(found, frame_index, now)
         best = [] if flush else list(self.tracker.best_changed)
-        images = next((sink for sink in self.sinks if hasattr(sink, "image_key")), None)
         messages = []
         for event in raw:
-            key = images.image_key(self.boot_id, event["track_id"]) if images is not None else None
-            messages.append(events_message(self.device, self.boot_id, self.events_seq, now, event,
-                                           self.model.name, key))
-            self.events_seq += 1
+            key = next((k for k in (sink.image_key(self.boot_id, event["track_id"]) for sink in self.sinks) if k),
+                       None)  # where a sink keeps the track's best frame (S3)
+            messages.append(self.envelope.event(timestamp=now, event=event, model_name=self.model.name,
+                                                image_key=key))
         return messages, best
 
     def stats_snapshot(self):
@@ -233,11 +230,13 @@ class Pipeline(object):
         if self.started is not None:
             stats["uptime_s"] = time.perf_counter() - self.started
         for sink in self.sinks:
-            if hasattr(sink, "stats"):
-                try:
-                    stats["sinks"][getattr(sink, "TYPE", None) or type(sink).__name__] = sink.stats()
-                except Exception as err:  # stats are best effort
-                    log.debug("stats of %s failed: %s", type(sink).__name__, err)
+            try:
+                counters = sink.stats()
+            except Exception as err:  # stats are best effort
+                log.debug("stats of %s failed: %s", type(sink).__name__, err)
+                continue
+            if counters is not None:
+                stats["sinks"][sink.TYPE or type(sink).__name__] = counters
         return stats
 
     def _stats_due(self, now, force=False):
@@ -248,9 +247,7 @@ class Pipeline(object):
         if not force and now < self.next_stats:
             return None
         self.next_stats = now + self.stats_interval
-        message = stats_message(self.device, self.boot_id, self.stats_seq, now, self.stats_snapshot())
-        self.stats_seq += 1
-        return message
+        return self.envelope.stats(timestamp=now, stats=self.stats_snapshot())
 
     def finish_events(self):
         """At the clean end: end every open track and send a last stats message, in one result without a frame's
@@ -322,6 +319,7 @@ class Pipeline(object):
                 "startup_seconds": round(self.first_done - self.started, 3) if self.first_done else None,
                 "steady_fps": round((self.frames_done - 1) / (end - self.first_done), 2)
                 if self.first_done and self.frames_done > 1 and end > self.first_done else None,
-                "detections": self.detections, "messages": self.seq, "events": self.events_seq,
+                "detections": self.detections, "messages": self.envelope.count("detections"),
+                "events": self.envelope.count("events"),
                 "dropped": self.capture.dropped if self.capture else 0,
                 "sink_errors": dict(self.sink_errors), "stages_ms": self.times.summary()}

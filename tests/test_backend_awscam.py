@@ -159,7 +159,7 @@ def assert_same_within_a_pixel(found, expected, input_size):
     width, height = input_size
     assert len(found) == len(expected)
     for mine, theirs in zip(found, expected):
-        assert (mine.label, mine.name) == (theirs.label, theirs.name)
+        assert (mine.class_index, mine.label) == (theirs.class_index, theirs.label)
         assert mine.score == pytest.approx(theirs.score, abs=1e-6)
         pixels = np.abs(np.subtract(mine.box, theirs.box)) * np.array([width, height, width, height])
         assert pixels.max() <= 1.0, (mine, theirs)
@@ -192,7 +192,7 @@ def check_backend(awscam, xml, frame, context, min_count):
 def test_backend_matches_decode_detection_output_on_a_tiny_ir(awscam, tiny_ir, context):
     frame = DriveRenderer(11, (320, 200)).frame(3)[0]  # not the model's size: the backend stretches it
     found = check_backend(awscam, tiny_ir, frame, context, min_count=20)
-    assert {d.name for d in found} <= {"D00", "D40"}
+    assert {d.label for d in found} <= {"D00", "D40"}
     assert any("awscam: loading" in line for line in context["lines"])
 
 

@@ -29,7 +29,7 @@ opened = backend.open(options)
 decode = detection.decoder(opened.model, {"min_score": 0.2, "class_thresholds": {}, "top_k": 0})
 raw, _ = opened.collect(opened.submit(np.load(sys.argv[2])))
 found = decode(raw, Resize((96, 96), opened.model.input_size))
-print(json.dumps([[d.label, d.name, d.score, list(d.box)] for d in found]))
+print(json.dumps([[d.class_index, d.label, d.score, list(d.box)] for d in found]))
 """
 
 
@@ -54,10 +54,10 @@ def test_mxnet_backend_matches_the_openvino_backend(tmp_path):
     ours = decode(backend.infer(frame), Resize((96, 96), backend.model.input_size))
     assert len(theirs) >= 3 and len(ours) == len(theirs)
     unmatched = list(ours)
-    for label, name, score, box in theirs:  # equal scores come in either order: match each row
-        match = next((d for d in unmatched if (d.label, d.name) == (label, name) and abs(d.score - score) < 1e-3
+    for index, code, score, box in theirs:  # equal scores come in either order: match each row
+        match = next((d for d in unmatched if (d.class_index, d.label) == (index, code) and abs(d.score - score) < 1e-3
                       and np.allclose(d.box, box, atol=1e-3)), None)
-        assert match is not None, (label, name, score, box)
+        assert match is not None, (index, code, score, box)
         unmatched.remove(match)
 
 

@@ -12,7 +12,7 @@ import pytest
 
 import edge
 from edge import plugins
-from edge.messages import detections_message, events_message, stats_message
+from edge.messages import Envelope
 from edge.pipeline import StageTimes
 from edge.processing.decoders import Detection
 from edge.processing.tracker import IouTracker
@@ -60,11 +60,13 @@ def stats_dict():
 
 def frame_result(index=0):
     detections = [Detection(3, "D40", 0.9, (0.1, 0.5, 0.3, 0.9))]
-    message = detections_message(DEVICE, BOOT, index, T0 + 1, index, (640, 360), "road-damage-ssd", "ab" * 32, 20.0,
-                                 detections)
-    events = [events_message(DEVICE, BOOT, i, T0 + 1, e, "road-damage-ssd") for i, e in enumerate(tracker_events())]
+    envelope = Envelope(DEVICE, BOOT, next_seq={"detections": index})
+    message = envelope.detections(timestamp=T0 + 1, frame_index=index, frame_size=(640, 360),
+                                  model_name="road-damage-ssd", model_sha256="ab" * 32, latency_ms=20.0,
+                                  detections=detections)
+    events = [envelope.event(timestamp=T0 + 1, event=e, model_name="road-damage-ssd") for e in tracker_events()]
     return FrameResult(Frame(index, None, T0), detections, message, events=events,
-                       stats=stats_message(DEVICE, BOOT, 0, T0 + 1, stats_dict()))
+                       stats=envelope.stats(timestamp=T0 + 1, stats=stats_dict()))
 
 
 def expected(result, prefix="roadedge/" + DEVICE):
@@ -105,10 +107,12 @@ def v2(monkeypatch, tmp_path):
 def test_events_messages_from_the_tracker_validate():
     events = tracker_events()
     assert [e["type"] for e in events] == ["new", "end"]
+    envelope = Envelope(DEVICE, BOOT)
     for seq, event in enumerate(events):
-        message = events_message(DEVICE, BOOT, seq, T0 + 1, event, "road-damage-ssd",
+        message = envelope.event(timestamp=T0 + 1, event=event, model_name="road-damage-ssd",
                                  image_key="roadedge/rc-car-1/b7f3c2/track-000001.jpg" if seq else None)
         VALIDATORS["events"].validate(message)
+        assert message["seq"] == seq
     assert message["event"] == "end" and message["track_id"] == 1 and message["hits"] == 8
     assert message["label"] == "D40" and message["name"] == "pothole / rutting / separation"
     assert message["score"] == 0.74 and message["best_frame"] == 7 and message["box"] == [0.4, 0.6, 0.5, 0.7]
@@ -117,20 +121,21 @@ def test_events_messages_from_the_tracker_validate():
 
 
 def test_stats_message_validates_and_rounds():
-    message = stats_message(DEVICE, BOOT, 4, T0, stats_dict())
+    message = Envelope(DEVICE, BOOT, next_seq={"stats": 4}).stats(timestamp=T0, stats=stats_dict())
     VALIDATORS["stats"].validate(message)
     assert message["seq"] == 4 and message["fps"] == 14.93 and message["frames"] == 1500
     assert message["stages_ms"]["infer"] == {"mean": 12.333, "p50": 4.0, "p95": 30.0}
     assert message["sinks"]["greengrass"]["connected"] is True
-    minimal = stats_message(DEVICE, BOOT, 0, T0, {"fps": None, "frames": 0, "dropped_frames": 0, "queue_depth": 0,
-                                                  "stages_ms": {}})
+    minimal = Envelope(DEVICE, BOOT).stats(timestamp=T0, stats={"fps": None, "frames": 0, "dropped_frames": 0,
+                                                                "queue_depth": 0, "stages_ms": {}})
     VALIDATORS["stats"].validate(minimal)
     assert minimal["fps"] == 0.0 and minimal["sinks"] == {}
 
 
 def test_schemas_reject_what_a_subscriber_could_not_use():
-    event = events_message(DEVICE, BOOT, 0, T0, tracker_events()[0], "m")
-    stats = stats_message(DEVICE, BOOT, 0, T0, stats_dict())
+    envelope = Envelope(DEVICE, BOOT)
+    event = envelope.event(timestamp=T0, event=tracker_events()[0], model_name="m")
+    stats = envelope.stats(timestamp=T0, stats=stats_dict())
     broken = [("events", dict(event, event="moved")), ("events", dict(event, track_id=0)),
               ("events", dict(event, extra=1)), ("events", {k: v for k, v in event.items() if k != "image_key"}),
               ("events", dict(event, image_key="")), ("stats", dict(stats, fps=-1)), ("stats", dict(stats, extra=1)),

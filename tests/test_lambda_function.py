@@ -19,7 +19,7 @@ STANDINS = os.path.join(ROOT, "tests", "standins")
 DEVICE_MODULES = ["lambda_function.py", "roadedge/__init__.py", "roadedge/core", "edge/__init__.py", "edge/app.py",
                   "edge/config.py", "edge/pipeline.py", "edge/plugins.py", "edge/messages.py", "edge/processing",
                   "edge/sources", "edge/sinks", "edge/backends/awscam.py", "edge/backends/openvino.py",
-                  "device_profiles/__init__.py", "edge/outbox.py", "edge/status.py", "edge/topics.py"]
+                  "device_profiles/__init__.py", "edge/outbox.py", "edge/topics.py"]
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from edge import app, config
-from edge.messages import detections_message
+from edge.messages import Envelope
 from edge.processing.decoders import Detection
 from edge.sinks import mqtt as mqtt_sink
 from edge.sinks.base import FrameResult
@@ -49,8 +49,9 @@ def context(device="test-dev"):
 
 
 def frame_result(seq, events=(), stats=None):
-    message = detections_message("test-dev", "boot-1", seq, 1.7e9 + seq, seq, (640, 360), "demo", "0" * 64, 5.0,
-                                 [Detection(5, "D40", 0.9, (0.1, 0.2, 0.3, 0.4))])
+    message = Envelope("test-dev", "boot-1", next_seq={"detections": seq}).detections(
+        timestamp=1.7e9 + seq, frame_index=seq, frame_size=(640, 360), model_name="demo", model_sha256="0" * 64,
+        latency_ms=5.0, detections=[Detection(5, "D40", 0.9, (0.1, 0.2, 0.3, 0.4))])
     return FrameResult(None, [], message, events=list(events), stats=stats)
 
 
@@ -434,7 +435,7 @@ def test_a_broker_outage_in_the_middle_of_a_run_loses_nothing(tmp_path):
             runtime.pipeline.stop()
             worker.join(10)
             runtime.close()
-        sent = list(range(runtime.pipeline.seq))
+        sent = list(range(runtime.pipeline.envelope.count("detections")))
         assert wait_until(lambda: set(sent) <= {m["seq"] for m in subscriber.of("detections")}, 20)
         subscriber.close()
     finally:

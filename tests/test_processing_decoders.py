@@ -22,20 +22,20 @@ def test_openvino_detection_output_stops_at_the_terminator_and_sorts_by_score():
                          [-1, 0, 0, 0, 0, 0, 0],
                          [0, 1, 0.99, 0.0, 0.0, 1.0, 1.0]]]], np.float32)  # after the end: garbage
     found = decode_detection_output(output, DetectionFilter(LABELS, min_score=0.5))
-    assert [(d.name, d.label) for d in found] == [("D00", 0), ("D40", 3)]
+    assert [(d.label, d.class_index) for d in found] == [("D00", 0), ("D40", 3)]
     assert found[0].score == pytest.approx(0.95) and found[1].box == pytest.approx((0.1, 0.2, 0.3, 0.4))
 
 
 def test_label_offset_and_out_of_range_labels():
     output = np.array([[[[0, 1, 0.9, 0, 0, 1, 1], [0, 6, 0.8, 0, 0, 1, 1], [0, 0, 0.7, 0, 0, 1, 1]]]])
     found = decode_detection_output(output, DetectionFilter(LABELS, min_score=0.1, label_offset=1))
-    assert [(d.name, d.score) for d in found] == [("D00", pytest.approx(0.9)), ("D44", pytest.approx(0.8))]
+    assert [(d.label, d.score) for d in found] == [("D00", pytest.approx(0.9)), ("D44", pytest.approx(0.8))]
 
 
 def test_mxnet_multibox_detection_skips_background_rows():
     output = np.array([[[2, 0.8, 0.1, 0.1, 0.2, 0.2], [-1, 0.99, 0, 0, 1, 1], [4, 0.55, 0.3, 0.3, 0.6, 0.5]]])
     found = decode_multibox_detection(output, DetectionFilter(LABELS, min_score=0.5))
-    assert [(d.name, d.box) for d in found] == [("D20", pytest.approx((0.1, 0.1, 0.2, 0.2))),
+    assert [(d.label, d.box) for d in found] == [("D20", pytest.approx((0.1, 0.1, 0.2, 0.2))),
                                                 ("D43", pytest.approx((0.3, 0.3, 0.6, 0.5)))]
 
 
@@ -43,7 +43,7 @@ def test_sagemaker_endpoint_json_with_per_class_thresholds_and_top_k():
     response = {"prediction": [[3.0, 0.86, 0.30, 0.07, 0.71, 0.93], [0.0, 0.73, 0.57, 0.40, 0.82, 0.97],
                                [3.0, 0.32, 0.36, 0.03, 0.63, 0.59], [5.0, 0.22, 0.61, 0.57, 0.88, 0.89]]}
     keep = DetectionFilter(LABELS, min_score=0.5, class_thresholds={"D44": 0.2})
-    assert [d.name for d in decode_sagemaker_prediction(response, keep)] == ["D40", "D00", "D44"]
+    assert [d.label for d in decode_sagemaker_prediction(response, keep)] == ["D40", "D00", "D44"]
     keep.top_k = 2
     assert [d.score for d in decode_sagemaker_prediction(response, keep)] == [0.86, 0.73]
     assert decode_sagemaker_prediction({"prediction": []}, keep) == []
@@ -53,7 +53,7 @@ def test_awscam_parse_result_in_input_pixels():
     result = {"ssd": [{"label": 4, "prob": 0.9, "xmin": 30, "ymin": 60, "xmax": 150, "ymax": 240},
                       {"label": 1, "prob": 0.4, "xmin": 0, "ymin": 0, "xmax": 300, "ymax": 300}]}
     found = decode_awscam_ssd(result, DetectionFilter(LABELS, min_score=0.5, label_offset=1), (300, 300))
-    assert len(found) == 1 and found[0].name == "D40" and found[0].box == pytest.approx((0.1, 0.2, 0.5, 0.8))
+    assert len(found) == 1 and found[0].label == "D40" and found[0].box == pytest.approx((0.1, 0.2, 0.5, 0.8))
     assert decode_awscam_ssd({}, DetectionFilter(LABELS), (300, 300)) == []
 
 

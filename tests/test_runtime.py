@@ -21,6 +21,7 @@ import pytest
 
 from edge import app, config
 from edge.backends.openvino import BUNDLED_MODEL
+from edge.sinks.base import Sink
 from edge.sources.base import Frame
 from edge.sources.spec import SAMPLE_VIDEO
 from roadedge.cli import main
@@ -86,7 +87,7 @@ def _config(**overrides):
     return config.load("x86-openvino-cpu", None, layer)
 
 
-class Collect(object):
+class Collect(Sink):
     needs_image = True
 
     def __init__(self):
@@ -100,7 +101,7 @@ class Collect(object):
         pass
 
 
-class Broken(object):
+class Broken(Sink):
     needs_image = False
 
     def write(self, result):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from edge import plugins
-from edge.messages import events_message
+from edge.messages import Envelope
 from edge.processing.decoders import Detection
 from edge.processing.tracker import IouTracker
 from edge.sinks import s3
@@ -44,7 +44,8 @@ def drive(sink, scores, start=0, flush=True):
             events += tracker.flush(T0 + index / 15.0)
         batch = []
         for event in events:
-            batch.append(events_message(DEVICE, BOOT, seq, T0 + index / 15.0, event, "road-damage-ssd",
+            envelope = Envelope(DEVICE, BOOT, next_seq={"events": seq})
+            batch.append(envelope.event(timestamp=T0 + index / 15.0, event=event, model_name="road-damage-ssd",
                                         image_key=s3.image_key(sink.prefix, BOOT, event["track_id"])))
             seq += 1
         result = FrameResult(Frame(index, image(index), T0 + index / 15.0), found, None, events=batch)

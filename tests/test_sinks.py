@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.messages import detections_message
+from edge.messages import Envelope
 from edge.processing.decoders import Detection
 from edge.sinks import fifo, jsonl, mjpeg, record
 from edge.sinks.base import FrameResult
@@ -38,8 +38,9 @@ def noise(width, height, seed):
 
 
 def message(index):
-    return detections_message("test-device", "boot-1", index, 1.7e9 + index, index, (320, 180), "demo", "0" * 64,
-                              12.5, [Detection(5, "D40", 0.87, (0.1, 0.2, 0.3, 0.4))])
+    return Envelope("test-device", "boot-1", next_seq={"detections": index}).detections(
+        timestamp=1.7e9 + index, frame_index=index, frame_size=(320, 180), model_name="demo", model_sha256="0" * 64,
+        latency_ms=12.5, detections=[Detection(5, "D40", 0.87, (0.1, 0.2, 0.3, 0.4))])
 
 
 def result(index=0, image=None, with_message=True):

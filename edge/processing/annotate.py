@@ -124,7 +124,7 @@ def text_color_on(color):
 
 def label_text(detection):
     """'D40 pothole / rutting / separation 0.87'."""
-    return "{} {} {:.2f}".format(detection.name, class_name(detection.name), float(detection.score))
+    return "{} {} {:.2f}".format(detection.label, class_name(detection.label), float(detection.score))
 
 
 def label_tag(box, text, style, width, height):
@@ -145,7 +145,7 @@ def label_tag(box, text, style, width, height):
 
 def legend_entries(detections):
     """The class codes present, sorted, with their human names: [(code, 'D40 pothole / ...'), ...]."""
-    codes = sorted(set(d.name for d in detections))
+    codes = sorted(set(d.label for d in detections))
     return [(code, "{} {}".format(code, class_name(code))) for code in codes]
 
 
@@ -192,7 +192,7 @@ def annotate(image, detections, fps=None, legend=True):
     """A new BGR image with the detections drawn on it; `image` itself is never modified.
 
     `detections`: edge.processing.decoders.Detection with boxes normalised to the frame
-    (`name` is the class code). Boxes first, then the legend (classes present in this frame,
+    (`label` is the class code). Boxes first, then the legend (classes present in this frame,
     top right), then the label tags over both, and the FPS top left when `fps` is given.
     """
     out = np.array(image, dtype=np.uint8, copy=True)
@@ -203,7 +203,7 @@ def annotate(image, detections, fps=None, legend=True):
     placed = []
     for detection in detections:
         box = to_pixels(detection.box, width, height)
-        color = class_color(detection.name)
+        color = class_color(detection.label)
         draw_box(out, box[0], box[1], box[2], box[3], color, style.line)
         placed.append((box, color, label_text(detection)))
     if legend:

@@ -14,7 +14,9 @@ from collections import namedtuple
 
 import numpy as np
 
-Detection = namedtuple("Detection", "label name score box")  # label: 0-based class index; box: normalised xyxy
+# class_index: position in the model's labels (0-based); label: the class code (D40), as in the messages; box: xyxy
+# normalised to the model input (decoders) or the frame (after map_to_frame)
+Detection = namedtuple("Detection", "class_index label score box")
 
 
 class DetectionFilter(object):
@@ -32,13 +34,13 @@ class DetectionFilter(object):
         found = []
         for raw, score, box in zip(np.asarray(class_ids).reshape(-1), np.asarray(scores).reshape(-1),
                                    np.asarray(boxes).reshape(-1, 4)):
-            label = int(round(float(raw))) - self.label_offset
-            if not 0 <= label < len(self.labels):
+            index = int(round(float(raw))) - self.label_offset
+            if not 0 <= index < len(self.labels):
                 continue
-            name = self.labels[label]
-            if float(score) < self.class_thresholds.get(name, self.min_score):
+            code = self.labels[index]
+            if float(score) < self.class_thresholds.get(code, self.min_score):
                 continue
-            found.append(Detection(label, name, float(score), tuple(float(v) for v in box)))
+            found.append(Detection(index, code, float(score), tuple(float(v) for v in box)))
         found.sort(key=lambda d: -d.score)
         return found[: self.top_k] if self.top_k else found
 

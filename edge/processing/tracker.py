@@ -5,7 +5,7 @@
     tracker.best_changed                                           # ids whose best frame is this frame (keep its JPEG)
     events += tracker.flush(timestamp)                             # at the clean end of a run
 
-Matching is per class code (`Detection.name`): a detection joins the open
+Matching is per class code (`Detection.label`): a detection joins the open
 track of its class whose box overlaps it most (IoU with the track's last box,
 or with that box moved on by the track's recent motion, whichever is larger),
 greedily from the best pair down, if that IoU is at least `iou`. Boxes are
@@ -122,7 +122,7 @@ class IouTracker(object):
                 self.best_changed.append(track.track_id)
             events.extend(self._report(track, timestamp))
         for det in unmatched:
-            track = Track(self.next_id, det.name, tuple(float(v) for v in det.box), float(det.score), frame_index,
+            track = Track(self.next_id, det.label, tuple(float(v) for v in det.box), float(det.score), frame_index,
                           timestamp)
             self.next_id += 1
             self.tracks.append(track)
@@ -172,7 +172,7 @@ class IouTracker(object):
         for d_index, det in enumerate(detections):
             box = tuple(float(v) for v in det.box)
             for t_index, track in enumerate(self.tracks):
-                if track.label != det.name:
+                if track.label != det.label:
                     continue
                 overlap = max(iou(track.box, box), iou(track.predicted(timestamp), box))
                 if overlap >= self.iou:

@@ -1,15 +1,40 @@
-"""What every sink gets from the pipeline.
+"""The sink contract: what every sink gets from the pipeline and what it gives back.
 
-A sink is an object with:
+A sink plugin is one file in edge/sinks/ defining `TYPE`, `OPTIONS` and
+`open(options, context) -> Sink`. A Sink has:
 
+    TYPE          its plugin type: its counters go under this name in the stats message
     needs_image   True if it uses the annotated frame (preview, FIFO, recording); the
                   pipeline annotates only when some sink needs it
     write(result) called once per frame, in order, from the pipeline thread. Must not
                   block for long: a sink with slow I/O hands the work to its own thread
-                  or drops. An exception is logged by the pipeline, counted, and the
-                  other sinks still get the frame.
+                  (durable ones keep it on disk first, edge/sinks/durable.py) or drops.
+                  An exception is logged by the pipeline, counted, and the other sinks
+                  still get the frame.
+    stats()       its counters for the stats message and Prometheus, or None
+    image_key(boot_id, track_id)   where it keeps a damage track's best frame (the S3
+                  sink's object key, carried in events), or None
     close()       flush and release; called once at the end, also after errors.
 """
+
+
+class Sink(object):
+    """Defaults for the optional parts of the contract; subclasses set TYPE and write `write`."""
+
+    TYPE = None
+    needs_image = False
+
+    def write(self, result):
+        raise NotImplementedError
+
+    def stats(self):
+        return None
+
+    def image_key(self, boot_id, track_id):
+        return None
+
+    def close(self):
+        """Nothing to release by default."""
 
 
 class FrameResult(object):

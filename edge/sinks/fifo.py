@@ -26,6 +26,7 @@ import time
 import cv2
 
 from edge.plugins import Option, with_defaults
+from edge.sinks.base import Sink
 from roadedge.core.errors import RoadedgeError
 
 TYPE = "fifo"
@@ -59,7 +60,8 @@ def make_fifo(path):
         raise RoadedgeError("fifo sink: {}: exists and is not a FIFO (remove it or set another path)".format(path))
 
 
-class FifoSink(object):
+class FifoSink(Sink):
+    TYPE = TYPE
     needs_image = True
 
     def __init__(self, path, quality=80, size=(0, 0), log=None):

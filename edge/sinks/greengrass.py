@@ -34,6 +34,7 @@ import threading
 import time
 
 from edge.plugins import Option, with_defaults
+from edge.sinks.base import Sink
 from edge.topics import DEFAULT_PREFIX, topic, validate_topic_prefix
 from roadedge.core.errors import RoadedgeError
 
@@ -127,7 +128,7 @@ def _close_quietly(client):
         pass
 
 
-class GreengrassSink(object):
+class GreengrassSink(Sink):
     TYPE = TYPE
     needs_image = False
 

@@ -13,6 +13,7 @@ import os
 import sys
 
 from edge.plugins import Option, with_defaults
+from edge.sinks.base import Sink
 from roadedge.core.errors import RoadedgeError
 
 TYPE = "jsonl"
@@ -21,7 +22,8 @@ OPTIONS = {
 }
 
 
-class JsonlSink(object):
+class JsonlSink(Sink):
+    TYPE = TYPE
     needs_image = False
 
     def __init__(self, stream=None, name="-", log=None, stop=None):

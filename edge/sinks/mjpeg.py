@@ -23,6 +23,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from edge.plugins import Option, with_defaults
+from edge.sinks.base import Sink
 from roadedge.core.errors import RoadedgeError
 
 TYPE = "mjpeg"
@@ -184,7 +185,8 @@ class PreviewServer(ThreadingHTTPServer):
             sent = seq
 
 
-class MjpegSink(object):
+class MjpegSink(Sink):
+    TYPE = TYPE
     needs_image = True
 
     def __init__(self, server, quality=80, max_fps=15.0, log=None):

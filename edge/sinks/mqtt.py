@@ -33,8 +33,9 @@ import time
 import uuid
 
 from edge import topics
+from edge.messages import Envelope
 from edge.plugins import Option, with_defaults
-from edge.status import status_message
+from edge.sinks.base import Sink
 from roadedge.core.errors import RoadedgeError
 
 TYPE = "mqtt"
@@ -98,13 +99,14 @@ def describe_failure(error):
     return text or type(error).__name__, False
 
 
-class MqttSink(object):
+class MqttSink(Sink):
     TYPE = TYPE  # the name its counters go under in the stats message
     needs_image = False
 
     def __init__(self, client, outbox, prefix, device, boot_id, options, log):
         self.client, self.outbox, self.log = client, outbox, log
         self.device, self.boot_id = device, boot_id
+        self.envelope = Envelope(device, boot_id)  # status messages: online, stopped
         self.client_id = options["client_id"] or device
         self.where = "{}:{}".format(options["host"], options["port"])
         self.topics = {kind: topics.topic(prefix, kind) for kind in topics.KINDS}
@@ -176,7 +178,7 @@ class MqttSink(object):
             self._failed("connection refused by the broker: {}".format(str(reason_code).lower()), True)
             return
         client.drop_out_messages()  # their rows are still in the outbox: the sender sends them again, in order
-        client.publish(self.topics["status"], to_json(status_message(self.device, self.boot_id, "online")), 1, True)
+        client.publish(self.topics["status"], to_json(self.envelope.status(state="online")), 1, True)
         with self._cond:
             first, self._ever_connected, self._connected = not self._ever_connected, True, True
             self._generation += 1
@@ -298,7 +300,7 @@ class MqttSink(object):
         if connected:
             try:
                 info = self.client.publish(self.topics["status"],
-                                           to_json(status_message(self.device, self.boot_id, "stopped")), 1, True)
+                                           to_json(self.envelope.status(state="stopped")), 1, True)
                 info.wait_for_publish(2.0)
             except (ValueError, RuntimeError) as err:
                 self.log.warning("mqtt %s: could not publish the stopped status: %s", self.where, err)
@@ -394,7 +396,8 @@ def open(options, context):
                                  protocol=mqtt.MQTTv311)
     client.reconnect_delay_set(1, 30)
     client.max_inflight_messages_set(0)  # the sink's sender keeps the window (max_inflight)
-    client.will_set(topics.topic(prefix, "status"), to_json(status_message(device, boot_id, "offline")), qos=1, retain=True)
+    offline = Envelope(device, boot_id).status(state="offline")
+    client.will_set(topics.topic(prefix, "status"), to_json(offline), qos=1, retain=True)
     if options["username"]:
         client.username_pw_set(options["username"], options["password"] or None)
     if ssl_context is not None:

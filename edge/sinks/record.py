@@ -14,6 +14,7 @@ import tempfile
 import cv2
 
 from edge.plugins import Option, with_defaults
+from edge.sinks.base import Sink
 from roadedge.core.errors import RoadedgeError
 
 TYPE = "record"
@@ -24,7 +25,8 @@ OPTIONS = {
 DEFAULT_FPS = 15.0
 
 
-class RecordSink(object):
+class RecordSink(Sink):
+    TYPE = TYPE
     needs_image = True
 
     def __init__(self, path, fps, log=None):

@@ -38,6 +38,7 @@ import threading
 import time
 
 from edge.plugins import Option, with_defaults
+from edge.sinks.base import Sink
 from roadedge.core.errors import RoadedgeError
 from roadedge.core.fsutil import atomic_file
 
@@ -81,7 +82,7 @@ class Held(object):
         self.confirmed, self.spooled = False, False
 
 
-class S3Sink(object):
+class S3Sink(Sink):
     TYPE = TYPE
     needs_image = False
 

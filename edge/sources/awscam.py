@@ -11,7 +11,7 @@ import threading
 import time
 
 from edge.plugins import Option
-from edge.sources.base import Frame, SourceError
+from edge.sources.base import Frame, Source, SourceError
 from edge.sources.opencv import RECONNECT_OPTIONS, Pacer, Reconnect, as_bgr
 
 TYPE = "awscam"
@@ -22,7 +22,7 @@ OPTIONS = {
 OPTIONS.update(RECONNECT_OPTIONS)
 
 
-class AwscamSource(object):
+class AwscamSource(Source):
     live = True
     fps = None  # set on the device (project stream settings), not readable through awscam
 

@@ -1,6 +1,7 @@
-"""What every source gives the pipeline.
+"""The source contract: what every source gives the pipeline.
 
-A source is an object with:
+A source plugin is one file in edge/sources/ defining `TYPE`, `OPTIONS` and
+`open(options, context) -> Source`. A Source has:
 
     live       True for cameras and network streams: the pipeline drops the oldest
                frame when it falls behind. False for files and folders: no frame is
@@ -18,6 +19,19 @@ from roadedge.core.errors import RoadedgeError
 
 # index: 0-based position in the input; image: BGR uint8 HxWx3; timestamp: time.time() at capture
 Frame = namedtuple("Frame", "index image timestamp")
+
+
+class Source(object):
+    """Defaults for the optional parts of the contract; subclasses write `read` (and `close` if they hold a device)."""
+
+    live = False
+    fps = None
+
+    def read(self):
+        raise NotImplementedError
+
+    def close(self):
+        """Nothing to release by default."""
 
 
 class SourceError(RoadedgeError):

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from edge.plugins import Option
-from edge.sources.base import Frame, SourceError
+from edge.sources.base import Frame, Source, SourceError
 from edge.sources.opencv import Pacer, as_bgr, context_stop
 
 TYPE = "images"
@@ -51,7 +51,7 @@ def read_image(path):
     return as_bgr(image)
 
 
-class ImageFolderSource(object):
+class ImageFolderSource(Source):
     live = False
 
     def __init__(self, files, options, context):

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from edge.plugins import Option
-from edge.sources.base import Backoff, Frame, SourceError
+from edge.sources.base import Backoff, Frame, Source, SourceError
 
 TYPE = "opencv"
 
@@ -222,7 +222,7 @@ def capture_fps(capture):
     return float(fps) if fps and 0 < fps < 1000 else None
 
 
-class OpenCVSource(object):
+class OpenCVSource(Source):
     def __init__(self, capture, reopen, name, live, options, context):
         """`capture`: an opened cv2.VideoCapture; `reopen()`: a new opened one or None (for reconnects and loops)."""
         self.capture, self.reopen, self.name, self.live = capture, reopen, name, live

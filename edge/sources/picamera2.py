@@ -22,7 +22,7 @@ import threading
 import time
 
 from edge.plugins import Option
-from edge.sources.base import Frame, SourceError
+from edge.sources.base import Frame, Source, SourceError
 from edge.sources.opencv import Pacer, as_bgr, context_log, context_stop
 
 TYPE = "picamera2"
@@ -38,7 +38,7 @@ OPTIONS = {
 }
 
 
-class Picamera2Source(object):
+class Picamera2Source(Source):
     live = True
 
     def __init__(self, camera, options, context):

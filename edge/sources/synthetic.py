@@ -9,7 +9,7 @@ import threading
 import time
 
 from edge.plugins import Option
-from edge.sources.base import Frame, SourceError
+from edge.sources.base import Frame, Source, SourceError
 from edge.sources.opencv import Pacer, context_stop, pace_rate
 
 TYPE = "synthetic"
@@ -27,7 +27,7 @@ OPTIONS = {
 }
 
 
-class SyntheticSource(object):
+class SyntheticSource(Source):
     live = True
 
     def __init__(self, renderer, options, context):
