@@ -12,7 +12,7 @@ import time
 
 from edge.plugins import Option
 from edge.sources.base import Frame, Source, SourceError
-from edge.sources.opencv import RECONNECT_OPTIONS, Pacer, Reconnect, as_bgr
+from edge.sources.live import RECONNECT_OPTIONS, Pacer, Reconnect, as_bgr
 
 TYPE = "awscam"
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from edge.plugins import Option
 from edge.sources.base import Frame, Source, SourceError
-from edge.sources.opencv import Pacer, as_bgr, context_stop
+from edge.sources.live import Pacer, as_bgr, context_stop
 
 TYPE = "images"
 EXTENSIONS = (".jpg", ".jpeg", ".png")

@@ -23,7 +23,7 @@ import time
 
 from edge.plugins import Option
 from edge.sources.base import Frame, Source, SourceError
-from edge.sources.opencv import Pacer, as_bgr, context_log, context_stop
+from edge.sources.live import Pacer, as_bgr, context_log, context_stop
 
 TYPE = "picamera2"
 FORMAT = "RGB888"  # [B, G, R] bytes per pixel in the array: BGR for OpenCV (see above)

@@ -10,7 +10,7 @@ import time
 
 from edge.plugins import Option
 from edge.sources.base import Frame, Source, SourceError
-from edge.sources.opencv import Pacer, context_stop, pace_rate
+from edge.sources.live import Pacer, context_stop, pace_rate
 
 TYPE = "synthetic"
 
