@@ -1,11 +1,14 @@
-"""The on-disk outbox (edge.outbox): order, acknowledgement, size and age bounds with counted drops, WAL, reopen."""
+"""The on-disk outbox (edge.outbox): order, acknowledgement, size and age bounds with counted drops, WAL, reopen;
+and the bounded drain every durable sink closes with (edge.sinks.durable)."""
 import logging
 import sqlite3
 import threading
+import time
 
 import pytest
 
 from edge.outbox import Outbox
+from edge.sinks import durable
 from roadedge.core.errors import RoadedgeError
 
 
@@ -109,3 +112,49 @@ def test_a_file_that_is_not_sqlite_is_one_line(tmp_path):
     with pytest.raises(RoadedgeError) as err:
         Outbox(str(path))
     assert str(err.value).startswith("outbox {}: cannot open it as SQLite".format(path)) and "\n" not in str(err.value)
+
+
+def test_drain_returns_as_soon_as_nothing_is_pending(tmp_path):
+    box, cond = Outbox(str(tmp_path / "o.sqlite")), threading.Condition()
+    ids = [box.put("t", b"m") for _ in range(3)]
+
+    def sender():
+        for row_id in ids:
+            time.sleep(0.02)
+            box.ack(row_id)
+            with cond:
+                cond.notify_all()
+
+    thread = threading.Thread(target=sender)
+    started = time.monotonic()
+    thread.start()
+    assert durable.drain(box.depth, cond, 10.0) == 0
+    assert time.monotonic() - started < 2.0
+    thread.join()
+
+
+def test_drain_gives_up_at_the_deadline_or_when_told_and_says_what_is_left():
+    cond, clock = threading.Condition(), Clock(0.0)
+    started = time.monotonic()
+    assert durable.drain(lambda: 5, cond, 0.0) == 5 and durable.drain(lambda: 5, cond, -1.0) == 5
+    assert durable.drain(lambda: 5, cond, 0.1) == 5
+    assert 0.1 <= time.monotonic() - started < 2.0
+
+    calls = []
+
+    def pending():  # the clock moves on by one second per look
+        calls.append(clock.now)
+        clock.now += 1.0
+        return 2
+
+    assert durable.drain(pending, cond, 3.0, clock=clock) == 2 and calls == [0.0, 1.0, 2.0]  # then 3 s had passed
+    started = time.monotonic()
+    assert durable.drain(lambda: 7, cond, 30.0, stop_early=lambda: True) == 7
+    assert time.monotonic() - started < 1.0
+
+
+def test_the_default_outbox_path_is_per_sink_and_device(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert durable.outbox_path("", "greengrass-outbox", "rc car/1") == str(
+        tmp_path / ".cache" / "roadedge" / "greengrass-outbox-rc_car_1.sqlite")
+    assert durable.outbox_path("~/o.sqlite", "outbox", "x") == str(tmp_path / "o.sqlite")

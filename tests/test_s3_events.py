@@ -143,12 +143,12 @@ def test_unconfirmed_tracks_are_forgotten_after_a_while(tmp_path):
 def test_with_s3_unreachable_the_jpeg_waits_in_the_spool_for_the_next_open(aws_env, tmp_path):
     spool = str(tmp_path / "spool")
     options = {"bucket": BUCKET, "spool": spool, "endpoint_url": "http://127.0.0.1:{}".format(closed_port()),
-               "drain_timeout": 20.0}
+               "drain_timeout_s": 20.0}
     sink = s3.open(options, context())
     messages = drive(sink, [0.7, 0.9, 0.8])
     started = time.monotonic()
     sink.close()
-    assert time.monotonic() - started < 10.0  # close() does not wait out drain_timeout once uploads fail
+    assert time.monotonic() - started < 10.0  # close() does not wait out drain_timeout_s once uploads fail
     key = messages[-1]["image_key"]
     assert spooled(spool) == [os.path.join(BUCKET, *key.split("/"))]
     stats = sink.stats()

@@ -18,14 +18,14 @@ connection is made in the background (paho reconnects with backoff 1..30 s), so
 a broker that is down does not stop the runtime, unless `require_connection_s`
 asks open() to wait for it.
 
-close() waits up to `drain_timeout_s` for the outbox to empty, publishes the
+close() waits up to `drain_timeout_s` for the outbox to empty (the shared drain
+of edge.sinks.durable, which also declares the outbox options), publishes the
 retained `stopped` status and disconnects cleanly (so the broker does not send
 the will); whatever is left stays on disk for the next start.
 """
 import json
 import logging
 import os
-import re
 import socket
 import ssl
 import threading
@@ -34,32 +34,31 @@ import uuid
 
 from edge import topics
 from edge.messages import Envelope
-from edge.plugins import Option, with_defaults
+from edge.plugins import Option, at_least, between, checked
+from edge.sinks import durable
 from edge.sinks.base import Sink
 from roadedge.core.errors import RoadedgeError
 
 TYPE = "mqtt"
-OPTIONS = {
+OPTIONS = dict({
     "host": Option(str, "127.0.0.1", "broker host (AWS IoT: <prefix>-ats.iot.<region>.amazonaws.com)"),
-    "port": Option(int, 1883, "broker port: 1883 plain, 8883 TLS, 443 TLS with alpn"),
+    "port": Option(int, 1883, "broker port: 1883 plain, 8883 TLS, 443 TLS with alpn", check=between(1, 65535)),
     "tls": Option(bool, False, "TLS; cert + key for client-certificate authentication (AWS IoT Core)"),
     "cert": Option(str, "", "client certificate (PEM), with tls"),
     "key": Option(str, "", "private key of the client certificate (PEM), with tls"),
     "ca": Option(str, "", "CA certificate(s) to trust for the broker (PEM); empty = the system's trusted CAs"),
-    "alpn": Option(bool, False, "offer ALPN x-amzn-mqtt-ca: MQTT over TLS on port 443 to AWS IoT Core"),
+    "alpn": Option(bool, False, "offer ALPN x-amzn-mqtt-ca: MQTT over TLS on port 443 to AWS IoT Core (needs tls)"),
     "client_id": Option(str, "", "MQTT client id, the AWS IoT thing name; empty = the device name"),
     "topic_prefix": Option(str, "roadedge/{device}", "topics are <prefix>/detections|events|status|stats"),
-    "keepalive": Option(int, 30, "seconds between keep-alive pings (AWS IoT accepts 30..1200)"),
+    "keepalive": Option(int, 30, "seconds between keep-alive pings (AWS IoT accepts 30..1200)",
+                        check=at_least(5, " seconds")),
     "username": Option(str, "", "user name for brokers with password authentication"),
     "password": Option(str, "", "password for brokers with password authentication"),
-    "outbox": Option(str, "", "outbox SQLite file; empty = ~/.cache/roadedge/outbox-<device>.sqlite"),
-    "outbox_max_mb": Option(float, 64.0, "outbox size bound; beyond it the oldest messages are dropped (counted)"),
-    "outbox_max_age_s": Option(float, 7 * 86400.0, "messages older than this are dropped (counted); 0 = no age bound"),
-    "drain_timeout_s": Option(float, 10.0, "on a clean stop, wait this long for the outbox to empty"),
-    "max_inflight": Option(int, 20, "messages published and not yet acknowledged, at most"),
+    "max_inflight": Option(int, 20, "messages published and not yet acknowledged, at most", check=at_least(1)),
     "require_connection_s": Option(float, 0.0, "open() waits this long for the first connection and fails with the "
-                                   "reason if there is none; 0 = do not wait (connect in the background)"),
-}
+                                   "reason if there is none; 0 = do not wait (connect in the background)",
+                                   check=at_least(0, " s")),
+}, **durable.outbox_options("outbox", drain_timeout_s=10.0))
 ALPN_AWS_IOT = "x-amzn-mqtt-ca"
 TLS_PROBLEMS = (  # OpenSSL reason -> what it means here (the first match wins)
     ("CERTIFICATE_VERIFY_FAILED", "the broker's certificate is not trusted"),
@@ -111,7 +110,7 @@ class MqttSink(Sink):
         self.where = "{}:{}".format(options["host"], options["port"])
         self.topics = {kind: topics.topic(prefix, kind) for kind in topics.KINDS}
         self.max_inflight = max(1, int(options["max_inflight"]))
-        self.drain_timeout = max(0.0, float(options["drain_timeout_s"]))
+        self.drain_timeout_s = float(options["drain_timeout_s"])
         self.published = self.publish_failures = self.reconnects = 0
         self._cond = threading.Condition()
         self._acked, self._wake = [], False
@@ -281,16 +280,12 @@ class MqttSink(Sink):
         if self._closed:
             return
         self._closed = True
-        deadline = time.monotonic() + (self.drain_timeout if drain else 0.0)
         self._notify()
-        while self.outbox.depth() and time.monotonic() < deadline:
-            with self._cond:
-                self._cond.wait(0.05)
-        left = self.outbox.depth()
+        left = durable.drain(self.outbox.depth, self._cond, self.drain_timeout_s if drain else 0.0)
         if left and drain:
             self.log.warning("mqtt %s: %d message%s not acknowledged within drain_timeout_s=%g; they stay in %s and "
                              "go first at the next start", self.where, left, "" if left == 1 else "s",
-                             self.drain_timeout, self.outbox.path)
+                             self.drain_timeout_s, self.outbox.path)
         with self._cond:
             self._stopping = "now"
             self._cond.notify_all()
@@ -311,7 +306,6 @@ class MqttSink(Sink):
         stopper.join(5.0)
         self._final_stats = dict(self.stats(), connected=False)
         self.outbox.close()
-
 
 
 def _file(options, key):
@@ -359,23 +353,13 @@ def _client_class(mqtt):
     return Client
 
 
-def _check(options):
-    if not 0 < options["port"] < 65536:
-        raise RoadedgeError("mqtt sink: port: {}; expected 1..65535".format(options["port"]))
-    if options["keepalive"] < 5:
-        raise RoadedgeError("mqtt sink: keepalive: {}; expected at least 5 seconds".format(options["keepalive"]))
-    if options["max_inflight"] < 1 or options["outbox_max_mb"] <= 0 or options["drain_timeout_s"] < 0:
-        raise RoadedgeError("mqtt sink: max_inflight must be >= 1, outbox_max_mb > 0 and drain_timeout_s >= 0")
-    if options["alpn"] and not options["tls"]:
-        raise RoadedgeError("mqtt sink: alpn needs tls (mqtts://)")
-
-
 def open(options, context):
-    options = with_defaults(OPTIONS, options)
+    options = checked(OPTIONS, options, "mqtt sink")
     context = context or {}
     log = context.get("log") or logging.getLogger("roadedge")
     device = context.get("device") or socket.gethostname().split(".")[0] or "roadedge"
-    _check(options)
+    if options["alpn"] and not options["tls"]:
+        raise RoadedgeError("mqtt sink: alpn needs tls (mqtts://)")
     prefix = topics.validate_topic_prefix(options["topic_prefix"], device, "mqtt sink: topic_prefix")
     client_id = options["client_id"] or device
     if len(client_id.encode("utf-8")) > 128:
@@ -387,10 +371,7 @@ def open(options, context):
         import paho.mqtt.client as mqtt
     except ImportError:
         raise RoadedgeError("mqtt sink: paho-mqtt is not installed (pip install 'paho-mqtt>=2,<3')") from None
-    from edge.outbox import Outbox
-
-    path = options["outbox"] or "~/.cache/roadedge/outbox-{}.sqlite".format(re.sub(r"[^A-Za-z0-9._-]", "_", device))
-    outbox = Outbox(os.path.expanduser(path), int(options["outbox_max_mb"] * 1048576), options["outbox_max_age_s"], log)
+    outbox = durable.open_outbox(options, "outbox", device, log)
     boot_id = context.get("boot_id") or uuid.uuid4().hex
     client = _client_class(mqtt)(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True,
                                  protocol=mqtt.MQTTv311)

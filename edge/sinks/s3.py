@@ -23,8 +23,9 @@ What the sink does with each FrameResult:
 3. A background thread uploads spooled files with boto3 `put_object`
    (botocore's standard retries, then the sink's own back-off while S3 stays
    unreachable) and removes each file once it is in S3. Files still in the
-   spool when the sink closes (S3 unreachable, or drain_timeout spent) are
-   uploaded by the next open() with the same spool and bucket.
+   spool when the sink closes (S3 unreachable, or `drain_timeout_s` spent:
+   the shared drain of edge.sinks.durable) are uploaded by the next open()
+   with the same spool and bucket.
 
 `stats()`: uploaded, upload_failures, pending (spooled, not yet uploaded),
 held (tracks with a JPEG in memory), connected (the last upload worked; absent
@@ -37,7 +38,8 @@ import os
 import threading
 import time
 
-from edge.plugins import Option, with_defaults
+from edge.plugins import Option, checked
+from edge.sinks import durable
 from edge.sinks.base import Sink
 from roadedge.core.errors import RoadedgeError
 from roadedge.core.fsutil import atomic_file
@@ -49,7 +51,8 @@ OPTIONS = {
     "region": Option(str, "", "AWS region (empty: the usual AWS configuration)"),
     "endpoint_url": Option(str, "", "S3 endpoint URL (empty: AWS); for S3-compatible servers and tests"),
     "spool": Option(str, "", "folder JPEGs wait in until uploaded (empty: ~/.cache/roadedge/s3-spool)"),
-    "drain_timeout": Option(float, 10.0, "seconds close() waits for pending uploads (the rest stays spooled)"),
+    "drain_timeout_s": durable.drain_timeout_option(10.0, "on a clean stop, wait this long for pending uploads (the "
+                                                     "rest stays spooled for the next start)"),
 }
 DEFAULT_SPOOL = os.path.join("~", ".cache", "roadedge", "s3-spool")
 HOLD_UNCONFIRMED_S = 60.0
@@ -86,10 +89,10 @@ class S3Sink(Sink):
     TYPE = TYPE
     needs_image = False
 
-    def __init__(self, client, bucket, prefix, spool, drain_timeout=10.0, log=log, clock=time.monotonic):
+    def __init__(self, client, bucket, prefix, spool, drain_timeout_s=10.0, log=log, clock=time.monotonic):
         self.client, self.bucket, self.prefix = client, bucket, prefix
         self.root = os.path.join(spool, bucket)
-        self.drain_timeout, self.log, self.clock = float(drain_timeout), log, clock
+        self.drain_timeout_s, self.log, self.clock = float(drain_timeout_s), log, clock
         self.held = {}
         self.uploaded = self.upload_failures = 0
         self.connected = None
@@ -244,16 +247,14 @@ class S3Sink(Sink):
         return counters
 
     def close(self):
-        """Upload what is spooled (up to drain_timeout, or until an upload fails), then stop."""
-        deadline = self.clock() + self.drain_timeout
+        """Upload what is spooled (up to drain_timeout_s, or until an upload fails), then stop."""
         with self._cond:
             if self._closing:
                 return
             self._closing = True
             self._cond.notify_all()
-            while (self._queue or self._busy) and not self._failing and self.clock() < deadline:
-                self._cond.wait(0.05)
-            left = len(set(self._queue))
+        left = durable.drain(lambda: len(set(self._queue)), self._cond, self.drain_timeout_s, clock=self.clock,
+                             stop_early=lambda: self._failing)
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
@@ -261,7 +262,6 @@ class S3Sink(Sink):
         if left:
             self.log.warning("s3: %d images not uploaded yet; they stay in %s for the next start", left, self.root)
         self.held.clear()
-
 
 
 def make_client(region="", endpoint_url=""):
@@ -274,7 +274,7 @@ def make_client(region="", endpoint_url=""):
 
 
 def open(options, context):
-    options = with_defaults(OPTIONS, options)
+    options = checked(OPTIONS, options, "s3 sink")
     context = context or {}
     bucket = options["bucket"].strip()
     if not bucket:
@@ -291,4 +291,4 @@ def open(options, context):
         raise RoadedgeError("s3 sink: needs boto3 (pip install boto3, or roadedge[aws])") from None
     except Exception as err:  # a malformed endpoint URL or region
         raise RoadedgeError("s3 sink: {}: {}".format(type(err).__name__, err)) from None
-    return S3Sink(client, bucket, prefix, spool, options["drain_timeout"], context.get("log") or log)
+    return S3Sink(client, bucket, prefix, spool, options["drain_timeout_s"], context.get("log") or log)
