@@ -16,39 +16,54 @@ compact UTF-8 JSON. The prefix follows AWS IoT's topic rules (edge.topics).
   `awsiot.greengrasscoreipc.model.QOS.AT_LEAST_ONCE` ("1") or AT_MOST_ONCE
   ("0"). The component's recipe must allow `aws.greengrass#PublishToIoTCore`
   on these topics (deploy/). A connection error drops the client; the next
-  message reconnects (counted in `reconnects`, with back-off).
+  attempt reconnects (counted in `reconnects`, with back-off).
 - auto: v1 if `greengrasssdk` imports, else v2.
 
-Device libraries are imported in open() only. write() only queues: a worker
-thread publishes from a bounded outbox (the oldest message is dropped beyond
-`outbox`, counted), so a slow core never stalls the pipeline. A failed
-publish is logged once, counted (`publish_failures`) and never raised into
-the pipeline; the core's own spooler handles retries. `stats()` returns the
-counters (published, publish_failures, outbox_depth, outbox_dropped,
-reconnects, connected).
+Device libraries are imported in open() only. Store and forward, as in the
+mqtt sink: write() only commits the messages to an on-disk outbox (edge.outbox,
+SQLite WAL; `outbox` is its path, default
+~/.cache/roadedge/greengrass-outbox-<device>.sqlite, bounded by `outbox_max_mb`
+and `outbox_max_age_s`: beyond them the oldest go first, counted in
+`outbox_dropped`), so a slow or absent core never stalls the pipeline and a
+crash or kill -9 does not lose what was queued (a power cut at most the last
+writes the OS had not synced: edge/outbox.py, Durability). A worker thread
+publishes the rows in order and deletes a row only after publish() returned
+without error (v1: the SDK handed it to the core; v2: PublishToIoTCore was
+answered, for QoS 1 the nucleus accepted it). A failed publish is logged once
+per run of failures, counted (`publish_failures`), never raised into the
+pipeline; the message stays and is tried again with back-off (1 s doubling to
+30 s), so the order is kept. A backlog left by an earlier run is published first.
+
+close() waits up to `drain_timeout_s` for the outbox to empty (the shared drain
+of edge.sinks.durable); what is left stays on disk, logged, for the next start.
+`stats()` returns the counters (published, publish_failures, outbox_depth,
+outbox_dropped, reconnects, connected).
 """
-import collections
 import json
 import logging
+import socket
 import threading
 import time
 
-from edge.plugins import Option, with_defaults
+from edge.plugins import Option, checked
+from edge.sinks import durable
 from edge.sinks.base import Sink
 from edge.topics import DEFAULT_PREFIX, topic, validate_topic_prefix
 from roadedge.core.errors import RoadedgeError
 
 TYPE = "greengrass"
-OPTIONS = {
+VERSIONS = ("auto", "v1", "v2")
+OPTIONS = dict({
     "version": Option(str, "auto", "v1 (greengrasssdk: DeepLens Lambda), v2 (awsiotsdk IPC), or auto (v1 if "
-                                   "greengrasssdk imports, else v2)"),
+                                   "greengrasssdk imports, else v2)", choices=VERSIONS),
     "topic_prefix": Option(str, DEFAULT_PREFIX, "topics are <prefix>/detections, /events, /stats; {device} is "
                                                 "replaced by the device name"),
-    "qos": Option(int, 1, "MQTT QoS to AWS IoT Core, 0 or 1 (v2 only)"),
-    "outbox": Option(int, 1000, "messages queued while publishing lags; beyond it the oldest is dropped (counted)"),
-    "drain_timeout": Option(float, 5.0, "seconds close() waits for queued messages to be published"),
-}
-VERSIONS = ("auto", "v1", "v2")
+    "qos": Option(int, 1, "MQTT QoS to AWS IoT Core, 0 or 1 (v2 only)", choices=(0, 1)),
+}, **durable.outbox_options("greengrass-outbox", drain_timeout_s=5.0))
+RETRY_S = (1.0, 30.0)  # after a failed publish: the first wait before trying again, and the longest
+BATCH = 50  # outbox rows read at a time
+ACK_EVERY_S = 0.2  # published rows are deleted in groups: at a batch's end, on a failure, or once a group is this old
+JOIN_S = 1.0  # after the drain, how long close() waits for a publish stuck in the core
 log = logging.getLogger("roadedge.sinks.greengrass")
 
 
@@ -59,11 +74,16 @@ class V1Publisher(object):
 
     def __init__(self, client):
         self.client = client
-        self.connected = True
+        self.connected = True  # the last publish reached the core
         self.reconnects = 0
 
     def publish(self, topic_name, payload):
-        self.client.publish(topic=topic_name, queueFullPolicy="AllOrException", payload=payload)
+        try:
+            self.client.publish(topic=topic_name, queueFullPolicy="AllOrException", payload=payload)
+        except Exception:
+            self.connected = False
+            raise
+        self.connected = True
 
     def close(self):
         pass
@@ -129,93 +149,160 @@ def _close_quietly(client):
 
 
 class GreengrassSink(Sink):
+    """Publishes the outbox's rows through `publisher` (V1Publisher, V2Publisher) from a thread of its own."""
+
     TYPE = TYPE
     needs_image = False
 
-    def __init__(self, publisher, prefix, outbox=1000, drain_timeout=5.0, log=log):
-        self.publisher, self.prefix = publisher, prefix
+    def __init__(self, publisher, prefix, outbox, drain_timeout_s=5.0, log=log, retry_s=None):
+        self.publisher, self.prefix, self.outbox, self.log = publisher, prefix, outbox, log
         self.topics = dict((kind, topic(prefix, kind)) for kind in ("detections", "events", "stats"))
-        self.limit, self.drain_timeout, self.log = max(1, int(outbox)), float(drain_timeout), log
-        self.published = self.publish_failures = self.outbox_dropped = 0
-        self._outbox = collections.deque()
+        self.drain_timeout_s = float(drain_timeout_s)
+        self.retry_s = tuple(retry_s or RETRY_S)
+        self.published = self.publish_failures = 0
         self._cond = threading.Condition()
-        self._busy = self._closing = False
+        self._io = threading.Lock()  # the outbox is used and closed under it: a late publish never meets a closed one
+        self._wake, self._kick, self._closing, self._stop, self._outbox_closed = True, False, False, False, False
+        self._streak, self._final_stats = 0, None  # failed attempts in a row
         self._thread = threading.Thread(target=self._run, name="roadedge-greengrass", daemon=True)
         self._thread.start()
 
+    # -- the pipeline's side ---------------------------------------------------------------------------------------
     def write(self, result):
         items = []
         if result.message is not None:
-            items.append(("detections", result.message))
-        items.extend(("events", message) for message in result.events)
+            items.append((self.topics["detections"], _json(result.message)))
+        items.extend((self.topics["events"], _json(message)) for message in result.events)
         if result.stats is not None:
-            items.append(("stats", result.stats))
-        for kind, message in items:
-            payload = json.dumps(message, separators=(",", ":"), allow_nan=False).encode("utf-8")
-            self._put(self.topics[kind], payload)
-
-    def _put(self, topic_name, payload):
-        with self._cond:
-            if self._closing:
+            items.append((self.topics["stats"], _json(result.stats)))
+        if not items:
+            return
+        with self._io:
+            if self._closing or self._outbox_closed:
                 return
-            if len(self._outbox) >= self.limit:
-                self._outbox.popleft()
-                self.outbox_dropped += 1
-            self._outbox.append((topic_name, payload))
+            self.outbox.put_many(items)  # committed: from here on a crash does not lose them
+        with self._cond:
+            self._wake = True
             self._cond.notify_all()
-
-    def _run(self):
-        while True:
-            with self._cond:
-                while not self._outbox and not self._closing:
-                    self._cond.wait()
-                if not self._outbox:
-                    return
-                topic_name, payload = self._outbox.popleft()
-                self._busy = True
-            try:
-                self.publisher.publish(topic_name, payload)
-                ok, error = True, None
-            except Exception as err:  # counted; the pipeline never sees a publishing error
-                ok, error = False, err
-            with self._cond:
-                self._busy = False
-                if ok:
-                    self.published += 1
-                else:
-                    self.publish_failures += 1
-                    if self.publish_failures == 1 and self.log is not None:
-                        self.log.warning("greengrass %s: publishing to %s failed: %s: %s (further failures are "
-                                         "counted, not logged)", self.publisher.version, topic_name,
-                                         type(error).__name__, error)
-                self._cond.notify_all()
 
     def stats(self):
-        with self._cond:
-            return {"published": self.published, "publish_failures": self.publish_failures,
-                    "outbox_depth": len(self._outbox) + (1 if self._busy else 0),
-                    "outbox_dropped": self.outbox_dropped, "reconnects": self.publisher.reconnects,
-                    "connected": bool(self.publisher.connected)}
+        with self._io:
+            if self._final_stats is not None:
+                return dict(self._final_stats)
+            return self._counters()
 
+    def _counters(self):
+        with self._cond:
+            published, failures = self.published, self.publish_failures
+        return {"published": published, "publish_failures": failures, "outbox_depth": self.outbox.depth(),
+                "outbox_dropped": self.outbox.dropped, "reconnects": self.publisher.reconnects,
+                "connected": bool(self.publisher.connected)}
+
+    # -- the worker thread -------------------------------------------------------------------------------------------
+    def _run(self):
+        delay = self.retry_s[0]
+        while True:
+            with self._cond:
+                while not (self._wake or self._stop):
+                    self._cond.wait()
+                if self._stop:
+                    return
+                self._wake = False
+            try:
+                ok = self._send()
+            except Exception as err:  # the outbox's disk failed: the rows are still there, try again later
+                self._failed(err, "reading the outbox", publishing=False)
+                ok = False
+            if ok:
+                delay = self.retry_s[0]
+                continue
+            with self._cond:  # back off (close() cuts the wait short once, to try again while it drains)
+                deadline = time.monotonic() + delay
+                while not (self._stop or self._kick) and time.monotonic() < deadline:
+                    self._cond.wait(max(0.0, deadline - time.monotonic()))
+                self._kick, self._wake = False, True
+            delay = min(delay * 2.0, self.retry_s[1])
+
+    def _send(self):
+        """Publish the next rows in order; True if all went (or there were none), False after a failure."""
+        with self._io:
+            if self._outbox_closed:
+                return True
+            rows = self.outbox.pending(BATCH)
+        done, first_done = [], None
+        for row in rows:
+            if self._stop:
+                break
+            try:
+                self.publisher.publish(row.topic, row.payload)
+            except Exception as err:  # counted; the pipeline never sees a publishing error
+                self._ack(done)
+                self._failed(err, "publishing to " + row.topic)
+                return False
+            done.append(row.id)
+            first_done = first_done or time.monotonic()
+            if time.monotonic() - first_done > ACK_EVERY_S:
+                self._ack(done)
+                done, first_done = [], None
+        self._ack(done)
+        if rows:
+            with self._cond:
+                self._wake = True  # there may be more
+        return True
+
+    def _ack(self, ids):
+        """Delete published rows (a crash before this publishes them again: a duplicate, never a loss)."""
+        if not ids:
+            return
+        with self._io:
+            if not self._outbox_closed:
+                self.outbox.ack(ids)
+        with self._cond:
+            self.published += len(ids)
+            streak, self._streak = self._streak, 0
+            self._cond.notify_all()
+        if streak and self.log is not None:
+            self.log.info("greengrass %s: publishing again after %d unsuccessful attempt%s", self.publisher.version,
+                          streak, "" if streak == 1 else "s")
+        del ids[:]
+
+    def _failed(self, error, what, publishing=True):
+        with self._cond:
+            self.publish_failures += 1 if publishing else 0
+            self._streak += 1
+            first = self._streak == 1
+        if first and self.log is not None:
+            self.log.warning("greengrass %s: %s failed: %s: %s; %d messages wait in the outbox %s, retrying with back-off "
+                             "(further failures are counted, not logged)", self.publisher.version, what,
+                             type(error).__name__, error, self.outbox.depth(), self.outbox.path)
+
+    # -- stopping ------------------------------------------------------------------------------------------------------
     def close(self):
-        """Publish what is queued (up to drain_timeout seconds), then stop; what is left is dropped, counted."""
-        deadline = time.monotonic() + self.drain_timeout
+        """Publish what is in the outbox for up to drain_timeout_s, then stop; what is left stays on disk."""
         with self._cond:
             if self._closing:
                 return
-            self._closing = True
+            self._closing = self._kick = self._wake = True
             self._cond.notify_all()
-            while (self._outbox or self._busy) and time.monotonic() < deadline:
-                self._cond.wait(max(0.0, min(0.1, deadline - time.monotonic())))
-            left = len(self._outbox)
-            if left:
-                self._outbox.clear()
-                self.outbox_dropped += left
-        if left and self.log is not None:
-            self.log.warning("greengrass: %d queued messages were not published before close", left)
-        self._thread.join(max(0.0, deadline - time.monotonic()) + 1.0)
+        durable.drain(self.outbox.depth, self._cond, self.drain_timeout_s)
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        self._thread.join(JOIN_S)  # a publish stuck in the core: it may still return; its row then goes again
         self.publisher.close()
+        with self._io:
+            self._final_stats = self._counters()
+            left = self.outbox.depth()
+            self.outbox.close()
+            self._outbox_closed = True
+        if left and self.log is not None:
+            self.log.warning("greengrass %s: %d message%s not published within drain_timeout_s=%g; they stay in %s "
+                             "and go first at the next start", self.publisher.version, left, "" if left == 1 else "s",
+                             self.drain_timeout_s, self.outbox.path)
 
+
+def _json(message):
+    return json.dumps(message, separators=(",", ":"), allow_nan=False).encode("utf-8")
 
 
 def open_v1():
@@ -254,19 +341,20 @@ def _greengrasssdk_available():
 
 
 def open(options, context):
-    options = with_defaults(OPTIONS, options)
+    options = checked(OPTIONS, options, "greengrass sink")
     context = context or {}
-    prefix = validate_topic_prefix(options["topic_prefix"], context.get("device") or "", "greengrass sink: topic_prefix")
+    device = context.get("device") or ""
+    prefix = validate_topic_prefix(options["topic_prefix"], device, "greengrass sink: topic_prefix")
     version = options["version"]
-    if version not in VERSIONS:
-        raise RoadedgeError("greengrass sink: version: {!r}; expected one of {}".format(version, ", ".join(VERSIONS)))
-    if options["qos"] not in (0, 1):
-        raise RoadedgeError("greengrass sink: qos: {!r}; expected 0 or 1".format(options["qos"]))
-    if options["outbox"] < 1:
-        raise RoadedgeError("greengrass sink: outbox: {!r}; expected at least 1".format(options["outbox"]))
     if version == "auto":
         version = "v1" if _greengrasssdk_available() else "v2"
     publisher = open_v1() if version == "v1" else open_v2(options["qos"])
     sink_log = context.get("log") or log
-    sink_log.info("greengrass %s: publishing to %s/{detections,events,stats}", version, prefix)
-    return GreengrassSink(publisher, prefix, options["outbox"], options["drain_timeout"], sink_log)
+    try:
+        outbox = durable.open_outbox(options, "greengrass-outbox", device or socket.gethostname().split(".")[0], sink_log)
+    except Exception:
+        publisher.close()
+        raise
+    sink_log.info("greengrass %s: publishing to %s/{detections,events,stats} from the outbox %s (%d waiting)", version,
+                  prefix, outbox.path, outbox.depth())
+    return GreengrassSink(publisher, prefix, outbox, options["drain_timeout_s"], sink_log)
