@@ -156,15 +156,17 @@ CHILD = textwrap.dedent('''
         from awsiot.eventstreamrpc import ConnectionClosedError
         if mode == "fail":
             standin.fail_next(10 ** 6, ConnectionClosedError("the nucleus is restarting"))
-    from edge.messages import detections_message
+    from edge.messages import Envelope
     from edge.sinks import greengrass
     from edge.sinks.base import FrameResult
     from edge.sources.base import Frame
 
     greengrass.RETRY_S = (0.05, 0.2)
     sink = greengrass.open({"version": version, "outbox": outbox, "drain_timeout_s": 60.0}, {"device": "rc-car-1"})
+    envelope = Envelope("rc-car-1", mode, next_seq={"detections": first})
     for seq in range(first, first + count):
-        message = detections_message("rc-car-1", mode, seq, 1795248900.0, seq, (640, 360), "m", "ab" * 32, 20.0, [])
+        message = envelope.detections(timestamp=1795248900.0, frame_index=seq, frame_size=(640, 360), model_name="m",
+                                      model_sha256="ab" * 32, latency_ms=20.0, detections=[])
         sink.write(FrameResult(Frame(seq, None, 1795248900.0), [], message))
     if mode == "fail":
         time.sleep(120)  # until killed

@@ -25,16 +25,16 @@ import time
 
 import cv2
 
-from edge.plugins import Option, with_defaults
+from edge.plugins import Option, at_least, between, checked
 from edge.sinks.base import Sink
 from roadedge.core.errors import RoadedgeError
 
 TYPE = "fifo"
 OPTIONS = {
     "path": Option(str, "/tmp/results.mjpeg", "the FIFO the project stream reads (created when missing)"),
-    "quality": Option(int, 80, "JPEG quality, 1-100"),
-    "width": Option(int, 0, "resize to this width (0: the frame's; the DeepLens samples use 858)"),
-    "height": Option(int, 0, "resize to this height (0: the frame's; the DeepLens samples use 480)"),
+    "quality": Option(int, 80, "JPEG quality, 1-100", check=between(1, 100)),
+    "width": Option(int, 0, "resize to this width (0: the frame's; the DeepLens samples use 858)", check=at_least(0)),
+    "height": Option(int, 0, "resize to this height (0: the frame's; the DeepLens samples use 480)", check=at_least(0)),
 }
 
 REOPEN_INTERVAL = 0.5
@@ -214,14 +214,10 @@ class FifoSink(Sink):
 
 
 def open(options, context):
-    options = with_defaults(OPTIONS, options)
+    options = checked(OPTIONS, options, "fifo sink")
     context = context or {}
     path = os.path.expanduser(options["path"] or "")
     if not path:
         raise RoadedgeError("fifo sink: path is empty")
-    if not 1 <= int(options["quality"]) <= 100:
-        raise RoadedgeError("fifo sink: quality {}: expected 1-100".format(options["quality"]))
-    if int(options["width"]) < 0 or int(options["height"]) < 0:
-        raise RoadedgeError("fifo sink: width/height must be 0 (frame size) or positive")
     make_fifo(path)
     return FifoSink(path, options["quality"], (options["width"], options["height"]), context.get("log"))

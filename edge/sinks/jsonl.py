@@ -12,7 +12,7 @@ import json
 import os
 import sys
 
-from edge.plugins import Option, with_defaults
+from edge.plugins import Option, checked
 from edge.sinks.base import Sink
 from roadedge.core.errors import RoadedgeError
 
@@ -82,7 +82,7 @@ class JsonlSink(Sink):
 
 
 def open(options, context):
-    options = with_defaults(OPTIONS, options)
+    options = checked(OPTIONS, options, "jsonl sink")
     context = context or {}
     path = options["path"]
     if not path:

@@ -22,16 +22,17 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from edge.plugins import Option, with_defaults
+from edge.plugins import Option, at_least, between, checked
 from edge.sinks.base import Sink
 from roadedge.core.errors import RoadedgeError
 
 TYPE = "mjpeg"
 OPTIONS = {
     "host": Option(str, "127.0.0.1", "address to listen on (0.0.0.0 shows the preview to the whole network)"),
-    "port": Option(int, 8080, "TCP port (0: any free port)"),
-    "quality": Option(int, 80, "JPEG quality, 1-100"),
-    "max_fps": Option(float, 15.0, "at most this many frames per second go to viewers (0: every frame)"),
+    "port": Option(int, 8080, "TCP port (0: any free port)", check=between(0, 65535)),
+    "quality": Option(int, 80, "JPEG quality, 1-100", check=between(1, 100)),
+    "max_fps": Option(float, 15.0, "at most this many frames per second go to viewers (0: every frame)",
+                      check=at_least(0)),
 }
 
 BOUNDARY = "frame"
@@ -263,12 +264,10 @@ def bind(host, port, log=None, title="roadedge preview"):
 
 
 def open(options, context):
-    options = with_defaults(OPTIONS, options)
+    options = checked(OPTIONS, options, "mjpeg sink")
     context = context or {}
     log = context.get("log")
     quality = int(options["quality"])
-    if not 1 <= quality <= 100:
-        raise RoadedgeError("mjpeg sink: quality {}: expected 1-100".format(quality))
     title = "roadedge preview" + (" - " + context["device"] if context.get("device") else "")
     server = bind(options["host"], options["port"], log, title)
     sink = MjpegSink(server, quality, options["max_fps"], log).start()

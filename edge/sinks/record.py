@@ -13,14 +13,14 @@ import tempfile
 
 import cv2
 
-from edge.plugins import Option, with_defaults
+from edge.plugins import Option, at_least, checked
 from edge.sinks.base import Sink
 from roadedge.core.errors import RoadedgeError
 
 TYPE = "record"
 OPTIONS = {
     "path": Option(str, "", "the MP4 file to write (required); replaced when the recording is complete"),
-    "fps": Option(float, 0.0, "frame rate written in the file (0: the source's, or 15 when unknown)"),
+    "fps": Option(float, 0.0, "frame rate written in the file (0: the source's, or 15 when unknown)", check=at_least(0)),
 }
 DEFAULT_FPS = 15.0
 
@@ -99,7 +99,7 @@ def _remove(path):
 
 
 def open(options, context):
-    options = with_defaults(OPTIONS, options)
+    options = checked(OPTIONS, options, "record sink")
     context = context or {}
     path = os.path.expanduser(options["path"] or "")
     if not path:
@@ -107,8 +107,6 @@ def open(options, context):
     if os.path.isdir(path):
         raise RoadedgeError("record sink: {}: is a folder; expected a file name".format(path))
     fps = float(options["fps"] or 0.0)
-    if fps < 0:
-        raise RoadedgeError("record sink: fps {}: expected 0 (the source's) or more".format(fps))
     if fps == 0:
         fps = float(context.get("source_fps") or 0.0) or DEFAULT_FPS
     try:
