@@ -10,14 +10,15 @@ is set (read() returns None). Tests use tests/standins/awscam.py.
 import threading
 import time
 
-from edge.plugins import Option
+from edge.plugins import Option, at_least
 from edge.sources.base import Frame, Source, SourceError
 from edge.sources.live import RECONNECT_OPTIONS, Pacer, Reconnect, as_bgr
 
 TYPE = "awscam"
 
 OPTIONS = {
-    "max_fps": Option(float, 0.0, "ask for frames at most this often per second; 0 = as fast as the pipeline takes them"),
+    "max_fps": Option(float, 0.0, "ask for frames at most this often per second; 0 = as fast as the pipeline takes them",
+                      check=at_least(0)),
 }
 OPTIONS.update(RECONNECT_OPTIONS)
 

@@ -12,7 +12,7 @@ import time
 import cv2
 import numpy as np
 
-from edge.plugins import Option
+from edge.plugins import Option, at_least
 from edge.sources.base import Frame, Source, SourceError
 from edge.sources.live import Pacer, as_bgr, context_stop
 
@@ -22,7 +22,8 @@ EXTENSIONS = (".jpg", ".jpeg", ".png")
 OPTIONS = {
     "path": Option(str, None, "folder of .jpg/.jpeg/.png images, read in name order"),
     "loop": Option(bool, False, "start again with the first image after the last"),
-    "max_fps": Option(float, 0.0, "read at most this many images per second; 0 = as fast as the pipeline takes them"),
+    "max_fps": Option(float, 0.0, "read at most this many images per second; 0 = as fast as the pipeline takes them",
+                      check=at_least(0)),
 }
 
 

@@ -7,13 +7,15 @@ import time
 import cv2
 import numpy as np
 
-from edge.plugins import Option
+from edge.plugins import Option, at_least
 from edge.sources.base import Backoff, SourceError
 
 RECONNECT_OPTIONS = {
-    "reconnect_initial": Option(float, 0.5, "first reconnect delay in seconds; doubles after each failed attempt"),
-    "reconnect_max": Option(float, 10.0, "longest reconnect delay in seconds"),
-    "reconnect_attempts": Option(int, 0, "give up (error) after this many failed reconnects; 0 = never give up"),
+    "reconnect_initial": Option(float, 0.5, "first reconnect delay in seconds; doubles after each failed attempt",
+                                check=at_least(0)),
+    "reconnect_max": Option(float, 10.0, "longest reconnect delay in seconds", check=at_least(0)),
+    "reconnect_attempts": Option(int, 0, "give up (error) after this many failed reconnects; 0 = never give up",
+                                 check=at_least(0)),
 }
 
 

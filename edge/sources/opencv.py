@@ -22,7 +22,7 @@ import time
 
 import cv2
 
-from edge.plugins import Option
+from edge.plugins import Option, above, at_least
 from edge.sources.base import Frame, Source, SourceError
 from edge.sources.live import RECONNECT_OPTIONS, Pacer, Reconnect, as_bgr, pace_rate
 
@@ -34,13 +34,14 @@ STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp
 OPTIONS = {
     "uri": Option(str, "sample", "video file, camera index (0), /dev/videoN, rtsp/http/udp URL or GStreamer pipeline; "
                                  "'sample' = the bundled sample drive"),
-    "api": Option(str, "auto", "OpenCV capture backend: auto, ffmpeg, gstreamer or v4l2"),
+    "api": Option(str, "auto", "OpenCV capture backend: auto, ffmpeg, gstreamer or v4l2",
+                  choices=("auto", "ffmpeg", "gstreamer", "v4l2", "AUTO", "FFMPEG", "GSTREAMER", "V4L2")),
     "loop": Option(bool, False, "start a video file again at its end"),
-    "max_fps": Option(float, 0.0, "read at most this many frames per second; 0 = no cap"),
+    "max_fps": Option(float, 0.0, "read at most this many frames per second; 0 = no cap", check=at_least(0)),
     "realtime": Option(bool, False, "pace a video file at its own frame rate instead of as fast as possible"),
-    "width": Option(int, 0, "camera frame width to ask for; 0 = the camera's default"),
-    "height": Option(int, 0, "camera frame height to ask for; 0 = the camera's default"),
-    "timeout": Option(float, 10.0, "open and read timeout of network streams in seconds (FFmpeg)"),
+    "width": Option(int, 0, "camera frame width to ask for; 0 = the camera's default", check=at_least(0)),
+    "height": Option(int, 0, "camera frame height to ask for; 0 = the camera's default", check=at_least(0)),
+    "timeout": Option(float, 10.0, "open and read timeout of network streams in seconds (FFmpeg)", check=above(0)),
 }
 OPTIONS.update(RECONNECT_OPTIONS)
 

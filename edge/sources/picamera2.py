@@ -21,7 +21,7 @@ report the wrong Bayer order, so RGB888 arrives as RGB).
 import threading
 import time
 
-from edge.plugins import Option
+from edge.plugins import Option, above, at_least
 from edge.sources.base import Frame, Source, SourceError
 from edge.sources.live import Pacer, as_bgr, context_log, context_stop
 
@@ -29,11 +29,11 @@ TYPE = "picamera2"
 FORMAT = "RGB888"  # [B, G, R] bytes per pixel in the array: BGR for OpenCV (see above)
 
 OPTIONS = {
-    "camera": Option(int, 0, "camera number, for boards with more than one"),
-    "width": Option(int, 1280, "frame width of the main stream"),
-    "height": Option(int, 720, "frame height of the main stream"),
-    "fps": Option(float, 0.0, "camera frame rate (fixed frame duration); 0 = the camera's default"),
-    "max_fps": Option(float, 0.0, "hand on at most this many frames per second; 0 = no cap"),
+    "camera": Option(int, 0, "camera number, for boards with more than one", check=at_least(0)),
+    "width": Option(int, 1280, "frame width of the main stream", check=above(0)),
+    "height": Option(int, 720, "frame height of the main stream", check=above(0)),
+    "fps": Option(float, 0.0, "camera frame rate (fixed frame duration); 0 = the camera's default", check=at_least(0)),
+    "max_fps": Option(float, 0.0, "hand on at most this many frames per second; 0 = no cap", check=at_least(0)),
     "swap_rb": Option(bool, False, "swap red and blue, for a camera stack whose RGB888 arrives in RGB order"),
 }
 

@@ -8,7 +8,7 @@ speed): the same options give the same frames.
 import threading
 import time
 
-from edge.plugins import Option
+from edge.plugins import Check, Option, at_least, between, checked
 from edge.sources.base import Frame, Source, SourceError
 from edge.sources.live import Pacer, context_stop, pace_rate
 
@@ -16,12 +16,14 @@ TYPE = "synthetic"
 
 OPTIONS = {
     "seed": Option(int, 7, "which road: the same seed renders the same drive"),
-    "width": Option(int, 640, "frame width in pixels"),
-    "height": Option(int, 360, "frame height in pixels"),
-    "fps": Option(float, 15.0, "frames per second of the drive (the camera's time step)"),
+    "width": Option(int, 640, "frame width in pixels", check=between(32, 8192)),
+    "height": Option(int, 360, "frame height in pixels", check=between(32, 8192)),
+    "fps": Option(float, 15.0, "frames per second of the drive (the camera's time step)",
+                  check=Check(lambda v: 0 < v <= 1000, "more than 0 and at most 1000")),
     "realtime": Option(bool, True, "hand frames on at `fps`; false = as fast as they render"),
-    "max_fps": Option(float, 0.0, "hand frames on at most this many per second; 0 = no cap beyond realtime"),
-    "frames": Option(int, 0, "stop after this many frames; 0 = endless"),
+    "max_fps": Option(float, 0.0, "hand frames on at most this many per second; 0 = no cap beyond realtime",
+                      check=at_least(0)),
+    "frames": Option(int, 0, "stop after this many frames; 0 = endless", check=at_least(0)),
     "classes": Option(str, "", "damage classes on the road, comma separated (e.g. D00,D40); empty = all it can draw"),
     "speed": Option(float, 12.0, "driving speed in m/s"),
 }
@@ -56,11 +58,7 @@ def open(options, context):
     from edge.synth.api import DriveRenderer
     from roadedge.core.errors import RoadedgeError
 
-    fps = float(options.get("fps") or 0.0)
-    if not 0 < fps <= 1000:
-        raise SourceError("synthetic: fps must be in (0, 1000], got {:g}".format(fps))
-    if int(options.get("frames") or 0) < 0:
-        raise SourceError("synthetic: frames must be 0 (endless) or more")
+    options = checked(OPTIONS, options, "synthetic source")
     size = (int(options.get("width", 640)), int(options.get("height", 360)))
     classes = [c.strip() for c in str(options.get("classes") or "").split(",") if c.strip()]
     try:
