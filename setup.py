@@ -30,7 +30,7 @@ setup(
         "aws": ["boto3>=1.26"],
         "bench": ["matplotlib"],
         "test": ["pytest>=7", "boto3>=1.26", "moto[s3]>=5", "ruff", "vermin", "import-linter>=2", "pycocotools>=2.0.6",
-                 "jsonschema>=4"],
+                 "jsonschema>=4", "hypothesis>=6"],
     },
     entry_points={"console_scripts": ["roadedge = roadedge.cli:main"]},
 )

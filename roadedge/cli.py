@@ -10,7 +10,7 @@ import signal
 import sys
 
 from roadedge import __version__
-from roadedge.core.errors import RoadedgeError, Terminated, ValidationFailed
+from roadedge.core.errors import RoadedgeError, Terminated, ValidationFailed, os_reason
 
 COMMAND_MODULES = (
     "edge.run_command",
@@ -28,6 +28,7 @@ def build_parser():
         "model conversion and the device runtime.",
     )
     parser.add_argument("--version", action="version", version="roadedge " + __version__)
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for name in COMMAND_MODULES:
@@ -59,9 +60,25 @@ def main(argv=None):
     except Terminated:
         print("roadedge: terminated", file=sys.stderr)
         return 143
+    except OSError as err:  # an I/O error no command turned into its own message: still one line, naming the file
+        if args.debug or not err.filename:
+            return _unexpected(err, args.debug)
+        print("roadedge: error: {}: {}".format(err.filename, os_reason(err)), file=sys.stderr)
+        return 2
+    except Exception as err:  # a bug: a short report, the traceback with --debug
+        return _unexpected(err, args.debug)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _unexpected(err, debug):
+    if debug:
+        raise err
+    text = " ".join(str(err).split())
+    print("roadedge: internal error: {}{} (a bug in roadedge: run it again as `roadedge --debug ...` for the traceback, and "
+          "report it)".format(type(err).__name__, ": " + text[:300] if text else ""), file=sys.stderr)
+    return 1
 
 
 def _in_main_thread():

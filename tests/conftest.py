@@ -4,9 +4,18 @@ import shutil
 import botocore.retries.standard
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
 from PIL import Image
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+
+# Property-based tests: "ci" (the default) keeps each suite to seconds; HYPOTHESIS_PROFILE=soak runs many more
+# examples locally. Every parser test asserts a valid result or the project's own error, never another exception.
+settings.register_profile("ci", max_examples=150, deadline=None, derandomize=True,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+settings.register_profile("soak", max_examples=5000, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def make_image(path, width=64, height=48, seed=0):

@@ -58,3 +58,50 @@ def test_sigterm_leaves_nothing_half_written(tmp_path):
     assert process.returncode == 143
     assert "roadedge: terminated" in err and "Traceback" not in err
     assert os.listdir(tmp_path) == []
+
+
+def _failing(error):
+    def handler(args):
+        raise error
+    return handler
+
+
+def test_an_unexpected_error_is_one_line_with_a_hint_and_debug_shows_the_traceback(monkeypatch, capsys):
+    import roadedge.cli as cli
+
+    parser = cli.build_parser()
+    real_parse = parser.parse_args
+
+    def parse(argv=None):
+        args = real_parse(argv)
+        args.handler = _failing(ValueError("shape (3,) does not match (4,)\nsecond line"))
+        return args
+
+    monkeypatch.setattr(parser, "parse_args", parse)
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    assert cli.main(["profiles"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("roadedge: internal error: ValueError: shape (3,) does not match (4,) "
+                                               "second line")
+    assert "roadedge --debug" in err[0] and "Traceback" not in err[0]
+    with pytest.raises(ValueError):
+        cli.main(["--debug", "profiles"])
+
+
+def test_an_io_error_that_names_its_file_is_one_line_exit_2(monkeypatch, capsys):
+    import errno
+
+    import roadedge.cli as cli
+
+    parser = cli.build_parser()
+    real_parse = parser.parse_args
+
+    def parse(argv=None):
+        args = real_parse(argv)
+        args.handler = _failing(OSError(errno.ENOSPC, "No space left on device", "/data/out/summary.json"))
+        return args
+
+    monkeypatch.setattr(parser, "parse_args", parse)
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    assert cli.main(["profiles"]) == 2
+    assert capsys.readouterr().err == "roadedge: error: /data/out/summary.json: disk full\n"

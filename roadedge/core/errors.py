@@ -1,4 +1,10 @@
 """The one error type the CLI turns into a one-line message and a non-zero exit."""
+import errno
+
+OS_REASONS = {errno.ENOSPC: "disk full", errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
+              errno.EPERM: "operation not permitted", errno.ENOENT: "no such file or folder",
+              errno.ENOTDIR: "a part of the path is not a folder", errno.EISDIR: "is a folder",
+              errno.EEXIST: "already exists", errno.EDQUOT: "disk quota exceeded"}
 
 
 class RoadedgeError(Exception):
@@ -27,3 +33,13 @@ class ValidationFailed(RoadedgeError):
         self.problems = list(problems)
         n = len(self.problems)
         super().__init__("{} problem{} in {}".format(n, "" if n == 1 else "s", what))
+
+
+def os_reason(err):
+    """A short reason for an OSError: 'disk full', 'permission denied', ... (errno names, not C library text)."""
+    return OS_REASONS.get(getattr(err, "errno", None)) or getattr(err, "strerror", None) or str(err) or type(err).__name__
+
+
+def file_error(path, err, action="write"):
+    """A RoadedgeError for an OSError met while doing `action` on `path`: 'PATH: cannot write (disk full)'."""
+    return RoadedgeError("{}: cannot {} ({})".format(path, action, os_reason(err)))
