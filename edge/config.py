@@ -16,15 +16,16 @@ import os
 import socket
 
 from edge import plugins
-from edge.plugins import Option, at_least, between, check_value, kind_of, with_defaults
-from roadedge.core.errors import RoadedgeError
+from edge.plugins import Option, at_least, between, check_value, kind_of, mapping_of_scores, with_defaults
+from roadedge.core.errors import RoadedgeError, os_reason
 
 PROFILES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "device_profiles")
 DEFAULT_PROFILE = "x86-openvino-cpu"
+MAX_SETTINGS_BYTES = 1 << 20
 
 DETECTION = {
     "min_score": Option(float, 0.5, "global score threshold", check=between(0.0, 1.0)),
-    "class_thresholds": Option(dict, {}, "per-class thresholds by class code, e.g. {D44: 0.6}"),
+    "class_thresholds": Option(dict, {}, "per-class thresholds by class code, e.g. {D44: 0.6}", check=mapping_of_scores()),
     "top_k": Option(int, 100, "at most this many detections per frame (0: no limit)", check=at_least(0)),
     "resize": Option(str, "stretch", "stretch (what SageMaker's SSD trains on) or letterbox",
                      choices=("stretch", "letterbox")),
@@ -84,19 +85,15 @@ def detect_profile():
 
 
 def read_yaml(path):
-    """A YAML mapping from `path`; one-line errors for a missing file, bad YAML or a non-mapping."""
-    import yaml
+    """A YAML mapping from `path`; one-line errors for a missing file, bad YAML or a non-mapping (edge.config_yaml)."""
+    from edge.config_yaml import parse_settings
 
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_SETTINGS_BYTES + 1)
     except OSError as err:
-        raise RoadedgeError("{}: cannot read ({})".format(path, err.strerror or err)) from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = " line {}".format(mark.line + 1) if mark is not None else ""
-        raise RoadedgeError("{}:{} not valid YAML ({})".format(path, where, getattr(err, "problem", None) or err)) \
-            from None
+        raise RoadedgeError("{}: cannot read ({})".format(path, os_reason(err))) from None
+    data = parse_settings(path, data)
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -135,12 +132,17 @@ def _plugin_options(origin, kind, where, type_name):
     return known[type_name].OPTIONS
 
 
-def check_layer(origin, layer, merged):
-    """Check one layer's keys and types; plugin sections against the type the merged configuration selects."""
+def check_top(origin, layer):
+    """The layer's top-level keys and their types, before it is merged with the layers under it."""
     for key, value in layer.items():
         if key not in TOP:
             raise RoadedgeError("{}: {}: unknown key; expected one of {}".format(origin, key, ", ".join(sorted(TOP))))
         check_value("{}: {}".format(origin, key), value, TOP[key])
+
+
+def check_layer(origin, layer, merged):
+    """Check one layer's sections; plugin sections against the type the merged configuration selects."""
+    check_top(origin, layer)
     for kind in ("source", "backend"):
         if kind in layer:
             type_name = merged.get(kind, {}).get("type")
@@ -171,12 +173,14 @@ def load(profile=None, config_file=None, overrides=None):
         layers.append((config_file, read_yaml(config_file)))
     merged = {}
     for origin, layer in layers:  # each layer is checked against the plugin types in force once it applies
+        check_top(origin, layer)
         merged = merge(merged, layer)
         check_layer(origin, layer, merged)
     if callable(overrides):
         overrides = overrides(copy.deepcopy(merged))
     if overrides:
         layers.append(("command line", overrides))
+        check_top("command line", overrides)
         merged = merge(merged, overrides)
         check_layer("command line", overrides, merged)
     origin = " + ".join(o for o, _ in layers)

@@ -42,6 +42,25 @@ def above(low):
     return Check(lambda v: v > low, "more than {}".format(low))
 
 
+def _is(value, kind):
+    return isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
+
+
+def list_of(kind, length=None, low=None):
+    """A list of `kind` values (of `length` items, each >= `low` when given)."""
+    name = {str: "strings", int: "integers", float: "numbers"}.get(kind, kind.__name__)
+    expected = "a list of {}{}{}".format("{} ".format(length) if length else "", name,
+                                         " of at least {}".format(low) if low is not None else "")
+    return Check(lambda v: (length is None or len(v) in (0, length)) and all(
+        _is(item, kind) and (low is None or item >= low) for item in v), expected)
+
+
+def mapping_of_scores():
+    """{name: number in 0..1}: per-class thresholds."""
+    return Check(lambda v: all(isinstance(k, str) and (_is(x, float) or _is(x, int)) and 0 <= x <= 1
+                               for k, x in v.items()), "a mapping of class codes to numbers in 0..1")
+
+
 def discover(package, attribute):
     """{value of `attribute`: module} over the modules of `package` that define it (cached)."""
     key = (package, attribute)

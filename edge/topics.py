@@ -27,6 +27,11 @@ def validate_topic_prefix(prefix, device, where="topic_prefix"):
     if "{device}" in prefix and not device:
         raise RoadedgeError("{}: {!r} uses {{device}} but the device name is empty".format(where, prefix))
     expanded = prefix.replace("{device}", device or "")
+    try:
+        expanded.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise RoadedgeError("{}: {!r}: not valid UTF-8 text (character {!r} at {})".format(
+            where, expanded, expanded[err.start], err.start)) from None
     for char, what in (("+", "the wildcard '+'"), ("#", "the wildcard '#'"), ("\0", "a NUL character")):
         if char in expanded:
             raise RoadedgeError("{}: {!r} contains {} (not allowed in a topic name)".format(where, expanded, what))

@@ -99,6 +99,7 @@ def test_image_key_and_prefix():
 
 def test_the_best_frame_of_an_event_arrives_under_its_key(bucket, tmp_path):
     spool = str(tmp_path / "spool")
+    os.makedirs(spool)  # a spool the profile names must exist
     sink = s3.open({"bucket": BUCKET, "spool": spool}, context())
     assert sink.prefix == "roadedge/rc-car-1/" and not sink.needs_image
     scores = [0.6, 0.65, 0.7, 0.8, 0.9, 0.95, 0.9, 0.8, 0.7, None, 0.6]  # best at frame 5, after the new event
@@ -117,6 +118,7 @@ def test_the_best_frame_of_an_event_arrives_under_its_key(bucket, tmp_path):
 
 def test_tracks_that_never_become_events_upload_nothing(bucket, tmp_path):
     spool = str(tmp_path / "spool")
+    os.makedirs(spool)  # a spool the profile names must exist
     sink = s3.open({"bucket": BUCKET, "spool": spool}, context())
     drive(sink, [None, 0.9, None, None])  # a one-frame false positive
     assert len(sink.held) == 1  # its JPEG is kept while it might still become an event
@@ -142,6 +144,7 @@ def test_unconfirmed_tracks_are_forgotten_after_a_while(tmp_path):
 
 def test_with_s3_unreachable_the_jpeg_waits_in_the_spool_for_the_next_open(aws_env, tmp_path):
     spool = str(tmp_path / "spool")
+    os.makedirs(spool)  # a spool the profile names must exist
     options = {"bucket": BUCKET, "spool": spool, "endpoint_url": "http://127.0.0.1:{}".format(closed_port()),
                "drain_timeout_s": 20.0}
     sink = s3.open(options, context())

@@ -63,6 +63,7 @@ def decoded_shape(jpeg):
 
 def test_jsonl_appends_one_flushed_line_per_message_to_a_file(tmp_path):
     path = tmp_path / "out" / "sub" / "detections.jsonl"
+    path.parent.mkdir(parents=True)  # sinks never create folders
     sink = jsonl.open({"path": str(path)}, context())
     assert sink.needs_image is False
     sink.write(result(0))
@@ -239,6 +240,7 @@ def read_available(fd):
 
 def test_fifo_without_a_reader_skips_frames_without_blocking(tmp_path):
     path = tmp_path / "deeplens" / "results.mjpeg"
+    path.parent.mkdir(parents=True)  # sinks never create folders
     sink = fifo.open({"path": str(path)}, context())
     assert stat.S_ISFIFO(os.stat(str(path)).st_mode) and sink.needs_image
     started = time.monotonic()
@@ -340,6 +342,7 @@ def test_fifo_reader_that_leaves_is_waited_for_again(tmp_path):
 
 def test_record_writes_an_mp4_under_its_name_only_when_complete(tmp_path):
     path = tmp_path / "videos" / "run.mp4"
+    path.parent.mkdir(parents=True)  # sinks never create folders
     sink = record.open({"path": str(path)}, context(source_fps=10.0))
     assert sink.needs_image
     for index in range(12):
@@ -366,3 +369,17 @@ def test_record_options(tmp_path):
     sink.close()
     assert list(tmp_path.iterdir()) == []  # nothing recorded, nothing left
     assert record.open({"path": str(tmp_path / "b.mp4"), "fps": 25}, context(source_fps=10.0)).fps == 25.0
+
+
+@pytest.mark.parametrize("kind, options", [("jsonl", {}), ("record", {}), ("fifo", {}), ("s3", {"bucket": "b"})])
+def test_a_sink_never_creates_missing_folders(tmp_path, kind, options):
+    from edge import plugins
+    from roadedge.core.errors import RoadedgeError
+
+    missing = tmp_path / "typo" / "deeper"
+    key = "spool" if kind == "s3" else "path"
+    target = str(missing) if kind == "s3" else str(missing / "out.file")
+    with pytest.raises(RoadedgeError) as err:
+        plugins.plugin("sink", kind).open(dict(options, **{key: target}), {"device": "d"})
+    assert str(missing) in str(err.value) and ("does not exist" in str(err.value) or "no such folder" in str(err.value))
+    assert not (tmp_path / "typo").exists()

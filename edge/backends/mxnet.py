@@ -13,7 +13,7 @@ import os
 import numpy as np
 
 from edge.backends.base import SyncBackend
-from edge.plugins import Option, at_least
+from edge.plugins import Option, at_least, list_of
 from roadedge.core.errors import RoadedgeError
 from roadedge.core.model_metadata import ModelInfo
 
@@ -21,8 +21,9 @@ TYPE = "mxnet"
 OPTIONS = {
     "model": Option(str, "", "model.tar.gz, or an MXNet prefix (PREFIX-symbol.json + PREFIX-EPOCH.params)"),
     "epoch": Option(int, 0, "params epoch of a prefix"),
-    "input_size": Option(list, [], "[width, height] of the network input (default: hyperparams image_shape)"),
-    "labels": Option(list, [], "class names in class-id order (default: hyperparams class_names)"),
+    "input_size": Option(list, [], "[width, height] of the network input (default: hyperparams image_shape)",
+                         check=list_of(int, 2, low=1)),
+    "labels": Option(list, [], "class names in class-id order (default: hyperparams class_names)", check=list_of(str)),
     "threads": Option(int, 0, "OMP threads for MXNet (0: its default)", check=at_least(0)),
 }
 

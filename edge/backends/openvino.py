@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from edge.backends.base import Backend
-from edge.plugins import Option, at_least
+from edge.plugins import Option, at_least, list_of
 from roadedge.core.errors import RoadedgeError
 from roadedge.core.fsutil import sha256_file
 from roadedge.core.model_metadata import ModelInfo, read_metadata
@@ -32,8 +32,9 @@ OPTIONS = {
     "requests": Option(int, 2, "asynchronous infer requests in flight (1: synchronous; 0: the device's optimal number)",
                        check=at_least(0)),
     "cache_dir": Option(str, "", "OpenVINO model cache folder (compiled blobs; speeds up later starts)"),
-    "input_size": Option(list, [], "[width, height] for ONNX or MXNet models without metadata"),
-    "labels": Option(list, [], "class names in class-id order, for models without metadata"),
+    "input_size": Option(list, [], "[width, height] for ONNX or MXNet models without metadata",
+                         check=list_of(int, 2, low=1)),
+    "labels": Option(list, [], "class names in class-id order, for models without metadata", check=list_of(str)),
 }
 
 

@@ -16,6 +16,18 @@ A sink plugin is one file in edge/sinks/ defining `TYPE`, `OPTIONS` and
                   sink's object key, carried in events), or None
     close()       flush and release; called once at the end, also after errors.
 """
+from roadedge.core.errors import RoadedgeError
+
+
+def require_folder(path, where):
+    """The folder a sink writes `path` into must exist: a typo in a path must not create folders anywhere (the
+    runtime often runs as root). RoadedgeError naming the sink, the path and the folder otherwise."""
+    import os
+
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise RoadedgeError("{}: {}: folder {} does not exist (create it, or choose another path)".format(
+            where, path, folder))
 
 
 class Sink(object):

@@ -26,7 +26,7 @@ import time
 import cv2
 
 from edge.plugins import Option, at_least, between, checked
-from edge.sinks.base import Sink
+from edge.sinks.base import Sink, require_folder
 from roadedge.core.errors import RoadedgeError
 
 TYPE = "fifo"
@@ -44,12 +44,12 @@ _DONE, _PARTIAL, _BLOCKED, _GONE = "done", "partial", "blocked", "gone"
 
 
 def make_fifo(path):
-    """Create the FIFO (and its folder) unless it exists; RoadedgeError when something else is there."""
+    """Create the FIFO unless it exists (its folder must); RoadedgeError when something else is there."""
     try:
         info = os.stat(path)
     except FileNotFoundError:
+        require_folder(path, "fifo sink")
         try:
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             os.mkfifo(path, 0o666)
         except FileExistsError:
             pass

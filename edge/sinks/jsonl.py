@@ -13,8 +13,8 @@ import os
 import sys
 
 from edge.plugins import Option, checked
-from edge.sinks.base import Sink
-from roadedge.core.errors import RoadedgeError
+from edge.sinks.base import Sink, require_folder
+from roadedge.core.errors import RoadedgeError, os_reason
 
 TYPE = "jsonl"
 OPTIONS = {
@@ -90,10 +90,9 @@ def open(options, context):
     if path == "-":
         return JsonlSink(None, "-", context.get("log"), context.get("stop"))
     path = os.path.expanduser(path)
-    folder = os.path.dirname(os.path.abspath(path))
+    require_folder(path, "jsonl sink")
     try:
-        os.makedirs(folder, exist_ok=True)
         stream = io.open(path, "a", encoding="utf-8", newline="\n")
     except OSError as err:
-        raise RoadedgeError("jsonl sink: {}: {}".format(path, err.strerror or err)) from None
+        raise RoadedgeError("jsonl sink: {}: cannot write ({})".format(path, os_reason(err))) from None
     return JsonlSink(stream, path, context.get("log"), context.get("stop"))

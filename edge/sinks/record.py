@@ -14,7 +14,7 @@ import tempfile
 import cv2
 
 from edge.plugins import Option, at_least, checked
-from edge.sinks.base import Sink
+from edge.sinks.base import Sink, require_folder
 from roadedge.core.errors import RoadedgeError
 
 TYPE = "record"
@@ -109,8 +109,5 @@ def open(options, context):
     fps = float(options["fps"] or 0.0)
     if fps == 0:
         fps = float(context.get("source_fps") or 0.0) or DEFAULT_FPS
-    try:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    except OSError as err:
-        raise RoadedgeError("record sink: {}: cannot create its folder: {}".format(path, err.strerror or err)) from None
+    require_folder(path, "record sink")
     return RecordSink(path, fps, context.get("log"))

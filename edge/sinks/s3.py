@@ -281,6 +281,9 @@ def open(options, context):
         raise RoadedgeError("s3 sink: bucket: required (the bucket the events' best frames go to)")
     prefix = normalise_prefix(options["prefix"], context.get("device") or "")
     spool = os.path.abspath(os.path.expanduser(options["spool"] or DEFAULT_SPOOL))
+    if options["spool"] and not os.path.isdir(spool):  # the default folder is ours to make, a given one is not
+        raise RoadedgeError("s3 sink: spool: {}: no such folder (create it, or leave spool empty for {})".format(
+            spool, DEFAULT_SPOOL))
     try:
         os.makedirs(os.path.join(spool, bucket), exist_ok=True)
     except OSError as err:

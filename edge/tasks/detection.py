@@ -31,6 +31,10 @@ class DetectionDecoder(object):
         self.read = READERS[model.output_format]
         if model.output_format == "awscam_ssd":  # parseResult's boxes are in model-input pixels
             self.read = partial(decode_awscam_ssd, input_size=model.input_size)
+        unknown = sorted(set(settings["class_thresholds"]) - set(model.labels))
+        if unknown:
+            raise RoadedgeError("detection.class_thresholds: {}: not a class of model {} (its classes: {})".format(
+                ", ".join(unknown), model.name, ", ".join(model.labels)))
         self.keep = DetectionFilter(model.labels, settings["min_score"], settings["class_thresholds"],
                                     settings["top_k"] or None, model.label_offset)
 
