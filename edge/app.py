@@ -22,6 +22,8 @@ class Runtime(object):
         self.stop = threading.Event()
 
     def close(self):
+        if self.pipeline is not None:  # the watchdog may have opened the source or backend again
+            self.source, self.backend = self.pipeline.source, self.pipeline.backend
         for sink in reversed(self.sinks):
             try:
                 sink.close()
@@ -40,6 +42,12 @@ def _section(section):
     return {key: value for key, value in section.items() if key != "type"}
 
 
+def _opener(kind, section, context):
+    """A function that opens the configured plugin of `kind` (again, when the watchdog asks)."""
+    module = plugins.plugin(kind, section["type"])
+    return lambda: module.open(_section(section), context)
+
+
 def build(config, extra_sinks=()):
     """Open everything the configuration names; on any failure close what was opened and re-raise."""
     runtime = Runtime()
@@ -47,14 +55,16 @@ def build(config, extra_sinks=()):
     context = {"log": log, "stop": runtime.stop, "device": config["device_name"], "source_fps": None,
                "boot_id": boot_id}
     try:
-        runtime.backend = plugins.plugin("backend", config["backend"]["type"]).open(_section(config["backend"]), context)
-        runtime.source = plugins.plugin("source", config["source"]["type"]).open(_section(config["source"]), context)
+        open_backend = _opener("backend", config["backend"], context)
+        open_source = _opener("source", config["source"], context)
+        runtime.backend = open_backend()
+        runtime.source = open_source()
         context["source_fps"] = getattr(runtime.source, "fps", None)
         for section in config["outputs"]:
             runtime.sinks.append(plugins.plugin("sink", section["type"]).open(_section(section), context))
         runtime.sinks.extend(extra_sinks)
         runtime.pipeline = Pipeline(runtime.source, runtime.backend, runtime.sinks, config, stop_event=runtime.stop,
-                                    boot_id=boot_id)
+                                    boot_id=boot_id, reopen={"capture": open_source, "inference": open_backend})
         if any(hasattr(sink, "add_route") for sink in runtime.sinks):
             from edge.metrics import attach
 

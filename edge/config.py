@@ -37,6 +37,10 @@ PIPELINE = {
                           choices=("auto", "always", "never")),
     "publish_empty": Option(bool, False, "also emit a detections message for frames with no detections"),
     "stats_interval": Option(float, 10.0, "seconds between stats snapshots (log and `stats` messages)"),
+    "watchdog_s": Option(float, 10.0, "a capture or inference that has not returned after this many seconds is "
+                         "reopened (0: no watchdog)", check=at_least(0)),
+    "watchdog_restarts": Option(int, 3, "after this many stalls in a row the run exits with code 3 (for systemd to "
+                                "restart it)", check=at_least(0)),
 }
 EVENTS = {
     "enabled": Option(bool, True, "turn detections into damage events (new / update / end) with an IoU tracker"),

@@ -22,7 +22,7 @@ DETECTIONS_SCHEMA = "roadedge.detections/1"
 EVENTS_SCHEMA = "roadedge.events/1"
 STATS_SCHEMA = "roadedge.stats/1"
 STATUS_SCHEMA = "roadedge.status/1"
-STATUS_STATES = ("online", "offline", "stopped")
+STATUS_STATES = ("online", "stalled", "offline", "stopped")
 KINDS = ("detections", "events", "stats")
 
 
@@ -134,7 +134,8 @@ class Envelope(object):
         return message
 
     def status(self, *, state, timestamp=None):
-        """roadedge.status/1, retained: online, offline (the last will) or stopped."""
+        """roadedge.status/1, retained: online, stalled (the watchdog reopens a part), offline (the last will) or
+        stopped."""
         if state not in STATUS_STATES:
             raise ValueError("status state {!r}; expected one of {}".format(state, ", ".join(STATUS_STATES)))
         message = self._head(STATUS_SCHEMA, None, time.time() if timestamp is None else timestamp)

@@ -14,101 +14,24 @@ import threading
 import time
 import uuid
 
+from edge.backends.base import InferenceStalled
+from edge.capture import WAITING, Capture, StageTimes
 from edge.messages import Envelope
 from edge.processing.geometry import Resize
 from edge.sinks.base import FrameResult
 from edge.tasks import task_for
+from edge.watchdog import Watchdog, WatchdogExpired
 
 log = logging.getLogger("roadedge.pipeline")
-STAGES = ("capture", "preprocess", "infer", "decode", "annotate", "sinks")
-
-
-class StageTimes(object):
-    """Per-stage milliseconds: totals for means, plus a window of recent values for percentiles."""
-
-    def __init__(self, window=512):
-        self.total = collections.defaultdict(float)
-        self.count = collections.defaultdict(int)
-        self.recent = collections.defaultdict(lambda: collections.deque(maxlen=window))
-
-    def add(self, stage, ms):
-        self.total[stage] += ms
-        self.count[stage] += 1
-        self.recent[stage].append(ms)
-
-    def summary(self):
-        out = {}
-        for stage in STAGES + tuple(s for s in self.total if s not in STAGES):
-            if self.count.get(stage):
-                values = sorted(self.recent[stage])
-                out[stage] = {"mean": round(self.total[stage] / self.count[stage], 3),
-                              "p50": round(values[len(values) // 2], 3),
-                              "p95": round(values[min(len(values) - 1, int(len(values) * 0.95))], 3)}
-        return out
-
-
-class Capture(threading.Thread):
-    """Reads the source into a bounded queue; drop-oldest when `drop` is set and the queue is full."""
-
-    def __init__(self, source, size, drop, stop, times):
-        threading.Thread.__init__(self, name="roadedge-capture", daemon=True)
-        self.source, self.drop, self.stop, self.times = source, drop, stop, times
-        self.frames = collections.deque()
-        self.size = size
-        self.cond = threading.Condition()
-        self.finished, self.error, self.dropped, self.read_count = False, None, 0, 0
-
-    def run(self):
-        try:
-            while not self.stop.is_set():
-                started = time.perf_counter()
-                frame = self.source.read()
-                if frame is None:
-                    break
-                ms = (time.perf_counter() - started) * 1000.0
-                with self.cond:
-                    self.times.add("capture", ms)
-                    self.read_count += 1
-                    while len(self.frames) >= self.size and not self.drop and not self.stop.is_set():
-                        self.cond.wait(0.1)
-                    if self.stop.is_set():
-                        break
-                    if len(self.frames) >= self.size:
-                        self.frames.popleft()
-                        self.dropped += 1
-                    self.frames.append(frame)
-                    self.cond.notify_all()
-        except Exception as err:  # the main thread reports it
-            self.error = err
-        finally:
-            with self.cond:
-                self.finished = True
-                self.cond.notify_all()
-
-    def get(self):
-        """The next frame, or None when the source has ended (or stop was set)."""
-        with self.cond:
-            while not self.frames and not self.finished and not self.stop.is_set():
-                self.cond.wait(0.1)
-            if not self.frames:
-                return None
-            frame = self.frames.popleft()
-            self.cond.notify_all()
-            return frame
-
-    def ready(self):
-        """True when a frame is waiting (or the source has ended), so get() would not block."""
-        with self.cond:
-            return bool(self.frames) or self.finished
-
-    def depth(self):
-        with self.cond:
-            return len(self.frames)
 
 
 class Pipeline(object):
-    def __init__(self, source, backend, sinks, config, stop_event=None, clock=time.time, boot_id=None):
+    def __init__(self, source, backend, sinks, config, stop_event=None, clock=time.time, boot_id=None, reopen=None):
+        """`reopen`: {"capture": () -> a new source, "inference": () -> a new backend}, what the watchdog uses."""
         self.source, self.backend, self.sinks, self.config = source, backend, list(sinks), config
+        self.reopen = dict(reopen or {})
+        self.watchdog = Watchdog(config["pipeline"]["watchdog_s"], config["pipeline"]["watchdog_restarts"])
+        self.lost_frames, self.recovering = 0, False
         self.model = backend.model  # ModelInfo: the decoder, its filter and the annotator come from it
         task = task_for(self.model)
         self.decode = task.decoder(self.model, config["detection"])
@@ -171,9 +94,14 @@ class Pipeline(object):
         return {"frame": frame, "resize": resize, "handle": handle,
                 "preprocess": (time.perf_counter() - started) * 1000.0}
 
-    def _finish(self, job):
+    def _finish(self, job, pending=()):
         frame, timings = job["frame"], {"preprocess": job["preprocess"]}
-        raw, timings["infer"] = self.backend.collect(job["handle"])
+        try:
+            raw, timings["infer"] = self.backend.collect(job["handle"], self.watchdog.limit_s or None)
+        except InferenceStalled:
+            self._reopen("inference", self.watchdog.limit_s, pending)
+            self.lost_frames += 1
+            return None
         started = time.perf_counter()
         found = self.decode(raw, job["resize"])
         now = self.clock()
@@ -201,6 +129,10 @@ class Pipeline(object):
         for listener in self.listeners:
             listener(result)
         self.frames_done += 1
+        self.watchdog.frame_done()
+        if self.recovering:
+            self.recovering = False
+            self._publish_status("online")
         if self.frames_done == 1:
             self.first_done = time.perf_counter()  # compile and the first inference end here
         self.detections += len(found)
@@ -274,6 +206,37 @@ class Pipeline(object):
                 self.sink_errors[name] += 1
         result.timings["sinks"] = (time.perf_counter() - started) * 1000.0
 
+    def _reopen(self, part, seconds, pending):
+        """The watchdog's remedy for a stalled `part`: count it (WatchdogExpired after too many in a row), say so in
+        the status, and open the part again; the frames in flight are lost (counted)."""
+        self.watchdog.stalled(part, seconds)
+        self._publish_status("stalled")
+        self.recovering = True
+        if part not in self.reopen:
+            raise WatchdogExpired("watchdog: the {} stalled and this run cannot reopen it".format(part))
+        if part == "capture":
+            self.capture.abandon()
+            _close_in_background(self.source)
+            self.source = self.reopen[part]()
+            self._start_capture()
+        else:
+            self.lost_frames += len(pending)
+            pending.clear()
+            _close_in_background(self.backend)
+            self.backend = self.reopen[part]()
+
+    def _start_capture(self):
+        self.capture = Capture(self.source, self.config["pipeline"]["queue"], self._drop(), self.stop_event, self.times)
+        self.capture.start()
+
+    def _publish_status(self, state):
+        message = self.envelope.status(state=state, timestamp=self.clock())
+        for sink in self.sinks:
+            try:
+                sink.publish_status(message)
+            except Exception as err:  # the status is best effort; the frames go on
+                log.warning("sink %s could not publish the status: %s", type(sink).__name__, err)
+
     def current_fps(self):
         if len(self.fps_window) < 2:
             return None
@@ -283,25 +246,28 @@ class Pipeline(object):
     def run(self):
         """Run until the source ends, `frames` are done, or stop(); returns the summary dict."""
         limit = self.config["pipeline"]["frames"]
-        self.capture = Capture(self.source, self.config["pipeline"]["queue"], self._drop(), self.stop_event, self.times)
         self.started = time.perf_counter()
-        self.capture.start()
+        self._start_capture()
         pending = collections.deque()
         submitted = 0
         try:
             while not self.stop_event.is_set() and not (limit and submitted >= limit):
                 if pending and (len(pending) >= max(1, int(self.backend.requests))
                                 or not self.capture.ready()):
-                    self._finish(pending.popleft())  # a full ring, or nothing new yet: finish the oldest now
+                    self._finish(pending.popleft(), pending)  # a full ring, or nothing new yet: finish the oldest
                     continue
-                frame = self.capture.get()
+                frame = self.capture.get(timeout=0.25 if self.watchdog.enabled else None)
+                if frame is WAITING:
+                    if self.capture.stalled_for() > self.watchdog.limit_s:
+                        self._reopen("capture", self.capture.stalled_for(), pending)
+                    continue
                 if frame is None:
                     break
                 self.backend.prepare(self._input_frame_size(frame))  # e.g. compile for this size before submitting
                 pending.append(self._start(frame))
                 submitted += 1
             while pending:
-                self._finish(pending.popleft())
+                self._finish(pending.popleft(), pending)
             self.finish_events()
         finally:
             self.stop_event.set()
@@ -321,5 +287,17 @@ class Pipeline(object):
                 if self.first_done and self.frames_done > 1 and end > self.first_done else None,
                 "detections": self.detections, "messages": self.envelope.count("detections"),
                 "events": self.envelope.count("events"),
-                "dropped": self.capture.dropped if self.capture else 0,
+                "dropped": self.capture.dropped if self.capture else 0, "lost": self.lost_frames,
+                "stalls": self.watchdog.stats(),
                 "sink_errors": dict(self.sink_errors), "stages_ms": self.times.summary()}
+
+
+def _close_in_background(part):
+    """Close a part the watchdog gave up on without waiting for it: a stalled device may never return."""
+    def close():
+        try:
+            part.close()
+        except Exception as err:  # it was stalled; closing it is best effort
+            log.debug("closing the stalled %s failed: %s", type(part).__name__, err)
+
+    threading.Thread(target=close, name="roadedge-close-stalled", daemon=True).start()

@@ -154,9 +154,9 @@ def test_live_sources_drop_the_oldest_frames_and_files_drop_none(live):
     runtime.source = runtime.pipeline.source = InstantFrames(live)
     slow = runtime.pipeline.backend.collect
 
-    def slow_wait(handle):  # inference made slower than capture, as on a device
+    def slow_wait(handle, timeout_s=None):  # inference made slower than capture, as on a device
         time.sleep(0.01)
-        return slow(handle)
+        return slow(handle, timeout_s)
 
     runtime.pipeline.backend.collect = slow_wait
     try:

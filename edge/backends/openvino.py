@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from edge.backends.base import Backend
+from edge.backends.base import Backend, InferenceStalled
 from edge.plugins import Option, at_least, list_of
 from roadedge.core.errors import RoadedgeError
 from roadedge.core.fsutil import sha256_file
@@ -124,8 +124,10 @@ class OpenVinoBackend(Backend):
         request.start_async({0: np.ascontiguousarray(image)[None]})  # BGR u8 NHWC, the frame as it came
         return request
 
-    def collect(self, request):
-        """(raw output array, the inference's own milliseconds)."""
+    def collect(self, request, timeout_s=None):
+        """(raw output array, the inference's own milliseconds); InferenceStalled after timeout_s."""
+        if timeout_s and not request.wait_for(int(timeout_s * 1000)):
+            raise InferenceStalled("inference did not return within {:g} s".format(timeout_s))
         request.wait()
         return request.get_output_tensor(0).data.copy(), float(request.latency)
 

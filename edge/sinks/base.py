@@ -14,6 +14,8 @@ A sink plugin is one file in edge/sinks/ defining `TYPE`, `OPTIONS` and
     stats()       its counters for the stats message and Prometheus, or None
     image_key(boot_id, track_id)   where it keeps a damage track's best frame (the S3
                   sink's object key, carried in events), or None
+    publish_status(message)   the runtime's state changed (the watchdog); MQTT publishes it
+                  retained on its status topic
     close()       flush and release; called once at the end, also after errors.
 """
 from roadedge.core.errors import RoadedgeError
@@ -44,6 +46,10 @@ class Sink(object):
 
     def image_key(self, boot_id, track_id):
         return None
+
+    def publish_status(self, message):
+        """A roadedge.status/1 message when the runtime's state changes (the watchdog: stalled, online again);
+        sinks with a status topic publish it, retained."""
 
     def close(self):
         """Nothing to release by default."""

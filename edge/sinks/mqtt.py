@@ -2,8 +2,8 @@
 
 Topics under `topic_prefix` (default roadedge/<device>): `detections` (the same
 compact JSON the JSON-lines sink writes for that frame), `events`, `stats`, and
-`status` (retained: `online` on connect, `offline` as the last will, `stopped`
-on a clean exit). MQTT 3.1.1 (what AWS IoT speaks), QoS 1, client id = the
+`status` (retained: `online` on connect, `stalled` while the watchdog reopens a
+part, `offline` as the last will, `stopped` on a clean exit). MQTT 3.1.1 (what AWS IoT speaks), QoS 1, client id = the
 thing name (the device name unless `client_id` is set), TLS with a client
 certificate (port 8883, or 443 with ALPN x-amzn-mqtt-ca).
 
@@ -105,7 +105,8 @@ class MqttSink(Sink):
     def __init__(self, client, outbox, prefix, device, boot_id, options, log):
         self.client, self.outbox, self.log = client, outbox, log
         self.device, self.boot_id = device, boot_id
-        self.envelope = Envelope(device, boot_id)  # status messages: online, stopped
+        self.envelope = Envelope(device, boot_id)  # status messages: online, stalled, stopped
+        self.state = "online"  # what the status topic says while connected (the watchdog sets stalled)
         self.client_id = options["client_id"] or device
         self.where = "{}:{}".format(options["host"], options["port"])
         self.topics = {kind: topics.topic(prefix, kind) for kind in topics.KINDS}
@@ -139,6 +140,15 @@ class MqttSink(Sink):
         if items:
             self.outbox.put_many(items)
             self._notify()
+
+    def publish_status(self, message):
+        """The runtime's state changed (watchdog): retained on the status topic now if connected, and again on
+        every reconnect."""
+        self.state = message["state"]
+        with self._cond:
+            connected = self._connected
+        if connected and not self._closed:
+            self.client.publish(self.topics["status"], to_json(message), 1, True)
 
     def stats(self):
         """Counters for the stats message and Prometheus."""
@@ -177,7 +187,7 @@ class MqttSink(Sink):
             self._failed("connection refused by the broker: {}".format(str(reason_code).lower()), True)
             return
         client.drop_out_messages()  # their rows are still in the outbox: the sender sends them again, in order
-        client.publish(self.topics["status"], to_json(self.envelope.status(state="online")), 1, True)
+        client.publish(self.topics["status"], to_json(self.envelope.status(state=self.state)), 1, True)
         with self._cond:
             first, self._ever_connected, self._connected = not self._ever_connected, True, True
             self._generation += 1
