@@ -2,8 +2,8 @@
 
 A pipeline listener: `observe(result)` per frame feeds the stage histograms,
 and `refresh(pipeline)` (per frame, cheap) copies the counters that the
-pipeline and the sinks keep (dropped frames, outbox depth, publish failures,
-reconnects) into gauges. prometheus_client is imported here only, so the
+pipeline and the sinks keep (dropped frames, outbox depth, drops and messages
+not stored, publish failures, reconnects) into gauges. prometheus_client is imported here only, so the
 device path (lambda_function.py) never needs it.
 """
 STAGE_BUCKETS = (0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000)  # milliseconds
@@ -30,6 +30,8 @@ class RuntimeMetrics(object):
                             ["sink"], registry=self.registry)
         self.outbox_dropped = Gauge("roadedge_outbox_dropped", "messages the outbox dropped (size or age limit)",
                                     ["sink"], registry=self.registry)
+        self.outbox_not_stored = Gauge("roadedge_outbox_not_stored", "messages the outbox could not store (disk full, "
+                                       "read-only, I/O error): lost", ["sink"], registry=self.registry)
         self.publish_failures = Gauge("roadedge_publish_failures", "publishes that failed", ["sink"],
                                       registry=self.registry)
         self.reconnects = Gauge("roadedge_reconnects", "broker reconnections", ["sink"], registry=self.registry)
@@ -56,6 +58,7 @@ class RuntimeMetrics(object):
                 continue
             name = getattr(sink, "TYPE", None) or type(sink).__name__
             for key, gauge in (("outbox_depth", self.outbox), ("outbox_dropped", self.outbox_dropped),
+                               ("outbox_not_stored", self.outbox_not_stored),
                                ("publish_failures", self.publish_failures), ("reconnects", self.reconnects)):
                 if key in stats:
                     gauge.labels(sink=name).set(stats[key])

@@ -17,6 +17,20 @@ consistent, but the last transactions before the loss (those not yet
 checkpointed / synced by the OS) may be missing. synchronous=FULL would close
 that window at the price of an fsync per message, which an SD card pays dearly for.
 
+Storage faults: when the file cannot be written (disk full, read-only, I/O
+error), a put stores nothing and does not raise: its messages are counted
+(`not_stored`, this run; kept in memory, as the file cannot take it) and the
+fault is logged by name once when it starts ("outbox PATH: disk full, N
+messages not stored"), then at most once a minute with the running count, and
+once more when storing works again (nothing is retried: the next put simply
+tries). An acknowledgement whose DELETE fails is kept and tried again with the
+next one; those rows stay on disk meanwhile (and may be sent once more after a
+reconnect). After any failed transaction the outbox rolls back only if SQLite
+has not already done so, and re-reads its count and size from the file: depth()
+is what is on disk. Any other SQLite error of a put is a RoadedgeError naming
+the outbox. `limit_pages(n)` caps the file (PRAGMA max_page_count) so tests
+can fill it without filling a disk.
+
 Thread-safe: one connection guarded by a lock (the pipeline thread puts, a
 sender thread reads and acks). One process per outbox file.
 """
@@ -37,10 +51,35 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
 )
 DROP_LOG_INTERVAL = 60.0  # seconds between two "dropped" log lines while dropping goes on
+FAULT_LOG_INTERVAL = 60.0  # seconds between two "N messages not stored" lines while the storage fault goes on
+STORAGE_FAULTS = (  # SQLite primary result code, its message (Python < 3.11 has only the message), the name we log
+    (13, "database or disk is full", "disk full"),  # SQLITE_FULL: ENOSPC (a short write), or max_page_count reached
+    (8, "readonly database", "read-only"),  # SQLITE_READONLY: a read-only file or file system (at open or a new file)
+    (10, "disk i/o error", "I/O error"),  # SQLITE_IOERR: any other failed write (EIO, EDQUOT, EROFS after a remount)
+    (14, "unable to open database file", "cannot open its files"),  # SQLITE_CANTOPEN: e.g. the -wal or -shm file
+)
+
+
+def storage_fault(err):
+    """The name of the storage fault an sqlite3.Error reports ('disk full', 'read-only', 'I/O error', 'cannot open
+    its files'), or None for any other error (locked, corrupt, a bug)."""
+    if not isinstance(err, sqlite3.Error):
+        return None
+    code = getattr(err, "sqlite_errorcode", None)  # Python 3.11+; the extended code: the primary is its low byte
+    text = str(err).lower()
+    for primary, message, name in STORAGE_FAULTS:
+        if (code is not None and code & 0xFF == primary) or message in text:
+            return name
+    return None
+
+
+def _plural(n, word="message"):
+    return "{} {}{}".format(n, word, "" if n == 1 else "s")
 
 
 class Outbox(object):
-    def __init__(self, path, max_bytes=64 << 20, max_age_s=7 * 86400.0, log=None, clock=time.time):
+    def __init__(self, path, max_bytes=64 << 20, max_age_s=7 * 86400.0, log=None, clock=time.time, max_pages=None):
+        """`max_pages`: limit_pages(max_pages) at once (tests: a file that fills up without filling a disk)."""
         self.path = path
         self.max_bytes = int(max_bytes)
         self.max_age_s = float(max_age_s)
@@ -50,6 +89,11 @@ class Outbox(object):
         self._last_expiry = 0.0
         self._unlogged_drops = 0
         self._last_drop_log = self._drop_reason = None
+        self._stale = False  # the count and size could not be re-read after a failed transaction: try again
+        self._fault = None  # while puts fail: {"name", "since", "count", "at"} (this episode; "at": last logged)
+        self._delete_fault = None  # the fault's name while deleting acknowledged rows fails
+        self._undeleted = []  # acknowledged ids whose DELETE failed: tried again with the next ack()
+        self._not_stored, self._fault_names = 0, []
         if path != ":memory:":
             folder = os.path.dirname(os.path.abspath(path))
             try:
@@ -65,12 +109,15 @@ class Outbox(object):
                 self._db.execute(statement)
             self._db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('dropped', 0)")
             count, total = self._db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM messages").fetchone()
+            self._dropped = int(self._db.execute("SELECT value FROM meta WHERE key = 'dropped'").fetchone()[0])
         except sqlite3.Error as err:
             raise RoadedgeError("outbox {}: cannot open it as SQLite ({})".format(path, err)) from None
         self.journal_mode = mode.lower()
         if self.journal_mode != "wal" and path != ":memory:":
             self.log.warning("outbox %s: WAL mode unavailable (journal mode %s)", path, mode)
         self._count, self._bytes = int(count), int(total)
+        if max_pages:
+            self.limit_pages(max_pages)
         if self._count:
             self.log.info("outbox %s: %d messages (%.1f kB) from an earlier run are sent first", path, self._count,
                           self._bytes / 1024.0)
@@ -80,44 +127,99 @@ class Outbox(object):
 
     # -- writing ------------------------------------------------------------------------------------------------
     def put(self, topic, payload, qos=1, retain=False):
-        """Store one message; committed when this returns. Returns its id (None if it was too big to keep)."""
+        """Store one message; committed when this returns. Returns its id (None if it was not stored: too big to
+        keep, or the storage failed)."""
         ids = self.put_many([(topic, payload, qos, retain)])
         return ids[0]
 
     def put_many(self, items):
-        """Store (topic, payload[, qos[, retain]]) items in one transaction; their ids (None: too big, dropped)."""
+        """Store (topic, payload[, qos[, retain]]) items in one transaction; their ids (None: not stored). A storage
+        fault (disk full, read-only, I/O error) stores none of them, counts them in not_stored and does not raise;
+        any other SQLite error is a RoadedgeError naming the outbox."""
         now = self.clock()
-        ids = []
+        rows = [_row(item) for item in items]
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                for item in items:
-                    topic, payload = item[0], item[1]
-                    qos = item[2] if len(item) > 2 else 1
-                    retain = item[3] if len(item) > 3 else False
-                    if isinstance(payload, str):
-                        payload = payload.encode("utf-8")
-                    size = len(payload) + len(topic)
-                    if size > self.max_bytes:
-                        self._count_drops(1, "a message of {} bytes is larger than the whole outbox".format(size))
-                        ids.append(None)
-                        continue
-                    cursor = self._db.execute(
-                        "INSERT INTO messages (topic, payload, qos, retain, created, size) VALUES (?, ?, ?, ?, ?, ?)",
-                        (topic, sqlite3.Binary(payload), int(qos), int(bool(retain)), now, size))
-                    ids.append(cursor.lastrowid)
-                    self._count += 1
-                    self._bytes += size
-                if self._bytes > self.max_bytes:
-                    self._drop_oldest_over_size()
-                self._expire()
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                self._resync()
-                raise
+                ids = self._write(lambda: self._insert(rows, now))
+            except sqlite3.Error as err:
+                fault = storage_fault(err)
+                if fault is None:
+                    raise RoadedgeError("outbox {}: {} not stored ({})".format(self.path, _plural(len(rows)), err)) \
+                        from None
+                notes = self._failed_to_store(fault, len(rows), err)
+                ids = [None] * len(rows)
+            else:
+                notes = self._storing_again()
+        self._emit(notes)
         self._maybe_log_drops()
         return ids
+
+    def _insert(self, rows, now):
+        ids = []
+        for topic, payload, qos, retain, size in rows:
+            if size > self.max_bytes:
+                self._count_drops(1, "a message of {} bytes is larger than the whole outbox".format(size))
+                ids.append(None)
+                continue
+            cursor = self._db.execute(
+                "INSERT INTO messages (topic, payload, qos, retain, created, size) VALUES (?, ?, ?, ?, ?, ?)",
+                (topic, sqlite3.Binary(payload), qos, retain, now, size))
+            ids.append(cursor.lastrowid)
+            self._count += 1
+            self._bytes += size
+        if self._bytes > self.max_bytes:
+            self._drop_oldest_over_size()
+        self._expire()
+        return ids
+
+    def _write(self, work):
+        """work() in one write transaction (the caller holds the lock). On any error: roll back, unless SQLite has
+        already done so (it does on SQLITE_FULL and some I/O errors), forget the drops counted inside, re-read the
+        count and size from the file (the in-memory ones may be off), and re-raise the error."""
+        before = self._unlogged_drops, self._drop_reason, self._dropped
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            result = work()
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._unlogged_drops, self._drop_reason, self._dropped = before
+            try:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+            except sqlite3.Error as err:  # nothing more to undo: the error that matters is the one re-raised
+                self.log.debug("outbox %s: rollback failed: %s", self.path, err)
+            self._resync()
+            raise
+        return result
+
+    def _failed_to_store(self, fault, n, err):
+        """Count n messages not stored; the log lines due: at the start of a fault, then once a minute at most."""
+        self._not_stored += n
+        if fault not in self._fault_names:
+            self._fault_names.append(fault)
+        now, episode = time.monotonic(), self._fault
+        if episode is None or episode["name"] != fault:
+            self._fault = {"name": fault, "since": now, "count": n, "at": now}
+            return [(logging.WARNING, "outbox %s: %s, %s not stored (SQLite: %s); the pipeline goes on, further ones "
+                     "are counted (outbox_not_stored) and logged at most every %.0f s", self.path, fault, _plural(n),
+                     err, FAULT_LOG_INTERVAL)]
+        episode["count"] += n
+        if now - episode["at"] < FAULT_LOG_INTERVAL:
+            return []
+        episode["at"] = now
+        return [(logging.WARNING, "outbox %s: %s, %s not stored in the last %.0f s", self.path, fault,
+                 _plural(episode["count"]), now - episode["since"])]
+
+    def _storing_again(self):
+        episode, self._fault = self._fault, None
+        if episode is None:
+            return []
+        return [(logging.INFO, "outbox %s: storing messages again (%s for %.1f s, %s not stored)", self.path,
+                 episode["name"], time.monotonic() - episode["since"], _plural(episode["count"]))]
+
+    def _emit(self, notes):
+        for note in notes:
+            self.log.log(note[0], note[1], *note[2:])
 
     def _drop_oldest_over_size(self):
         """Delete the oldest rows until the total fits max_bytes (inside the caller's transaction)."""
@@ -134,7 +236,8 @@ class Outbox(object):
             "{:g} MB".format(round(limit / 1048576.0, 1)) if limit >= 1048576 else "{} bytes".format(limit)))
 
     def _expire(self, force=False):
-        """Delete rows older than max_age_s, oldest first (at most once a second unless forced)."""
+        """Delete rows older than max_age_s, oldest first (at most once a second unless forced). Inside the caller's
+        transaction if there is one; on its own, a storage fault leaves the rows for the next try."""
         now = self.clock()
         if self.max_age_s <= 0 or not self._count or (not force and now - self._last_expiry < 1.0):
             return
@@ -146,14 +249,19 @@ class Outbox(object):
                 break
             victims.append(row_id)
             freed += size
-        if victims:
-            in_transaction = self._db.in_transaction
-            if not in_transaction:
-                self._db.execute("BEGIN IMMEDIATE")
+        if not victims:
+            return
+        reason = "older than {:.0f} s".format(self.max_age_s)
+        if self._db.in_transaction:
             self._delete(victims, freed)
-            self._count_drops(len(victims), "older than {:.0f} s".format(self.max_age_s))
-            if not in_transaction:
-                self._db.execute("COMMIT")
+            self._count_drops(len(victims), reason)
+            return
+        try:
+            self._write(lambda: (self._delete(victims, freed), self._count_drops(len(victims), reason)))
+        except sqlite3.Error as err:
+            if storage_fault(err) is None:
+                raise
+            self.log.debug("outbox %s: cannot delete %s expired: %s", self.path, _plural(len(victims)), err)
 
     def _delete(self, ids, freed):
         for start in range(0, len(ids), 500):
@@ -166,6 +274,7 @@ class Outbox(object):
         if n <= 0:
             return
         self._db.execute("UPDATE meta SET value = value + ? WHERE key = 'dropped'", (n,))
+        self._dropped += n
         self._unlogged_drops += n
         self._drop_reason = why
 
@@ -180,7 +289,21 @@ class Outbox(object):
                          "" if n == 1 else "s", self._drop_reason, self.dropped)
 
     def _resync(self):
-        self._count, self._bytes = self._db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM messages").fetchone()
+        """Count and size from the file (after a failed transaction); if even that fails, try again when asked."""
+        try:
+            count, total = self._db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM messages").fetchone()
+        except sqlite3.Error as err:
+            self._stale = True
+            self.log.debug("outbox %s: cannot count the stored messages: %s", self.path, err)
+            return
+        self._count, self._bytes, self._stale = int(count), int(total), False
+
+    def limit_pages(self, pages):
+        """Cap the file at `pages` database pages (SQLite's PRAGMA max_page_count, for this connection): a write
+        that needs more fails as on a full disk. For tests. Returns the cap in effect: never below the pages in
+        use (limit_pages(1) makes the outbox full as it is)."""
+        with self._lock:
+            return int(self._db.execute("PRAGMA max_page_count = {:d}".format(int(pages))).fetchone()[0])
 
     # -- reading and acknowledging --------------------------------------------------------------------------------
     def pending(self, limit=100, after_id=0):
@@ -193,44 +316,92 @@ class Outbox(object):
         return [Row(r[0], r[1], bytes(r[2]), r[3], bool(r[4]), r[5], r[6]) for r in rows]
 
     def ack(self, ids):
-        """Delete acknowledged messages: one id or an iterable of ids. Unknown ids (already dropped) are ignored."""
+        """Delete acknowledged messages: one id or an iterable of ids. Unknown ids (already dropped) are ignored. If
+        the storage fails, the ids are kept and deleted with the next ack() (logged once); the rows stay meanwhile."""
         ids = [ids] if isinstance(ids, int) else list(ids)
-        if not ids:
-            return
+        notes = []
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            if self._undeleted:
+                ids, self._undeleted = list(collections.OrderedDict.fromkeys(self._undeleted + ids)), []
+            if not ids:
+                return
             try:
-                for start in range(0, len(ids), 500):
-                    chunk = ids[start:start + 500]
-                    marks = ",".join("?" * len(chunk))
-                    count, freed = self._db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM messages WHERE id IN "
-                                                    "({})".format(marks), chunk).fetchone()
-                    self._db.execute("DELETE FROM messages WHERE id IN ({})".format(marks), chunk)
-                    self._count -= count
-                    self._bytes -= freed
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                self._resync()
-                raise
+                self._write(lambda: self._delete_acknowledged(ids))
+            except sqlite3.Error as err:
+                fault = storage_fault(err)
+                if fault is None:
+                    raise
+                self._undeleted = ids
+                if self._delete_fault != fault:
+                    self._delete_fault = fault
+                    notes.append((logging.WARNING, "outbox %s: %s, cannot delete %s already sent (SQLite: %s); they "
+                                  "stay on disk until it works (and may be sent once more)", self.path, fault,
+                                  _plural(len(ids)), err))
+            else:
+                if self._delete_fault is not None:
+                    notes.append((logging.INFO, "outbox %s: deleting sent messages again (%s over)", self.path,
+                                  self._delete_fault))
+                    self._delete_fault = None
+        self._emit(notes)
+
+    def _delete_acknowledged(self, ids):
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            count, freed = self._db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM messages WHERE id IN "
+                                            "({})".format(marks), chunk).fetchone()
+            self._db.execute("DELETE FROM messages WHERE id IN ({})".format(marks), chunk)
+            self._count -= count
+            self._bytes -= freed
 
     def depth(self):
-        """Messages waiting (stored, not yet acknowledged)."""
+        """Messages waiting (stored, not yet acknowledged): the rows in the file."""
         with self._lock:
+            if self._stale:
+                self._resync()
             return self._count
 
     def bytes(self):
         with self._lock:
+            if self._stale:
+                self._resync()
             return self._bytes
 
     @property
     def dropped(self):
         """Messages dropped by the size/age policy since the outbox file was created (persistent)."""
         with self._lock:
-            return int(self._db.execute("SELECT value FROM meta WHERE key = 'dropped'").fetchone()[0])
+            return self._dropped
+
+    @property
+    def not_stored(self):
+        """Messages this run could not store (disk full, read-only, I/O error): lost, counted here only (in memory,
+        as the file could not take the count either)."""
+        with self._lock:
+            return self._not_stored
+
+    @property
+    def fault(self):
+        """The storage fault puts are failing with right now ('disk full', ...), or None."""
+        with self._lock:
+            return self._fault["name"] if self._fault else None
 
     def close(self):
         with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+            if self._db is None:
+                return
+            self._db.close()
+            self._db = None
+            lost, names = self._not_stored, ", ".join(self._fault_names)
+        if lost:
+            self.log.warning("outbox %s: %s of this run were not stored (%s)", self.path, _plural(lost), names)
+
+
+def _row(item):
+    """(topic, payload bytes, qos, retain, size) of a (topic, payload[, qos[, retain]]) item."""
+    topic, payload = item[0], item[1]
+    qos = int(item[2]) if len(item) > 2 else 1
+    retain = int(bool(item[3])) if len(item) > 3 else 0
+    if isinstance(payload, str):
+        payload = payload.encode("utf-8")
+    return topic, payload, qos, retain, len(payload) + len(topic)

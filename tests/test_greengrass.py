@@ -62,7 +62,7 @@ def stats_dict():
         times.add("decode", ms / 10)
     return {"fps": 14.93, "frames": 1500, "dropped_frames": 3, "queue_depth": 1, "stages_ms": times.summary(),
             "sinks": {"greengrass": {"published": 10, "publish_failures": 0, "outbox_depth": 0, "outbox_dropped": 0,
-                                     "reconnects": 0, "connected": True}},
+                                     "outbox_not_stored": 0, "reconnects": 0, "connected": True}},
             "uptime_s": 100.5, "detections": 42, "events": 3, "sink_errors": {"JsonlSink": 0}}
 
 
@@ -215,7 +215,7 @@ def test_v1_publishes_each_kind_on_its_topic(v1):
     assert check_published([(t, p) for t, p, _ in published]) == expected(result)
     assert all(call["invocation_type"] == "Event" for call in v1.invocations)
     assert sink.stats() == {"published": 4, "publish_failures": 0, "outbox_depth": 0, "outbox_dropped": 0,
-                            "reconnects": 0, "connected": True}
+                            "outbox_not_stored": 0, "reconnects": 0, "connected": True}
 
 
 def test_v1_failures_are_counted_and_logged_once_never_raised(v1, caplog):

@@ -8,6 +8,7 @@ import datetime
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 import cv2
 import jsonschema
@@ -193,6 +195,132 @@ def test_without_a_broker_open_returns_and_require_connection_says_why(tmp_path)
         mqtt_sink.open({"port": port, "outbox": str(tmp_path / "o.sqlite"), "require_connection_s": 1.5}, context())
     assert str(err.value) == "mqtt 127.0.0.1:{}: no connection within 1.5 s: connection refused (no broker listening?)" \
         .format(port)
+
+
+def disk_rows(path, topic=None):
+    """The outbox's rows (their JSON payloads), as another process sees the file."""
+    db = sqlite3.connect("file:{}?mode=ro".format(path), uri=True, timeout=5)
+    try:
+        return [json.loads(bytes(payload)) for kind, payload in db.execute("SELECT topic, payload FROM messages "
+                                                                             "ORDER BY id") if topic in (None, kind)]
+    finally:
+        db.close()
+
+
+def left_in_the_outbox(log_text):
+    """N of the close() line 'N messages not acknowledged ...; they stay in PATH'."""
+    found = re.findall(r"(\d+) messages? not acknowledged within drain_timeout_s=\S+; they stay in ", log_text)
+    assert len(found) == 1, log_text
+    return int(found[0])
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A 200 KiB tmpfs (the issue's full disk); skipped where mounting is not permitted."""
+    folder = tmp_path / "small-disk"
+    folder.mkdir()
+    if not sys.platform.startswith("linux") or os.geteuid() != 0:
+        pytest.skip("mounting a 200 KiB tmpfs needs root on Linux; the max_page_count tests cover a full outbox")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(folder)],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if mounted.returncode:
+        pytest.skip("cannot mount a tmpfs here ({}); the max_page_count tests cover a full outbox".format(
+            mounted.stdout.decode(errors="replace").strip()))
+    try:
+        yield folder
+    finally:
+        if subprocess.run(["umount", str(folder)], stderr=subprocess.DEVNULL).returncode:
+            subprocess.run(["umount", "-l", str(folder)])
+
+
+def test_a_full_disk_under_the_outbox_is_reported_once_counted_and_the_sink_goes_on(small_tmpfs, caplog):
+    """The issue's case: the outbox on a 200 KiB file system, no broker, 3000 frames; then space frees up."""
+    path, filler = str(small_tmpfs / "outbox.sqlite"), small_tmpfs / "filler"
+    filler.write_bytes(b"\0" * 48 * 1024)  # room that is given back later
+    with caplog.at_level(logging.INFO, "test-mqtt"):
+        sink = mqtt_sink.open({"port": free_port(), "outbox": path, "drain_timeout_s": 0.2}, context())
+        for seq in range(3000):
+            sink.write(frame_result(seq))  # never raises: the pipeline would count a sink error
+        stats = sink.stats()
+        stored = [m["seq"] for m in disk_rows(path)]
+        assert stats["outbox_depth"] == len(stored) and 0 < len(stored) < 3000
+        assert stats["outbox_not_stored"] == 3000 - len(stored) and stats["outbox_dropped"] == 0
+        assert stored == list(range(len(stored)))  # the first ones, until the disk was full
+        assert caplog.text.count(": disk full, ") == 1 and "cannot rollback" not in caplog.text
+        assert "outbox {}: disk full, 1 message not stored".format(path) in caplog.text
+        print("\ntmpfs 200 KiB, no broker: attempted 3000, stored {}, not stored {}, rows on disk {}, depth {}".format(
+            len(stored), stats["outbox_not_stored"], len(stored), stats["outbox_depth"]))
+
+        filler.unlink()  # space again
+        for seq in range(3000, 3020):
+            sink.write(frame_result(seq))
+        stats = sink.stats()
+        later = [m["seq"] for m in disk_rows(path)][len(stored):]
+        assert later and later == list(range(3000, 3000 + len(later)))  # stored again, from the first one after
+        assert stats["outbox_depth"] == len(stored) + len(later)
+        assert stats["outbox_not_stored"] == 3020 - len(stored) - len(later)
+        assert caplog.text.count("storing messages again (disk full for ") == 1
+        print("after freeing 48 KiB: attempted 20, stored {}, not stored {}; rows on disk {}".format(
+            len(later), 20 - len(later), len(stored) + len(later)))
+        sink.close()
+    assert left_in_the_outbox(caplog.text) == len(disk_rows(path)) == len(stored) + len(later)
+    assert "{} messages of this run were not stored (disk full)".format(3020 - len(stored) - len(later)) in caplog.text
+
+
+def test_a_full_outbox_in_a_run_without_a_broker_costs_messages_counted_in_stats_and_metrics_not_the_run(tmp_path,
+                                                                                                    caplog):
+    """End to end: the pipeline, the mqtt sink with no broker, its outbox capped (max_page_count) until frame 70,
+    then given room; the preview's /metrics. The counts must agree with the rows in the file."""
+    frames, freed_at = 120, 70
+    layer = {"device_name": "full-dev",
+             "source": {"type": "opencv", "uri": SAMPLE_VIDEO, "realtime": False},
+             "pipeline": {"frames": frames, "publish_empty": True, "stats_interval": 0.2},
+             "outputs": [{"type": "mjpeg", "host": "127.0.0.1", "port": 0},
+                         {"type": "mqtt", "port": free_port(), "outbox": str(tmp_path / "outbox.sqlite"),
+                          "drain_timeout_s": 0.2}]}
+    with caplog.at_level(logging.INFO):
+        runtime = app.build(config.load("x86-openvino-cpu", None, layer))
+        try:
+            sink = mqtt_of(runtime)
+            cap = sink.outbox.limit_pages(1)
+            sink.outbox.limit_pages(cap + 3)  # room for a few dozen messages
+            made, snapshots = {}, []
+
+            def listen(result):
+                if result.stats is not None:
+                    snapshots.append(result.stats)
+                if runtime.pipeline.frames_done + 1 == freed_at:
+                    made["freed"] = runtime.pipeline.envelope.count("detections")  # the first seq with room again
+                    sink.outbox.limit_pages(cap + 10000)
+
+            runtime.pipeline.listeners.append(listen)
+            summary = runtime.pipeline.run()
+            host, port = [s for s in runtime.sinks if hasattr(s, "add_route")][0].address
+            metrics = urllib.request.urlopen("http://%s:%d/metrics" % (host, port), timeout=5).read().decode()
+            stats = sink.stats()
+        finally:
+            runtime.close()
+    envelope = runtime.pipeline.envelope
+    attempted = envelope.count("detections") + envelope.count("events") + envelope.count("stats")
+    rows = disk_rows(str(tmp_path / "outbox.sqlite"))
+    seqs = [m["seq"] for m in rows if m["schema"] == "roadedge.detections/1"]
+    print("\nfull outbox in a run (max_page_count): attempted {}, stored {}, not stored {}, rows on disk {}, "
+          "depth {}".format(attempted, attempted - stats["outbox_not_stored"], stats["outbox_not_stored"], len(rows),
+                            stats["outbox_depth"]))
+    assert summary["frames"] == frames and summary["sink_errors"].get("MqttSink", 0) == 0
+    assert runtime.pipeline.sink_errors.get("MqttSink", 0) == 0
+    assert stats["outbox_not_stored"] > 0 and stats["outbox_dropped"] == 0
+    assert len(rows) == stats["outbox_depth"] == attempted - stats["outbox_not_stored"] == left_in_the_outbox(caplog.text)
+    assert seqs[-1] == frames - 1 and made["freed"] in seqs  # stored again once there was room
+    assert seqs == list(range(len(seqs) - (frames - made["freed"]))) + list(range(made["freed"], frames))
+    assert caplog.text.count(": disk full, ") == 1 and caplog.text.count("storing messages again") == 1
+    assert "cannot rollback" not in caplog.text and "sink MqttSink failed" not in caplog.text
+    for message in snapshots:  # the stats messages carry the count, schema-valid
+        jsonschema.validate(message, SCHEMAS["stats"])
+    counts = [m["sinks"]["mqtt"]["outbox_not_stored"] for m in snapshots]
+    assert counts == sorted(counts) and counts[-1] == stats["outbox_not_stored"]
+    gauge = re.search(r'^roadedge_outbox_not_stored\{sink="mqtt"\} (\S+)$', metrics, re.M)
+    assert gauge and float(gauge.group(1)) == stats["outbox_not_stored"]
 
 
 def test_a_missing_mosquitto_skips_the_broker_tests_but_fails_them_under_ci(monkeypatch, tmp_path):
@@ -375,8 +503,8 @@ def test_events_and_stats_go_to_their_topics(tmp_path):
                       ("roadedge/fleet-a/car-7/events", None), ("roadedge/fleet-a/car-7/stats", None),
                       ("roadedge/fleet-a/car-7/status", "stopped")]
     assert subscriber.of("events") == [event] and subscriber.of("stats") == [stats]
-    assert sink.stats() == {"outbox_depth": 0, "outbox_dropped": 0, "published": 3, "publish_failures": 0,
-                            "reconnects": 0, "connected": False}
+    assert sink.stats() == {"outbox_depth": 0, "outbox_dropped": 0, "outbox_not_stored": 0, "published": 3,
+                            "publish_failures": 0, "reconnects": 0, "connected": False}
 
 
 @needs_mosquitto

@@ -36,8 +36,10 @@ pipeline; the message stays and is tried again with back-off (1 s doubling to
 
 close() waits up to `drain_timeout_s` for the outbox to empty (the shared drain
 of edge.sinks.durable); what is left stays on disk, logged, for the next start.
+A full (or read-only, or failing) disk does not stop the pipeline either: the
+outbox counts what it could not store (`outbox_not_stored`) and logs it by name.
 `stats()` returns the counters (published, publish_failures, outbox_depth,
-outbox_dropped, reconnects, connected).
+outbox_dropped, outbox_not_stored, reconnects, connected).
 """
 import json
 import logging
@@ -195,7 +197,8 @@ class GreengrassSink(Sink):
         with self._cond:
             published, failures = self.published, self.publish_failures
         return {"published": published, "publish_failures": failures, "outbox_depth": self.outbox.depth(),
-                "outbox_dropped": self.outbox.dropped, "reconnects": self.publisher.reconnects,
+                "outbox_dropped": self.outbox.dropped, "outbox_not_stored": self.outbox.not_stored,
+                "reconnects": self.publisher.reconnects,
                 "connected": bool(self.publisher.connected)}
 
     # -- the worker thread -------------------------------------------------------------------------------------------

@@ -16,7 +16,9 @@ from the outbox, in order: a subscriber may see a duplicate (dedupe on boot_id +
 seq) but nothing is lost. A backlog left by an earlier run goes first. The
 connection is made in the background (paho reconnects with backoff 1..30 s), so
 a broker that is down does not stop the runtime, unless `require_connection_s`
-asks open() to wait for it.
+asks open() to wait for it. A full disk (or a read-only or failing one) does not
+stop it either: the outbox counts what it could not store (`outbox_not_stored`
+in the stats) and logs it by name.
 
 close() waits up to `drain_timeout_s` for the outbox to empty (the shared drain
 of edge.sinks.durable, which also declares the outbox options), publishes the
@@ -156,7 +158,8 @@ class MqttSink(Sink):
             return dict(self._final_stats)
         with self._cond:
             connected = self._connected
-        return {"outbox_depth": self.outbox.depth(), "outbox_dropped": self.outbox.dropped, "published": self.published,
+        return {"outbox_depth": self.outbox.depth(), "outbox_dropped": self.outbox.dropped,
+                "outbox_not_stored": self.outbox.not_stored, "published": self.published,
                 "publish_failures": self.publish_failures, "reconnects": self.reconnects, "connected": connected}
 
     def _notify(self):
