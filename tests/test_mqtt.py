@@ -39,6 +39,7 @@ SCHEMAS = {name: json.load(open(os.path.join(ROOT, "edge", "schemas", name + "-v
            for name in ("detections", "events", "stats", "status")}
 
 needs_mosquitto = pytest.mark.usefixtures("mosquitto_installed")
+RESUME_S = 1.5  # after an outage, delivery resumes within this of the broker's return (0.5 s paced, plus margin)
 
 
 @pytest.fixture
@@ -67,13 +68,14 @@ def wait_until(predicate, timeout, step=0.05):
 
 
 class Subscriber(object):
-    """A paho client on `topic` collecting (topic, JSON, retain). persistent: a session that survives its own and
-    the broker's restarts (QoS 1 messages are queued for it meanwhile)."""
+    """A paho client on `topic` collecting (topic, JSON, retain), and when each arrived (`arrived`: time.monotonic()
+    per message). persistent: a session that survives its own and the broker's restarts (QoS 1 messages are queued
+    for it meanwhile). reconnect_s: its wait between two connection attempts after losing the broker."""
 
-    def __init__(self, port, topic="roadedge/#", client_id="", persistent=False, tls=None):
-        self.messages, self.lock, self.subscribed = [], threading.Lock(), threading.Event()
+    def __init__(self, port, topic="roadedge/#", client_id="", persistent=False, tls=None, reconnect_s=1):
+        self.messages, self.arrived, self.lock, self.subscribed = [], [], threading.Lock(), threading.Event()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=not persistent)
-        self.client.reconnect_delay_set(1, 1)
+        self.client.reconnect_delay_set(reconnect_s, reconnect_s)
         if tls:
             self.client.tls_set(ca_certs=tls["ca"], certfile=tls["cert"], keyfile=tls["key"])
         self.client.on_connect = lambda client, userdata, flags, rc, props: client.subscribe(topic, qos=1)
@@ -86,10 +88,17 @@ class Subscriber(object):
     def _on_message(self, client, userdata, message):
         with self.lock:
             self.messages.append((message.topic, json.loads(message.payload.decode("utf-8")), message.retain))
+            self.arrived.append(time.monotonic())
 
     def of(self, kind):
         with self.lock:
             return [payload for topic, payload, _ in self.messages if topic.endswith("/" + kind)]
+
+    def timed(self, kind):
+        """(arrival time, message) of each `kind` message."""
+        with self.lock:
+            return [(at, payload) for at, (topic, payload, _) in zip(self.arrived, self.messages)
+                    if topic.endswith("/" + kind)]
 
     def close(self):
         self.client.disconnect()
@@ -323,6 +332,32 @@ def test_a_full_outbox_in_a_run_without_a_broker_costs_messages_counted_in_stats
     assert gauge and float(gauge.group(1)) == stats["outbox_not_stored"]
 
 
+def test_a_broker_that_drops_every_connection_is_retried_with_backoff(tmp_path, caplog):
+    """Quick retries are for a broker that is away; one that takes the connection and closes it (throttling, a
+    wrong policy) gets backoff (1 s, 2 s, ...) after the second time, not two attempts a second."""
+    accepted = []
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        server.settimeout(0.2)
+        with caplog.at_level(logging.WARNING, "test-mqtt"):
+            sink = mqtt_sink.open({"port": server.getsockname()[1], "outbox": str(tmp_path / "o.sqlite")}, context())
+            try:
+                started = time.monotonic()
+                while time.monotonic() - started < 5.0:
+                    try:
+                        conn, _ = server.accept()
+                    except socket.timeout:
+                        continue
+                    accepted.append(time.monotonic() - started)
+                    conn.close()
+            finally:
+                sink.close(drain=False)
+    print("\nconnection attempts in 5 s: {}".format(", ".join("{:.2f}".format(t) for t in accepted)))
+    assert 3 <= len(accepted) <= 5  # at 0, 0.25, 1.25, 3.25 s (paced at 0.5 s it would be about 10)
+    assert "the broker refuses or drops our connections; reconnecting with backoff (1 s up to 30 s)" in caplog.text
+
+
 def test_a_missing_mosquitto_skips_the_broker_tests_but_fails_them_under_ci(monkeypatch, tmp_path):
     monkeypatch.setattr(mosquitto.shutil, "which", lambda name: None)  # not on PATH
     monkeypatch.setattr(mosquitto, "FALLBACK", str(tmp_path / "mosquitto"))  # nor where Debian puts it
@@ -541,10 +576,14 @@ def test_a_killed_runtime_leaves_offline_as_its_last_will(tmp_path):
 
 @needs_mosquitto
 def test_a_broker_outage_in_the_middle_of_a_run_loses_nothing(tmp_path):
+    """... and delivery resumes within RESUME_S of the broker's return: measured from the moment the broker's port
+    is open again to the arrival at the subscriber of the first message made while the broker was down (so it can
+    only have come through the sink's new connection)."""
     frames = 140  # 7 s at 20 fps; the broker is away from about 1.5 s to 5.5 s
     broker = Broker(tmp_path / "broker", persistence=True).start()
-    try:
-        subscriber = Subscriber(broker.port, "roadedge/outage-dev/detections", client_id="outage-sub", persistent=True)
+    try:  # the subscriber reconnects every 0.1 s: its own reconnection adds at most that to the delay measured
+        subscriber = Subscriber(broker.port, "roadedge/outage-dev/detections", client_id="outage-sub", persistent=True,
+                                reconnect_s=0.1)
         source = {"type": "opencv", "uri": SAMPLE_VIDEO, "realtime": False, "max_fps": 20.0}
         runtime = app.build(pipeline_config(tmp_path, broker.port, "outage-dev", frames, source, drain_timeout_s=20.0))
         sink = mqtt_of(runtime)
@@ -554,10 +593,12 @@ def test_a_broker_outage_in_the_middle_of_a_run_loses_nothing(tmp_path):
             assert wait_until(lambda: len(subscriber.of("detections")) >= 30, 30)
             broker.stop()
             outage, depth = time.monotonic(), 0
+            made_in_outage = runtime.pipeline.envelope.count("detections")  # this seq and later: made with no broker
             while time.monotonic() - outage < 4.0:
                 depth = max(depth, sink.stats()["outbox_depth"])
                 time.sleep(0.05)
             broker.start()
+            back = time.monotonic()  # its port is open again
             worker.join(60)
         finally:
             runtime.pipeline.stop()
@@ -572,8 +613,12 @@ def test_a_broker_outage_in_the_middle_of_a_run_loses_nothing(tmp_path):
         frames, depth), sent, [m["seq"] for m in subscriber.of("detections")])
     stats = sink.stats()
     print("sink: {}".format(stats))
-    assert len(sent) == frames and numbers["lost"] == 0 and depth >= 20
+    resumed = min(at for at, m in subscriber.timed("detections") if m["seq"] >= made_in_outage) - back
+    print("reconnect delay: the first message made during the outage arrived {:.3f} s after the broker was back "
+          "(bound {} s)".format(resumed, RESUME_S))
+    assert len(sent) == frames and numbers["lost"] == 0 and depth >= 20 and made_in_outage < frames
     assert stats["reconnects"] >= 1 and stats["outbox_depth"] == 0 and stats["outbox_dropped"] == 0
+    assert 0 <= resumed < RESUME_S
 
 
 def _outbox_rows(path, readonly):

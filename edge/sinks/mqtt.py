@@ -14,11 +14,20 @@ PUBACK, and deletes a row only when its PUBACK arrives. On every (re)connect
 paho's in-memory copies are dropped and everything unacknowledged is sent again
 from the outbox, in order: a subscriber may see a duplicate (dedupe on boot_id +
 seq) but nothing is lost. A backlog left by an earlier run goes first. The
-connection is made in the background (paho reconnects with backoff 1..30 s), so
-a broker that is down does not stop the runtime, unless `require_connection_s`
-asks open() to wait for it. A full disk (or a read-only or failing one) does not
-stop it either: the outbox counts what it could not store (`outbox_not_stored`
-in the stats) and logs it by name.
+connection is made in the background, so a broker that is down does not stop
+the runtime, unless `require_connection_s` asks open() to wait for it. A full
+disk (or a read-only or failing one) does not stop it either: the outbox counts
+what it could not store (`outbox_not_stored` in the stats) and logs it by name.
+
+Reconnecting (paho's loop, paced by the sink): while the broker cannot be
+reached (refused, unreachable, timed out) paho tries every RECONNECT_S[1]
+seconds at most (0.5: delivery resumes within about half a second of the
+broker's return, two attempts a second). Once the broker itself says no (TLS
+or login refused, no CONNACK, or two connections in a row lost within
+SHORT_LIVED_S), paho backs off to BACKOFF_S (1 s doubling to 30 s): hammering
+a broker that refuses helps nothing, and AWS IoT throttles a client id that
+connects more than once a second. A connection that then lasts SHORT_LIVED_S
+brings the quick pace back.
 
 close() waits up to `drain_timeout_s` for the outbox to empty (the shared drain
 of edge.sinks.durable, which also declares the outbox options), publishes the
@@ -62,6 +71,9 @@ OPTIONS = dict({
                                    check=at_least(0, " s")),
 }, **durable.outbox_options("outbox", drain_timeout_s=10.0))
 ALPN_AWS_IOT = "x-amzn-mqtt-ca"
+RECONNECT_S = (0.25, 0.5)  # paho's reconnect delay (first, longest) while the broker cannot be reached
+BACKOFF_S = (1, 30)  # ... once the broker refuses us (or drops every connection at once)
+SHORT_LIVED_S = 10.0  # a connection lost sooner counts as one the broker did not keep
 TLS_PROBLEMS = (  # OpenSSL reason -> what it means here (the first match wins)
     ("CERTIFICATE_VERIFY_FAILED", "the broker's certificate is not trusted"),
     ("UNKNOWN_CA", "the broker does not trust our client certificate (unknown CA)"),
@@ -120,7 +132,8 @@ class MqttSink(Sink):
         self._generation = 0  # +1 per successful connection: the sender then re-sends from the outbox's start
         self._connected = self._ever_connected = self._stopping = self._closed = False
         self._failure = self._logged_failure = self._log_error = None
-        self._lost_at = None
+        self._lost_at = self._connected_at = None
+        self._strikes, self._backing_off = 0, False  # refusals / short-lived connections in a row; paho's pace
         self._final_stats = None
         client.on_connect, client.on_disconnect = self._on_connect, self._on_disconnect
         client.on_publish, client.on_log = self._on_publish, self._on_log
@@ -169,7 +182,22 @@ class MqttSink(Sink):
 
     # -- paho's callbacks (its network thread) ---------------------------------------------------------------------
     def _attempt_failed(self, error):
-        self._failed(*describe_failure(error))
+        text, permanent = describe_failure(error)
+        self._failed(text, permanent)
+        if permanent:  # TLS refused: the broker was reached and said no
+            self._strike()
+
+    def _strike(self, count=True):
+        """One more refusal or short-lived connection (count) or a connection that lasted (not count): set paho's
+        reconnect pace (quick while the broker is merely away, backing off once it refuses us)."""
+        self._strikes = self._strikes + 1 if count else 0
+        backing_off = self._strikes >= 2
+        if backing_off != self._backing_off:
+            self._backing_off = backing_off
+            self.client.reconnect_delay_set(*(BACKOFF_S if backing_off else RECONNECT_S))
+            if backing_off and not self._stopping:
+                self.log.warning("mqtt %s: the broker refuses or drops our connections; reconnecting with backoff "
+                                 "(%g s up to %g s)", self.where, BACKOFF_S[0], BACKOFF_S[1])
 
     def _on_log(self, client, userdata, level, buf):
         if level == 8:  # MQTT_LOG_ERR: e.g. "failed to receive on socket: [SSL: TLSV1_ALERT_UNKNOWN_CA] ..."
@@ -188,7 +216,7 @@ class MqttSink(Sink):
     def _on_connect(self, client, userdata, flags, reason_code, properties):
         if reason_code.is_failure:
             self._failed("connection refused by the broker: {}".format(str(reason_code).lower()), True)
-            return
+            return  # paho closes the connection: _on_disconnect counts the refusal
         client.drop_out_messages()  # their rows are still in the outbox: the sender sends them again, in order
         client.publish(self.topics["status"], to_json(self.envelope.status(state=self.state)), 1, True)
         with self._cond:
@@ -197,6 +225,7 @@ class MqttSink(Sink):
             self._failure = self._logged_failure = self._log_error = None
             self.reconnects += 0 if first else 1
             lost_at, self._wake = self._lost_at, True
+            self._connected_at = time.monotonic()
             self._cond.notify_all()
         if first:
             self.log.info("mqtt %s: connected as %r, publishing to %s/...; %d messages in the outbox", self.where,
@@ -211,7 +240,10 @@ class MqttSink(Sink):
             was, self._connected = self._connected, False
             if was:
                 self._lost_at = time.monotonic()
+            lived = self._lost_at - self._connected_at if was and self._connected_at is not None else None
             self._cond.notify_all()
+        if not self._stopping:  # a connection the broker did not keep (or never confirmed) counts against it
+            self._strike(lived is None or lived < SHORT_LIVED_S)
         if was and not self._stopping:
             why = self._log_error or str(reason_code)
             self.log.warning("mqtt %s: connection lost (%s); messages wait in the outbox", self.where, why)
@@ -388,7 +420,7 @@ def open(options, context):
     boot_id = context.get("boot_id") or uuid.uuid4().hex
     client = _client_class(mqtt)(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True,
                                  protocol=mqtt.MQTTv311)
-    client.reconnect_delay_set(1, 30)
+    client.reconnect_delay_set(*RECONNECT_S)  # the sink switches to BACKOFF_S once the broker refuses it
     client.max_inflight_messages_set(0)  # the sink's sender keeps the window (max_inflight)
     offline = Envelope(device, boot_id).status(state="offline")
     client.will_set(topics.topic(prefix, "status"), to_json(offline), qos=1, retain=True)
