@@ -10,26 +10,20 @@ explicit: when over a bound, the oldest rows go first, and every dropped message
 is counted in a counter kept in the same database (`dropped`, it survives
 restarts) and logged (rate limited).
 
-Durability: WAL mode with synchronous=NORMAL. A committed row survives the
-process being killed at any point (kill -9, OOM killer, a crash), because the
-WAL is written before commit returns. On a power loss the database stays
-consistent, but the last transactions before the loss (those not yet
-checkpointed / synced by the OS) may be missing. synchronous=FULL would close
-that window at the price of an fsync per message, which an SD card pays dearly for.
+Durability: WAL mode with synchronous=NORMAL. A committed row survives kill -9,
+the OOM killer or a crash (the WAL is written before commit returns); a power
+loss keeps the database consistent but may lose the last transactions.
+synchronous=FULL would close that window at an fsync per message, which an SD
+card pays dearly for.
 
-Storage faults: when the file cannot be written (disk full, read-only, I/O
-error), a put stores nothing and does not raise: its messages are counted
-(`not_stored`, this run; kept in memory, as the file cannot take it) and the
-fault is logged by name once when it starts ("outbox PATH: disk full, N
-messages not stored"), then at most once a minute with the running count, and
-once more when storing works again (nothing is retried: the next put simply
-tries). An acknowledgement whose DELETE fails is kept and tried again with the
-next one; those rows stay on disk meanwhile (and may be sent once more after a
-reconnect). After any failed transaction the outbox rolls back only if SQLite
-has not already done so, and re-reads its count and size from the file: depth()
-is what is on disk. Any other SQLite error of a put is a RoadedgeError naming
-the outbox. `limit_pages(n)` caps the file (PRAGMA max_page_count) so tests
-can fill it without filling a disk.
+Storage faults (disk full, read-only, I/O error): a put stores nothing and
+does not raise; its messages are counted (`not_stored`, this run, in memory)
+and the fault is logged by name once ("outbox PATH: disk full, N messages not
+stored"), then at most once a minute, and once when storing works again. A
+failed DELETE of acknowledged rows is retried with the next ack. After a failed
+transaction the outbox rolls back only if SQLite has not, and re-reads its
+count and size: depth() is what is on disk. `limit_pages(n)` (PRAGMA
+max_page_count) lets tests fill it without filling a disk.
 
 Thread-safe: one connection guarded by a lock (the pipeline thread puts, a
 sender thread reads and acks). One process per outbox file.

@@ -36,9 +36,7 @@ the will); whatever is left stays on disk for the next start.
 """
 import json
 import logging
-import os
 import socket
-import ssl
 import threading
 import time
 import uuid
@@ -48,6 +46,7 @@ from edge.messages import Envelope
 from edge.plugins import Option, at_least, between, checked
 from edge.sinks import durable
 from edge.sinks.base import Sink
+from edge.sinks.mqtt_connection import client_class, describe_failure, tls_context
 from roadedge.core.errors import RoadedgeError
 
 TYPE = "mqtt"
@@ -70,46 +69,12 @@ OPTIONS = dict({
                                    "reason if there is none; 0 = do not wait (connect in the background)",
                                    check=at_least(0, " s")),
 }, **durable.outbox_options("outbox", drain_timeout_s=10.0))
-ALPN_AWS_IOT = "x-amzn-mqtt-ca"
 RECONNECT_S = (0.25, 0.5)  # paho's reconnect delay (first, longest) while the broker cannot be reached
 BACKOFF_S = (1, 30)  # ... once the broker refuses us (or drops every connection at once)
 SHORT_LIVED_S = 10.0  # a connection lost sooner counts as one the broker did not keep
-TLS_PROBLEMS = (  # OpenSSL reason -> what it means here (the first match wins)
-    ("CERTIFICATE_VERIFY_FAILED", "the broker's certificate is not trusted"),
-    ("UNKNOWN_CA", "the broker does not trust our client certificate (unknown CA)"),
-    ("BAD_CERTIFICATE", "the broker refused our client certificate (bad certificate)"),
-    ("CERTIFICATE_UNKNOWN", "the broker refused our client certificate (certificate unknown)"),
-    ("CERTIFICATE_REQUIRED", "the broker requires a client certificate"),
-    ("CERTIFICATE_EXPIRED", "a certificate has expired"),
-    ("CERTIFICATE_REVOKED", "our client certificate is revoked"),
-    ("NO_APPLICATION_PROTOCOL", "the broker does not accept ALPN " + ALPN_AWS_IOT),
-    ("WRONG_VERSION_NUMBER", "the port does not speak TLS"),
-    ("HANDSHAKE_FAILURE", "no protocol or cipher in common"),
-)
-
-
 def to_json(message):
     """Compact JSON bytes, exactly as the JSON-lines sink writes a line (without the newline)."""
     return json.dumps(message, separators=(",", ":"), allow_nan=False).encode("utf-8")
-
-
-def describe_failure(error):
-    """(text, permanent) for a failed connection attempt, from an exception or paho's error log line."""
-    text = str(error)
-    upper = text.upper()
-    for token, meaning in TLS_PROBLEMS:
-        if token in upper:
-            detail = getattr(error, "verify_message", None)
-            return "TLS handshake failed: " + meaning + (" ({})".format(detail) if detail else ""), True
-    if isinstance(error, ssl.SSLError) or "[SSL" in text:
-        return "TLS failed: " + text, True
-    if isinstance(error, ConnectionRefusedError) or "refused" in text.lower():
-        return "connection refused (no broker listening?)", False
-    if isinstance(error, socket.gaierror):
-        return "cannot resolve the host name ({})".format(error), False
-    if isinstance(error, socket.timeout):
-        return "connection timed out", False
-    return text or type(error).__name__, False
 
 
 class MqttSink(Sink):
@@ -353,51 +318,6 @@ class MqttSink(Sink):
         self.outbox.close()
 
 
-def _file(options, key):
-    path = os.path.expanduser(options[key])
-    if not os.path.isfile(path):
-        raise RoadedgeError("mqtt sink: {}: {}: no such file".format(key, options[key]))
-    return path
-
-
-def tls_context(options):
-    """The client's SSLContext: verify the broker against `ca` (or the system CAs), present cert + key, ALPN."""
-    if bool(options["cert"]) != bool(options["key"]):
-        raise RoadedgeError("mqtt sink: cert and key go together; got only {}".format("cert" if options["cert"] else "key"))
-    ca = _file(options, "ca") if options["ca"] else None
-    try:
-        context = ssl.create_default_context(cafile=ca)
-    except (ssl.SSLError, OSError) as err:
-        raise RoadedgeError("mqtt sink: ca: {}: not a PEM CA certificate ({})".format(options["ca"], err)) from None
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if options["cert"]:
-        try:
-            context.load_cert_chain(_file(options, "cert"), _file(options, "key"))
-        except ssl.SSLError as err:
-            raise RoadedgeError("mqtt sink: cert/key: {} / {}: cannot load them as a PEM certificate and its key "
-                                "({})".format(options["cert"], options["key"], err.reason or err)) from None
-    if options["alpn"]:
-        context.set_alpn_protocols([ALPN_AWS_IOT])
-    return context
-
-
-def _client_class(mqtt):
-    class Client(mqtt.Client):
-        """paho's client, telling the sink why a connection attempt failed (paho only says 'retrying')."""
-
-        roadedge_attempt_failed = None
-
-        def reconnect(self):
-            try:
-                return super().reconnect()
-            except OSError as err:
-                if self.roadedge_attempt_failed is not None:
-                    self.roadedge_attempt_failed(err)
-                raise
-
-    return Client
-
-
 def open(options, context):
     options = checked(OPTIONS, options, "mqtt sink")
     context = context or {}
@@ -418,7 +338,7 @@ def open(options, context):
         raise RoadedgeError("mqtt sink: paho-mqtt is not installed (pip install 'paho-mqtt>=2,<3')") from None
     outbox = durable.open_outbox(options, "outbox", device, log)
     boot_id = context.get("boot_id") or uuid.uuid4().hex
-    client = _client_class(mqtt)(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True,
+    client = client_class(mqtt)(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True,
                                  protocol=mqtt.MQTTv311)
     client.reconnect_delay_set(*RECONNECT_S)  # the sink switches to BACKOFF_S once the broker refuses it
     client.max_inflight_messages_set(0)  # the sink's sender keeps the window (max_inflight)
