@@ -180,3 +180,49 @@ def test_an_interrupted_spool_write_is_cleaned_up_and_not_uploaded(bucket, tmp_p
     sink.close()
     assert not partial.exists()
     assert bucket.list_objects_v2(Bucket=BUCKET).get("KeyCount") == 0
+
+
+KILL_CHILD = """
+import sys, time
+import tests.test_s3_events as t
+from edge.sinks import s3
+sink = s3.open({"bucket": t.BUCKET, "spool": sys.argv[1], "endpoint_url": sys.argv[2]}, t.context())
+for run in range(1000):
+    t.BOOT = "boot%04d" % run  # one event (and its best frame) per run, each under its own key
+    t.drive(sink, [0.7, 0.9, 0.8])
+"""
+
+
+def test_a_spool_writer_killed_with_kill_9_loses_no_finished_image(aws_env, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    child = subprocess.Popen([sys.executable, "-c", KILL_CHILD, str(spool), "http://127.0.0.1:{}".format(closed_port())],
+                             cwd=root, env=dict(os.environ, PYTHONPATH=root), stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and sum(name.endswith(".jpg") for name in spooled(str(spool))) < 8:
+        time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)  # in the middle of writing: more frames keep coming until now
+    child.wait(10)
+    finished = [name for name in spooled(str(spool)) if name.endswith(".jpg")]
+    assert len(finished) >= 8
+    with moto.mock_aws():
+        client = s3.make_client()
+        client.create_bucket(Bucket=BUCKET)
+        sink = s3.open({"bucket": BUCKET, "spool": str(spool)}, context())
+        deadline = time.monotonic() + 20
+        while sink.stats()["pending"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        sink.close()
+        keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket=BUCKET).get("Contents", []))
+        for key in keys:  # every upload is a whole JPEG
+            data = client.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+            assert cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) is not None, key
+    print("\nkill -9 of the s3 spool writer: {} finished images on disk, {} uploaded, {} left".format(
+        len(finished), len(keys), len(spooled(str(spool)))))
+    assert keys == sorted(os.path.relpath(name, BUCKET).replace(os.sep, "/") for name in finished)
+    assert spooled(str(spool)) == []  # uploaded, and interrupted writes (.tmp) cleaned up
