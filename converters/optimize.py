@@ -13,6 +13,7 @@ import time
 
 from converters.ssd_deploy import num_classes, to_deploy, write_deploy
 from roadedge.core.errors import RoadedgeError
+from roadedge.core.fsutil import check_not_overlapping
 from roadedge.core.model_metadata import default_preprocessing, ir_label_offset, labels_for, model_metadata
 from roadedge.core.mxnet_params import split_arg_aux
 from roadedge.core.mxnet_symbol import attr_bool, attr_float, attr_int
@@ -76,11 +77,21 @@ def _labels_option(spec):
     return read_name_list(spec)
 
 
+def model_files(model, epoch):
+    """The files a model argument reads: the tarball, or the prefix's symbol, params and hyperparams.json."""
+    if os.path.isfile(model):
+        return [model]
+    files = [model + "-symbol.json", "%s-%04d.params" % (model, epoch),
+             os.path.join(os.path.dirname(model) or ".", "hyperparams.json")]
+    return [path for path in files if os.path.exists(path)]
+
+
 def optimize_command(args):
     started = time.time()
     height, width = args.input_shape
     if not (0 < height <= 4096 and 0 < width <= 4096):
         raise RoadedgeError("--input-shape {} {}: expected a height and width in 1..4096".format(height, width))
+    check_not_overlapping(args.output, model_files(args.model, args.epoch))
     model = load_model(args.model, args.epoch)
     deploy = to_deploy(model.graph, nms=args.nms, topk=args.topk, force_suppress=args.force_suppress)
     head = deploy.nodes[deploy.heads[0][0]]

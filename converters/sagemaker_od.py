@@ -17,7 +17,7 @@ from converters.classmap import parse_class_map, parse_remap
 from converters.split import split_items
 from converters.voc_dataset import load_voc_dataset
 from roadedge.core.errors import RoadedgeError
-from roadedge.core.fsutil import atomic_dir
+from roadedge.core.fsutil import atomic_dir, check_output
 
 CHANNELS = {"train": "train_annotation", "validation": "validation_annotation"}
 
@@ -120,9 +120,7 @@ def convert_command(args):
         raise RoadedgeError("--validation-fraction {}: expected a number in [0, 1)".format(args.validation_fraction))
     class_map = parse_class_map(args.classes)
     remap = parse_remap(args.remap)
-    out_dir = os.path.abspath(args.out_dir)
-    if os.path.exists(out_dir) and not args.overwrite:
-        raise RoadedgeError("{}: output folder already exists (pass --overwrite to replace it)".format(out_dir))
+    out_dir = check_output(args.out_dir, [args.voc_dir], args.overwrite)
     samples, report = load_voc_dataset(
         args.voc_dir, class_map, remap=remap, unknown=args.unknown, skip_difficult=args.skip_difficult,
         clip=args.clip, empty=args.empty, progress=_progress("checking", "file"))
@@ -151,7 +149,9 @@ def convert_command(args):
         "num_training_samples": str(len(train)),
         "image_shape": str(suggested_image_shape(samples)),
     }
-    with atomic_dir(out_dir, overwrite=args.overwrite) as tmp:
+    # the images may also come from a JPEGImages/ or images/ folder beside VOC_DIR: none of them may be replaced either
+    inputs = [args.voc_dir] + sorted({os.path.dirname(sample.image_path) for sample in samples})
+    with atomic_dir(out_dir, overwrite=args.overwrite, inputs=inputs) as tmp:
         write_channels(tmp, splits, class_map, lst=args.lst, link=args.link, progress=_progress("writing", "image"))
         for name, content in (("summary.json", summary), ("hyperparameters.json", hyperparameters)):
             with open(os.path.join(tmp, name), "w", encoding="utf-8") as handle:

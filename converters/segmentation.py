@@ -27,7 +27,7 @@ import numpy as np
 from converters.classmap import read_name_list
 from converters.image_files import inspect_image
 from roadedge.core.errors import RoadedgeError, ValidationFailed
-from roadedge.core.fsutil import atomic_dir
+from roadedge.core.fsutil import atomic_dir, check_output
 
 VOC_CLASSES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -148,8 +148,7 @@ def convert_segmentation(voc_root, out_dir, classes=None, overwrite=False, progr
     if not os.path.isdir(voc_root):
         raise RoadedgeError("{}: no such folder (expected a Pascal VOC tree with ImageSets/Segmentation, "
                             "JPEGImages and SegmentationClass)".format(voc_root))
-    if os.path.exists(out_dir) and not overwrite:
-        raise RoadedgeError("{}: output folder already exists (pass --overwrite to replace it)".format(out_dir))
+    check_output(out_dir, [voc_root], overwrite)
 
     problems = []
     splits = read_splits(voc_root, problems)
@@ -174,7 +173,7 @@ def convert_segmentation(voc_root, out_dir, classes=None, overwrite=False, progr
     }
     hyperparameters = {"num_classes": str(len(classes)), "num_training_samples": str(len(splits["train"]))}
     channels = {split: (image_channel, mask_channel) for split, _, image_channel, mask_channel in SPLITS}
-    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
+    with atomic_dir(out_dir, overwrite=overwrite, inputs=[voc_root]) as tmp:
         for image_channel, mask_channel in channels.values():
             os.makedirs(os.path.join(tmp, image_channel))
             os.makedirs(os.path.join(tmp, mask_channel))

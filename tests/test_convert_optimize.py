@@ -81,3 +81,28 @@ def test_optimize_errors(vgg_model, tmp_path, capsys):
     assert "--input-shape 0 128: expected" in capsys.readouterr().err
     assert main(["convert", "verify", vgg_model, str(tmp_path / "missing.xml")]) == 2
     assert "missing.xml: IR not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("layout", ["tarball", "prefix"])
+@pytest.mark.parametrize("relation", ["is", "contains"])
+def test_an_output_that_is_or_contains_the_input_model_is_refused_before_any_work(tmp_path, capsys, layout, relation):
+    # refused before the model is even read: these files are not models, and nothing may touch them
+    folder = tmp_path / "model"
+    folder.mkdir()
+    if layout == "tarball":
+        model = folder / "model.tar.gz"
+        files = {model: b"not really a tarball"}
+    else:
+        model = folder / "model_algo_1"
+        files = {folder / "model_algo_1-symbol.json": b"{}", folder / "model_algo_1-0000.params": b"params"}
+    for path, data in files.items():
+        path.write_bytes(data)
+    target = next(iter(files)) if relation == "is" else tmp_path
+    code = main(["convert", "optimize", str(model), "--input-shape", "64", "64", "--output", str(target), "--package"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("roadedge: error: {}: the output folder {} the input {}".format(
+        target, relation, folder)), err
+    assert {path: path.read_bytes() for path in files} == files
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"] and sorted(p.name for p in folder.iterdir()) == sorted(
+        p.name for p in files)

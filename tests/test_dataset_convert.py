@@ -325,3 +325,67 @@ def test_the_named_image_wins_over_an_image_named_like_the_xml_in_an_earlier_fol
     assert convert(voc_fixture_dir, out, "--validation-fraction", "0") == 0
     assert "warning" not in capsys.readouterr().err
     assert (out / "train" / "labelimg_order.jpg").read_bytes() == (images / "IMG_4411.jpg").read_bytes()
+
+
+# --- an output that is, contains or lies inside the input is refused, with or without --overwrite (issue 11) ------
+
+def snapshot(root):
+    """{relative path: bytes} of every file under root: the input must come out of a refused run unchanged."""
+    found = {}
+    for folder, _, files in os.walk(root):
+        for name in files:
+            path = os.path.join(folder, name)
+            with open(path, "rb") as handle:
+                found[os.path.relpath(path, root)] = handle.read()
+    return found
+
+
+OVERLAPS = {
+    "is the input": (lambda voc, tmp: voc, "the output folder is the input"),
+    "contains the input": (lambda voc, tmp: tmp, "the output folder contains the input"),
+    "lies inside the input": (lambda voc, tmp: voc / "Annotations" / "out", "the output folder lies inside the input"),
+    "a symlink to the input": (lambda voc, tmp: _symlink(tmp / "link", voc), "the output folder is the input"),
+    "a symlink to a parent": (lambda voc, tmp: _symlink(tmp / "up" / "link", tmp) / "voc",
+                              "the output folder is the input"),
+}
+
+
+def _symlink(link, target):
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(target, target_is_directory=True)
+    return link
+
+
+@pytest.mark.parametrize("overwrite", [False, True], ids=["plain", "overwrite"])
+@pytest.mark.parametrize("case", sorted(OVERLAPS))
+def test_an_output_overlapping_the_input_is_refused_and_the_input_kept(voc_fixture_dir, tmp_path, capsys, case,
+                                                                      overwrite):
+    where, words = OVERLAPS[case]
+    out = where(voc_fixture_dir, tmp_path)
+    before = snapshot(voc_fixture_dir)
+    listing = sorted(os.listdir(tmp_path))
+    assert convert(voc_fixture_dir, out, *(["--overwrite"] if overwrite else [])) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("roadedge: error: {}: {} {}".format(os.path.abspath(out), words,
+                                                                                     voc_fixture_dir)), err
+    assert snapshot(voc_fixture_dir) == before
+    assert sorted(os.listdir(tmp_path)) == listing  # no partial folder, lock or output left behind
+
+
+def test_an_output_replacing_the_image_folder_beside_voc_dir_is_refused(voc_fixture_dir, capsys):
+    # VOC_DIR is the Annotations folder; the images come from the JPEGImages folder beside it
+    images = voc_fixture_dir / "JPEGImages"
+    before = snapshot(images)
+    assert convert(voc_fixture_dir / "Annotations", images, "--overwrite") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "{}: the output folder is the input {}".format(images, images) in err[0], err
+    assert snapshot(images) == before
+
+
+def test_replacing_the_current_folder_is_refused(voc_fixture_dir, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out"
+    assert convert(voc_fixture_dir, out) == 0
+    monkeypatch.chdir(out / "train")
+    assert convert(voc_fixture_dir, out, "--overwrite") == 2
+    assert "the output folder contains the current folder" in capsys.readouterr().err
+    assert (out / "train").is_dir()

@@ -204,3 +204,18 @@ def test_all_problems_reported_together(voc, tmp_path, capsys):
         assert any(BROKEN[case][1] in line for line in errors), case
     assert "roadedge: 5 problems in {}; nothing was written".format(voc) in run.stderr
     assert not out.exists()
+
+
+def _tree(root):
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]], ids=["plain", "overwrite"])
+@pytest.mark.parametrize("relation", ["is", "contains", "lies inside"])
+def test_an_output_overlapping_the_voc_tree_is_refused_and_the_tree_kept(voc, tmp_path, capsys, relation, overwrite):
+    out = {"is": voc, "contains": tmp_path, "lies inside": voc / "JPEGImages"}[relation]
+    before = _tree(voc)
+    code, _, errors = run(capsys, voc, out, *overwrite)
+    assert code == 2 and errors == ["roadedge: error: {}: the output folder {} the input {}; choose an output outside "
+                                    "the input".format(out, relation, voc)]
+    assert _tree(voc) == before and sorted(p.name for p in tmp_path.iterdir()) == ["VOC2012"]

@@ -171,3 +171,23 @@ def test_bundled_model_loads_and_finds_damage_on_unseen_frames():
     assert frames >= 16
     assert found >= 0.45 * frames, "a correct detection (IoU >= 0.5, score >= 0.3) on only {} of {} frames".format(
         found, frames)
+
+
+def test_train_refuses_an_out_dir_around_the_models_folder_it_bundles_into(tmp_path, monkeypatch, capsys):
+    from training import recipe
+
+    models = tmp_path / "edge" / "models"
+    models.mkdir(parents=True)
+    (models / "MODEL_CARD.md").write_text("card")
+    monkeypatch.setattr(recipe, "MODELS_DIR", str(models))
+
+    def no_work(*args):
+        raise AssertionError("work started")
+
+    monkeypatch.setattr(recipe, "_synth", no_work)
+    for out in (tmp_path / "edge", tmp_path):
+        assert main(["train", str(out), "--bundle", "--overwrite", "--quick"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == ["roadedge: error: {}: the output folder contains the input {}; choose an output outside the "
+                       "input".format(out, models)]
+    assert (models / "MODEL_CARD.md").read_text() == "card"

@@ -251,7 +251,8 @@ def train_command(args):
     started = time.time()
     steps = Steps(9 if args.bundle else 8)
     out_dir = os.path.abspath(args.out_dir)
-    with atomic_dir(out_dir, args.overwrite) as work:
+    # --bundle writes into edge/models during the work: an OUT_DIR around it would take it away at the final swap
+    with atomic_dir(out_dir, args.overwrite, inputs=[MODELS_DIR] if args.bundle else []) as work:
         voc, channels, arrays = (os.path.join(work, n) for n in ("voc-train", "sagemaker", "arrays"))
         model_dir, ir_dir, eval_voc = (os.path.join(work, n) for n in ("model", "ir", "voc-eval"))
         steps.run("render %d training frames (seed %d)" % (s["images"], s["seed"]), _synth, voc, s["images"],

@@ -34,16 +34,69 @@ def _umask():
     return mask
 
 
-@contextlib.contextmanager
-def atomic_dir(path, overwrite=False):
-    """Yield a temporary sibling folder that becomes `path` only if the block succeeds.
+# --- where an output may go -------------------------------------------------------------------------
 
-    With `overwrite`, an existing `path` is replaced; otherwise it is an error
-    (checked before any work is done).
+
+def _inside(path, folder):
+    """True when `path` is `folder` or lies below it (both real, absolute paths)."""
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _relation(out_real, input_real):
+    if out_real == input_real:
+        return "is"
+    if _inside(input_real, out_real):
+        return "contains"
+    if _inside(out_real, input_real):
+        return "lies inside"
+    return None
+
+
+def check_not_overlapping(path, inputs, noun="output folder"):
+    """Refuse an output that is, contains or lies inside one of `inputs` (real paths: symlinks resolved).
+
+    Writing there would mix the output into its input, and replacing it
+    (--overwrite, or the swap at the end of atomic_dir) would delete the input.
     """
     path = os.path.abspath(os.fspath(path))
-    if os.path.exists(path) and not overwrite:
-        raise RoadedgeError("{}: output folder already exists (pass --overwrite to replace it)".format(path))
+    out_real = os.path.realpath(path)
+    for given in inputs:
+        given = os.path.abspath(os.fspath(given))
+        relation = _relation(out_real, os.path.realpath(given))
+        if relation:
+            real = "" if os.path.realpath(given) == given and out_real == path else " (real paths {} and {})".format(
+                out_real, os.path.realpath(given))
+            raise RoadedgeError("{}: the {} {} the input {}{}; choose an output outside the input".format(
+                path, noun, relation, given, real))
+
+
+def check_output(path, inputs=(), overwrite=False, noun="output folder"):
+    """Everything to check before work starts on an output folder `path` written with atomic_dir.
+
+    An output that overlaps an input, replacing the current folder, or an
+    existing `path` without `overwrite` is refused.
+    """
+    path = os.path.abspath(os.fspath(path))
+    check_not_overlapping(path, inputs, noun)
+    if os.path.lexists(path):
+        if not overwrite:
+            raise RoadedgeError("{}: {} already exists (pass --overwrite to replace it)".format(path, noun))
+        cwd = os.path.realpath(os.getcwd())
+        if _inside(cwd, os.path.realpath(path)):
+            raise RoadedgeError("{}: the {} contains the current folder {}; replacing it would delete the folder "
+                                "you are in".format(path, noun, cwd))
+    return path
+
+
+@contextlib.contextmanager
+def atomic_dir(path, overwrite=False, inputs=()):
+    """Yield a temporary sibling folder that becomes `path` only if the block succeeds.
+
+    Checked before any work is done (check_output): an existing `path` needs
+    `overwrite`; an output that is, contains or lies inside one of `inputs` is
+    refused.
+    """
+    path = check_output(path, inputs, overwrite)
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="." + os.path.basename(path) + ".", suffix=".partial", dir=parent)
