@@ -8,12 +8,11 @@ import json
 import os
 import shutil
 import tarfile
-import tempfile
 import time
 
 from converters.ssd_deploy import num_classes, to_deploy, write_deploy
 from roadedge.core.errors import RoadedgeError
-from roadedge.core.fsutil import check_not_overlapping
+from roadedge.core.fsutil import check_not_overlapping, staging_dir
 from roadedge.core.model_metadata import default_preprocessing, ir_label_offset, labels_for, model_metadata
 from roadedge.core.mxnet_params import split_arg_aux
 from roadedge.core.mxnet_symbol import attr_bool, attr_float, attr_int
@@ -101,9 +100,7 @@ def optimize_command(args):
         raise RoadedgeError("--labels: {} names given, the model predicts {} classes".format(len(labels), classes))
     engine = choose_engine(args.engine)
     name = args.name or model.name
-    os.makedirs(args.output, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".convert-", dir=args.output)
-    try:
+    with staging_dir(os.path.join(args.output, name)) as staging:
         xml = run_engine(engine, deploy, model.params, (height, width), staging, name, args.precision)
         label_offset = ir_label_offset(xml) or 0  # read off the IR: engines (and DeepLens optimizer versions) differ
         preprocessing = default_preprocessing(deploy)
@@ -125,8 +122,6 @@ def optimize_command(args):
             produced.append("model.tar.gz")
         for file_name in produced:
             os.replace(os.path.join(staging, file_name), os.path.join(args.output, file_name))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     print("wrote {} ({} engine, {}, input {}x{}, {} classes{}) in {:.1f} s".format(
         os.path.join(args.output, name + ".xml"), engine, args.precision, height, width, len(labels),
         ", preprocessing embedded" if args.embed_preprocessing else "", time.time() - started))

@@ -1,11 +1,27 @@
-"""Writes that never leave a half-written file or folder behind."""
+"""Writes that never leave a half-written file or folder behind.
+
+A folder is written as a hidden sibling `.NAME.<token>.partial` and renamed
+to NAME when the work succeeds. Its writer holds an flock on the sibling
+`.NAME.<token>.partial.lock` for as long as it works: the kernel drops that
+lock when the process ends, however it ends (kill -9 included), so the next
+writer of the same NAME can tell a partial whose writer is gone (the lock can
+be taken) from one that is still being written (it cannot), even after its PID
+was reused, and removes only the former.
+"""
 import contextlib
+import errno
 import hashlib
 import os
+import re
 import shutil
+import socket
 import tempfile
+import time
 
 from roadedge.core.errors import RoadedgeError
+
+PARTIAL, LOCK, OLD = ".partial", ".partial.lock", ".partial.old"
+_TOKEN = re.compile(r"^[0-9a-f]{12}$")
 
 
 @contextlib.contextmanager
@@ -73,10 +89,12 @@ def check_not_overlapping(path, inputs, noun="output folder"):
 def check_output(path, inputs=(), overwrite=False, noun="output folder"):
     """Everything to check before work starts on an output folder `path` written with atomic_dir.
 
-    An output that overlaps an input, replacing the current folder, or an
-    existing `path` without `overwrite` is refused.
+    Stale partials of `path` (their writer is gone) are removed first; then an
+    output that overlaps an input, replacing the current folder, or an existing
+    `path` without `overwrite` is refused.
     """
     path = os.path.abspath(os.fspath(path))
+    clean_stale_partials(path)
     check_not_overlapping(path, inputs, noun)
     if os.path.lexists(path):
         if not overwrite:
@@ -88,31 +106,163 @@ def check_output(path, inputs=(), overwrite=False, noun="output folder"):
     return path
 
 
+# --- partial folders and their writers ----------------------------------------------------------------
+
+
+def _partials_of(path):
+    """{token: lock path} of every `.NAME.<token>.partial.lock` beside `path` (NAME exactly, never another name)."""
+    parent, base = os.path.split(path)
+    head = "." + base + "."
+    try:
+        names = os.listdir(parent or ".")
+    except OSError:
+        return {}
+    found = {}
+    for name in names:
+        if name.startswith(head) and name.endswith(LOCK) and _TOKEN.match(name[len(head):-len(LOCK)]):
+            found[name[len(head):-len(LOCK)]] = os.path.join(parent, name)
+    return found
+
+
+def clean_stale_partials(path):
+    """Remove the partial folders of `path` whose writer is gone; return the partials removed.
+
+    A writer is gone when the flock on its lock file can be taken. Its
+    `.partial.old` (the previous `path`, moved aside during the final swap) is
+    put back when `path` is missing, else removed. Partials whose writer still
+    holds its lock, partials without a lock file (an older roadedge; nobody can
+    tell) and anything not named after `path` are left alone.
+    """
+    import fcntl
+
+    path = os.path.abspath(os.fspath(path))
+    removed = []
+    for lock in sorted(_partials_of(path).values()):
+        try:
+            fd = os.open(lock, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            continue  # just removed by its writer or another cleaner
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # held: the writer is alive (or this file system has no flock: leave it)
+            if not os.path.samestat(os.fstat(fd), os.lstat(lock)):
+                continue  # replaced meanwhile: not the file we locked
+            partial = lock[:-len(LOCK)] + PARTIAL
+            old = lock[:-len(LOCK)] + OLD
+            if os.path.lexists(old):
+                if not os.path.lexists(path):
+                    os.replace(old, path)  # killed between the two renames of the swap: the previous output returns
+                else:
+                    _remove(old)
+            _remove(partial)
+            os.unlink(lock)
+            removed.append(partial)
+        except OSError:
+            continue  # could not remove it now (permissions, read-only): not this run's business
+        finally:
+            os.close(fd)
+    return removed
+
+
+def _remove(path):
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        os.unlink(path)
+
+
+def _writer_note():
+    return "pid {} on {} since {}\n".format(os.getpid(), socket.gethostname(),
+                                           time.strftime("%Y-%m-%dT%H:%M:%S%z")).encode("utf-8")
+
+
+def _new_partial(path):
+    """Create and lock `.NAME.<token>.partial.lock`, then the folder `.NAME.<token>.partial`; (lock fd, folder)."""
+    import fcntl
+
+    parent, base = os.path.split(path)
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    while True:
+        stem = os.path.join(parent, ".{}.{}".format(base, os.urandom(6).hex()))
+        try:
+            fd = os.open(stem + LOCK, flags, 0o644)
+            break
+        except FileExistsError:
+            continue
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # waits only while a cleaner looks at it (it then finds no partial)
+        except OSError as err:
+            if err.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
+                raise  # without flock a cleaner cannot take the lock either, so it leaves this partial alone
+        os.write(fd, _writer_note())
+        os.mkdir(stem + PARTIAL, 0o700)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(stem + LOCK)
+        os.close(fd)
+        raise
+    return fd, stem + PARTIAL
+
+
+def _release(fd, tmp):
+    with contextlib.suppress(OSError):
+        os.unlink(tmp[:-len(PARTIAL)] + LOCK)
+    os.close(fd)
+
+
+@contextlib.contextmanager
+def staging_dir(path):
+    """Yield a new, locked `.NAME.<token>.partial` folder beside `path` (removed afterwards, whatever happens).
+
+    Stale partials of `path` left by a killed writer are removed first. The
+    caller moves what it made out of the folder before the block ends.
+    """
+    path = os.path.abspath(os.fspath(path))
+    clean_stale_partials(path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd, tmp = _new_partial(path)
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        _release(fd, tmp)
+
+
 @contextlib.contextmanager
 def atomic_dir(path, overwrite=False, inputs=()):
     """Yield a temporary sibling folder that becomes `path` only if the block succeeds.
 
     Checked before any work is done (check_output): an existing `path` needs
     `overwrite`; an output that is, contains or lies inside one of `inputs` is
-    refused.
+    refused. Stale partials of `path` are removed first (clean_stale_partials).
     """
     path = check_output(path, inputs, overwrite)
-    parent = os.path.dirname(path)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix="." + os.path.basename(path) + ".", suffix=".partial", dir=parent)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd, tmp = _new_partial(path)
+    old = tmp[:-len(PARTIAL)] + OLD
     try:
         yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; the result should look like any new folder
-        if os.path.exists(path):
-            old = tmp + ".old"
+        os.chmod(tmp, 0o777 & ~_umask())  # the partial is private; the result should look like any new folder
+        if os.path.lexists(path):
+            if not overwrite:
+                raise RoadedgeError("{}: output folder already exists (pass --overwrite to replace it)".format(path))
             os.replace(path, old)
-            os.replace(tmp, path)
+            try:
+                os.replace(tmp, path)
+            except BaseException:
+                os.replace(old, path)
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        _release(fd, tmp)
 
 
 def sha256_file(path):
