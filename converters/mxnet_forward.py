@@ -53,7 +53,7 @@ def _shapes(symbol_path, shape_text):  # runs inside the MXNet venv
     args, _, aux = symbol.infer_shape(data=tuple(int(v) for v in shape_text.split(",")))
     shapes = {"arg:" + n: s for n, s in zip(symbol.list_arguments(), args) if n != "data"}
     shapes.update({"aux:" + n: s for n, s in zip(symbol.list_auxiliary_states(), aux)})
-    print(json.dumps(shapes))
+    print(json.dumps(shapes, allow_nan=False))
 
 
 def _main(symbol_path, params_path, in_path, out_path):  # runs inside the MXNet venv

@@ -112,7 +112,7 @@ def optimize_command(args):
         metadata = model_metadata(name, labels, (1, 3, height, width), preprocessing, _output_name(xml), label_offset,
                                   nms, engine, args.precision, model.sources)
         with open(os.path.join(staging, name + ".json"), "w", encoding="utf-8") as handle:
-            json.dump(metadata, handle, indent=2)
+            json.dump(metadata, handle, indent=2, allow_nan=False)
             handle.write("\n")
         produced = [name + ".xml", name + ".bin", name + ".json"]
         if args.package:

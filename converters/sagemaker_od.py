@@ -90,7 +90,7 @@ def write_channels(out_dir, splits, class_map, lst=False, link=False, progress=N
         name = sample.stem + os.path.splitext(sample.image_path)[1].lower()
         _place_image(sample.image_path, os.path.join(out_dir, split, name), link)
         with open(os.path.join(out_dir, CHANNELS[split], sample.stem + ".json"), "w", encoding="utf-8") as handle:
-            json.dump(annotation_json(sample, name, class_map), handle)
+            json.dump(annotation_json(sample, name, class_map), handle, allow_nan=False)
         lst_lines[split].append(lst_line(len(lst_lines[split]), sample, split + "/" + name))
     if lst:
         for split, lines in lst_lines.items():
@@ -155,7 +155,7 @@ def convert_command(args):
         write_channels(tmp, splits, class_map, lst=args.lst, link=args.link, progress=_progress("writing", "image"))
         for name, content in (("summary.json", summary), ("hyperparameters.json", hyperparameters)):
             with open(os.path.join(tmp, name), "w", encoding="utf-8") as handle:
-                json.dump(content, handle, indent=2)
+                json.dump(content, handle, indent=2, allow_nan=False)
                 handle.write("\n")
     for warning in report.warnings:
         print("roadedge: warning: " + warning, file=sys.stderr)

@@ -198,7 +198,7 @@ def _mask_path(voc_root, item):
 
 def _write_json(path, data, indent=2):
     with open(path, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=indent)
+        json.dump(data, handle, indent=indent, allow_nan=False)
         handle.write("\n")
 
 

@@ -207,6 +207,17 @@ BAD_INPUTS = [
      "labelimg_order.xml: object[2] (D40): bndbox: outside the image (ymax 49 > image height 48); use --clip"),
     ("size mismatch", lambda x: x.replace("<width>64</width>", "<width>640</width>"),
      "labelimg_order.xml: size: 640x48 in the XML, but image labelimg_order.jpg is 64x48"),
+    # issue 11: nan / inf reached the SageMaker JSON as NaN / Infinity, which is not JSON
+    ("nan coordinate", lambda x: x.replace("<xmin>10</xmin>", "<xmin>nan</xmin>"),
+     "labelimg_order.xml: object[1] (D00): bndbox/xmin: expected a finite number, got 'nan'"),
+    ("NaN coordinate", lambda x: x.replace("<ymin>20</ymin>", "<ymin> NaN </ymin>"),
+     "labelimg_order.xml: object[2] (D40): bndbox/ymin: expected a finite number, got 'NaN'"),
+    ("overflowing coordinate", lambda x: x.replace("<xmax>20</xmax>", "<xmax>1e400</xmax>"),
+     "labelimg_order.xml: object[1] (D00): bndbox/xmax: expected a finite number, got '1e400'"),
+    ("-inf coordinate", lambda x: x.replace("<ymin>5</ymin>", "<ymin>-inf</ymin>"),
+     "labelimg_order.xml: object[1] (D00): bndbox/ymin: expected a finite number, got '-inf'"),
+    ("infinite width", lambda x: x.replace("<width>64</width>", "<width>Infinity</width>"),
+     "labelimg_order.xml: size/width: expected a finite number, got 'Infinity'"),
 ]
 
 
@@ -389,3 +400,40 @@ def test_replacing_the_current_folder_is_refused(voc_fixture_dir, tmp_path, monk
     assert convert(voc_fixture_dir, out, "--overwrite") == 2
     assert "the output folder contains the current folder" in capsys.readouterr().err
     assert (out / "train").is_dir()
+
+
+def test_nan_with_clip_is_still_refused_and_every_json_written_is_strict(voc_fixture_dir, tmp_path, capsys):
+    xml = voc_fixture_dir / "Annotations" / "labelimg_order.xml"
+    xml.write_text(xml.read_text().replace("<xmax>50</xmax>", "<xmax>inf</xmax>"))
+    assert convert(voc_fixture_dir, tmp_path / "out", "--clip") == 2  # --clip must not turn inf into the image width
+    assert "object[2] (D40): bndbox/xmax: expected a finite number, got 'inf'" in capsys.readouterr().err
+    xml.write_text(xml.read_text().replace("<xmax>inf</xmax>", "<xmax>50.25</xmax>"))
+    assert convert(voc_fixture_dir, tmp_path / "out", "--clip", "--empty", "keep") == 0
+
+    def reject(constant):
+        raise AssertionError("{} in the output JSON".format(constant))
+
+    written = [os.path.join(folder, name) for folder, _, names in os.walk(tmp_path / "out") for name in names
+               if name.endswith(".json")]
+    assert len(written) == 6
+    for path in written:
+        with open(path, encoding="utf-8") as handle:
+            json.load(handle, parse_constant=reject)
+
+
+def test_a_non_finite_number_in_what_is_written_is_an_error_not_invalid_json(voc_fixture_dir, tmp_path, monkeypatch,
+                                                                            capsys):
+    # a NaN that got past the checks must stop the write, not produce a file no JSON parser reads
+    import converters.sagemaker_od as sagemaker_od
+
+    real = sagemaker_od.annotation_json
+    monkeypatch.setattr(sagemaker_od, "annotation_json", lambda *args: dict(real(*args), score=float("nan")))
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        sagemaker_od.write_channels(str(tmp_path / "w"), {"train": [_sample(voc_fixture_dir)]}, RDD2018)
+
+
+def _sample(voc_fixture_dir):
+    from converters.voc_dataset import Sample
+
+    return Sample("labelimg_order", str(voc_fixture_dir / "JPEGImages" / "labelimg_order.jpg"), 64, 48, 3,
+                  [(0, [10.0, 5.0, 20.0, 40.0])], str(voc_fixture_dir / "Annotations" / "labelimg_order.xml"))

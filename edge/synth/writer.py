@@ -152,7 +152,7 @@ def write_video(out_dir, seed, duration=10.0, fps=15, size=(640, 360), classes=N
                     video.write(image)
                     record = {"frame": index, "t": round(index / float(fps), 6), "width": width, "height": height,
                               "objects": objects}
-                    labels.write(json.dumps(record, separators=(",", ":")) + "\n")
+                    labels.write(json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n")
                     tracks.update(o["track_id"] for o in objects)
                     boxes += len(objects)
                     bar.update(1)

@@ -85,7 +85,7 @@ class Graph:
         }
         if self.extra:
             graph["attrs"] = self.extra
-        return json.dumps(graph, indent=2)
+        return json.dumps(graph, indent=2, allow_nan=False)
 
 
 # outputs including hidden ones (BatchNorm's mean/var, Dropout's mask), as node_row_ptr counts them

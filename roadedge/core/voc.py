@@ -5,6 +5,7 @@ one-line message naming the file and the field, so a whole data set can be
 reported at once. Element order inside <object> and <bndbox> does not matter
 (labelImg and the RDD files disagree on it), coordinates may be floats.
 """
+import math
 import os
 import xml.etree.ElementTree as ET
 from xml.sax.saxutils import escape
@@ -115,7 +116,7 @@ def _read_size(root, xml_path, problems):
     if depth_text is not None and depth_text.strip():
         try:
             depth = int(float(depth_text))
-        except ValueError:
+        except (ValueError, OverflowError):  # not a number, nan, inf
             problems.append("%s: size/depth: expected an integer, got %r" % (xml_path, depth_text.strip()))
     if None in values:
         return None
@@ -155,15 +156,19 @@ def _number(parent, field, where, label, problems):
         problems.append("%s: missing <%s>" % (where, label))
         return None
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         problems.append("%s: %s: expected a number, got %r" % (where, label, text.strip()))
         return None
+    if not math.isfinite(value):  # nan, inf, 1e400: would reach the SageMaker JSON as NaN / Infinity (not JSON)
+        problems.append("%s: %s: expected a finite number, got %r" % (where, label, text.strip()))
+        return None
+    return value
 
 
 def _flag(node, field):
     text = (node.findtext(field) or "0").strip()
     try:
         return 1 if int(float(text)) else 0
-    except ValueError:
+    except (ValueError, OverflowError):  # not a number, nan, inf
         return 0
