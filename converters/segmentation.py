@@ -116,7 +116,7 @@ def check_pair(image_path, mask_path, num_classes, problems, listed_in="the spli
 
 
 def _image_size(path, problems):
-    """(width, height) from the JPEG header, without decoding the pixels."""
+    """(width, height) from the JPEG header, without decoding the pixels; a JPEG cut short is a problem."""
     info = inspect_image(path, problems, formats=("JPEG",), what="image", expected="a JPEG")
     return (info.width, info.height) if info else None
 

@@ -135,7 +135,7 @@ def _check_record(record, class_ids, remap, unknown, skip_difficult, clip, repor
         problems.append("{}: filename: image {!r} not found (looked in {})".format(
             xml_path, record.filename or record.stem + ".*", ", ".join(folders) or os.path.dirname(xml_path)))
         return None
-    info = inspect_image(image_path, problems, expected="a JPEG or PNG image")
+    info = inspect_image(image_path, problems, formats=("JPEG", "PNG"), expected="a JPEG or PNG image")
     if info is None:
         return None
     width, height, depth = info.width, info.height, info.bands

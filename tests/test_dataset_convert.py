@@ -437,3 +437,70 @@ def _sample(voc_fixture_dir):
 
     return Sample("labelimg_order", str(voc_fixture_dir / "JPEGImages" / "labelimg_order.jpg"), 64, 48, 3,
                   [(0, [10.0, 5.0, 20.0, 40.0])], str(voc_fixture_dir / "Annotations" / "labelimg_order.xml"))
+
+
+# --- truncated or corrupt images are a problem naming the file (issue 11) --------------------------------------
+
+def _cut(path, keep):
+    data = path.read_bytes()
+    path.write_bytes(data[:keep(len(data))])
+
+
+def _progressive_then_cut(path):
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image.load()
+        image.save(path, "JPEG", progressive=True, quality=90)
+    _cut(path, lambda n: n - 40)
+
+
+BROKEN_IMAGES = {
+    "JPEG cut in half": ("labelimg_order.jpg", lambda p: _cut(p, lambda n: n // 2),
+                         "labelimg_order.jpg: truncated or corrupt image (expected a JPEG or PNG image): no JPEG "
+                         "end-of-image marker, and decoding fails: image file is truncated"),
+    "JPEG without its last 2 bytes": ("rdd_order.jpg", lambda p: _cut(p, lambda n: n - 2),
+                                      "rdd_order.jpg: truncated or corrupt image"),
+    "progressive JPEG cut": ("labelimg_order.jpg", _progressive_then_cut, "labelimg_order.jpg: truncated or corrupt image"),
+    "PNG cut": ("no_extension.png", lambda p: _cut(p, lambda n: n - 30),
+                "no_extension.png: truncated or corrupt image (expected a JPEG or PNG image): PNG chunks cut short"),
+    "GIF named .jpg": ("rdd_order.jpg", lambda p: __import__("PIL.Image").Image.new("RGB", (64, 48)).save(p, "GIF"),
+                       "rdd_order.jpg: is a GIF file (expected a JPEG or PNG image)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_IMAGES))
+def test_a_truncated_or_corrupt_image_is_a_problem_naming_the_file(voc_fixture_dir, tmp_path, capsys, case):
+    name, breaker, message = BROKEN_IMAGES[case]
+    breaker(voc_fixture_dir / "JPEGImages" / name)
+    assert convert(voc_fixture_dir, tmp_path / "out", "--empty", "keep") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and message in err[0], err
+    assert err[1] == "roadedge: 1 problem in {}; nothing was written".format(voc_fixture_dir)
+    assert sorted(os.listdir(tmp_path)) == ["voc"]
+
+
+def test_bytes_after_the_end_of_image_marker_or_zero_padding_are_fine(voc_fixture_dir, tmp_path):
+    for name, extra in (("labelimg_order.jpg", b"\x00" * 300), ("rdd_order.jpg", b"camera maker's trailer")):
+        path = voc_fixture_dir / "JPEGImages" / name
+        path.write_bytes(path.read_bytes() + extra)
+    assert convert(voc_fixture_dir, tmp_path / "out", "--empty", "keep") == 0
+    copied = (tmp_path / "out" / "train" / "rdd_order.jpg").read_bytes()
+    assert copied.endswith(b"camera maker's trailer")
+
+
+def test_whole_images_are_checked_without_decoding_them(voc_fixture_dir, monkeypatch):
+    from PIL import ImageFile
+
+    from converters.image_files import inspect_image
+
+    loads = []
+    real = ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: loads.append(self.format) or real(self))
+    problems = []
+    for name in ("labelimg_order.jpg", "rdd_order.jpg", "no_extension.png", "no_objects.jpg"):
+        assert inspect_image(str(voc_fixture_dir / "JPEGImages" / name), problems) is not None
+    assert problems == [] and loads == []
+    path = voc_fixture_dir / "JPEGImages" / "rdd_order.jpg"
+    _cut(path, lambda n: n - 2)
+    assert inspect_image(str(path), problems) is None and loads == ["JPEG"]  # decoded only when the marker is missing

@@ -148,6 +148,11 @@ def _corrupt_png(voc):
     path.write_bytes(data[:60])  # header intact, pixel data cut off
 
 
+def _cut(path):
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) * 2 // 3])
+
+
 BROKEN = {
     "missing train.txt": (lambda v: _remove(v / "ImageSets/Segmentation/train.txt"),
                           "ImageSets/Segmentation/train.txt: missing"),
@@ -169,6 +174,9 @@ BROKEN = {
     "corrupt image": (lambda v: (v / "JPEGImages" / (VAL[0] + ".jpg")).write_bytes(b"not a jpeg at all"),
                       "JPEGImages/{}.jpg: unreadable image".format(VAL[0])),
     "corrupt mask": (_corrupt_png, "SegmentationClass/{}.png: unreadable mask".format(TRAIN[2])),
+    "truncated image": (lambda v: _cut(v / "JPEGImages" / (TRAIN[1] + ".jpg")),
+                        "JPEGImages/{}.jpg: truncated or corrupt image (expected a JPEG): no JPEG end-of-image "
+                        "marker".format(TRAIN[1])),
 }
 
 
