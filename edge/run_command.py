@@ -1,6 +1,7 @@
 """`roadedge run` (the main job), `roadedge profiles` and `roadedge info`."""
 import json
 import logging
+import os
 import signal
 import sys
 
@@ -186,8 +187,11 @@ def format_summary(summary):
 
 def run_command(args):
     from edge import app
-    from roadedge.core.fsutil import atomic_file
+    from roadedge.core.errors import file_error
+    from roadedge.core.fsutil import atomic_file, check_writable_folder
 
+    if args.summary:  # a read-only or full folder fails now, not after the whole run
+        check_writable_folder(os.path.dirname(os.path.abspath(args.summary)), args.summary)
     logging.basicConfig(level=logging.ERROR if args.quiet else logging.INFO, format="roadedge: %(message)s",
                         stream=sys.stderr)
     config = load_config(args)
@@ -217,8 +221,11 @@ def run_command(args):
     if not args.quiet:
         print("roadedge: " + format_summary(summary), file=sys.stderr)
     if args.summary:
-        with atomic_file(args.summary, "w") as handle:
-            json.dump(summary, handle, indent=2)
+        try:
+            with atomic_file(args.summary, "w") as handle:
+                json.dump(summary, handle, indent=2)
+        except OSError as err:  # full or read-only by now: one line naming the file, and no half-written summary
+            raise file_error(args.summary, err, "write") from None
     return 0
 
 

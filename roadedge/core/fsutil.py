@@ -18,10 +18,11 @@ import socket
 import tempfile
 import time
 
-from roadedge.core.errors import RoadedgeError
+from roadedge.core.errors import RoadedgeError, file_error
 
 PARTIAL, LOCK, OLD = ".partial", ".partial.lock", ".partial.old"
 _TOKEN = re.compile(r"^[0-9a-f]{12}$")
+WRITE_ERRNOS = frozenset((errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG))
 
 
 @contextlib.contextmanager
@@ -48,6 +49,24 @@ def _umask():
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def check_writable_folder(folder, path=None):
+    """Raise `file_error(path)` now, before any work, when no file can be made in `folder`.
+
+    Probes the nearest folder that exists (creating none): a read-only file
+    system, a folder without write permission or a path through a file fails
+    here; a disk that fills up during the work is reported by the writer.
+    """
+    folder = os.path.abspath(os.fspath(folder))
+    while not os.path.lexists(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".roadedge-probe.", suffix=".tmp", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise file_error(path or folder, err, "write") from None
 
 
 # --- where an output may go -------------------------------------------------------------------------
@@ -90,8 +109,9 @@ def check_output(path, inputs=(), overwrite=False, noun="output folder"):
     """Everything to check before work starts on an output folder `path` written with atomic_dir.
 
     Stale partials of `path` (their writer is gone) are removed first; then an
-    output that overlaps an input, replacing the current folder, or an existing
-    `path` without `overwrite` is refused.
+    output that overlaps an input, replacing the current folder, an existing
+    `path` without `overwrite`, or a folder where nothing can be written
+    (read-only) is refused.
     """
     path = os.path.abspath(os.fspath(path))
     clean_stale_partials(path)
@@ -103,6 +123,7 @@ def check_output(path, inputs=(), overwrite=False, noun="output folder"):
         if _inside(cwd, os.path.realpath(path)):
             raise RoadedgeError("{}: the {} contains the current folder {}; replacing it would delete the folder "
                                 "you are in".format(path, noun, cwd))
+    check_writable_folder(os.path.dirname(path), path)
     return path
 
 
@@ -213,6 +234,20 @@ def _release(fd, tmp):
     os.close(fd)
 
 
+def write_error(path, tmp, err):
+    """The error to show for an OSError met while writing into `tmp` for `path`.
+
+    A full disk, a read-only file system, a quota, or an error naming a file in
+    `tmp` becomes one line naming `path` (where the user asked for the output)
+    and the reason; anything else (a missing input file, ...) stays as it is.
+    """
+    named = [os.path.abspath(os.fsdecode(name)) for name in (getattr(err, "filename", None), getattr(err, "filename2", None))
+             if isinstance(name, (str, bytes))]
+    if err.errno in WRITE_ERRNOS or any(_inside(name, tmp) for name in named):
+        return file_error(path, err, "write")
+    return err
+
+
 @contextlib.contextmanager
 def staging_dir(path):
     """Yield a new, locked `.NAME.<token>.partial` folder beside `path` (removed afterwards, whatever happens).
@@ -222,8 +257,11 @@ def staging_dir(path):
     """
     path = os.path.abspath(os.fspath(path))
     clean_stale_partials(path)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = _new_partial(path)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, tmp = _new_partial(path)
+    except OSError as err:
+        raise file_error(path, err, "write") from None
     try:
         yield tmp
     finally:
@@ -237,11 +275,16 @@ def atomic_dir(path, overwrite=False, inputs=()):
 
     Checked before any work is done (check_output): an existing `path` needs
     `overwrite`; an output that is, contains or lies inside one of `inputs` is
-    refused. Stale partials of `path` are removed first (clean_stale_partials).
+    refused; stale partials of `path` are removed first (clean_stale_partials).
+    A full disk or read-only file system is one RoadedgeError naming `path`
+    ("PATH: cannot write (disk full)"), with nothing left behind.
     """
     path = check_output(path, inputs, overwrite)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = _new_partial(path)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, tmp = _new_partial(path)
+    except OSError as err:
+        raise file_error(path, err, "write") from None
     old = tmp[:-len(PARTIAL)] + OLD
     try:
         yield tmp
@@ -258,6 +301,12 @@ def atomic_dir(path, overwrite=False, inputs=()):
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        error = write_error(path, tmp, err)
+        if error is err:
+            raise
+        raise error from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
