@@ -18,6 +18,7 @@ from converters.split import split_items
 from converters.voc_dataset import load_voc_dataset
 from roadedge.core.errors import RoadedgeError
 from roadedge.core.fsutil import atomic_dir, check_output
+from roadedge.core.voc import shown
 
 CHANNELS = {"train": "train_annotation", "validation": "validation_annotation"}
 
@@ -173,7 +174,7 @@ def format_summary(summary, hyperparameters, out_dir, seconds):
     notes = []
     if left_out["unknown_class_objects"]:
         notes.append("skipped objects of unmapped classes: " + ", ".join(
-            "{} ({})".format(code, count) for code, count in left_out["unknown_class_objects"].items()))
+            "{} ({})".format(shown(code, quote=False), count) for code, count in left_out["unknown_class_objects"].items()))
     for key, label in (("difficult_objects", "skipped difficult objects"), ("empty_images", "dropped images without objects"),
                        ("images_without_xml", "ignored images without XML")):
         if left_out[key]:

@@ -9,7 +9,7 @@ from collections import Counter
 
 from converters.image_files import inspect_image
 from roadedge.core.errors import RoadedgeError, ValidationFailed
-from roadedge.core.voc import read_voc_xml
+from roadedge.core.voc import read_voc_xml, shown
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".JPG", ".JPEG", ".Jpg", ".png", ".PNG")
 
@@ -124,16 +124,16 @@ def _stem_fallback_warning(record, image_path):
     asked = os.path.basename(record.filename.replace("\\", "/"))
     if os.path.basename(image_path) == asked or os.path.splitext(asked)[0] == record.stem:
         return None  # the named image, or its stem with another extension (.JPG, .png, none)
-    return "{}: filename: image {!r} not found; using {}, named like the XML file".format(
-        record.xml_path, record.filename, image_path)
+    return "{}: filename: image {} not found; using {}, named like the XML file".format(
+        record.xml_path, shown(record.filename, 120), image_path)
 
 
 def _check_record(record, class_ids, remap, unknown, skip_difficult, clip, report, problems):
     xml_path = record.xml_path
     image_path, folders = find_image(xml_path, record.filename)
     if image_path is None:
-        problems.append("{}: filename: image {!r} not found (looked in {})".format(
-            xml_path, record.filename or record.stem + ".*", ", ".join(folders) or os.path.dirname(xml_path)))
+        problems.append("{}: filename: image {} not found (looked in {})".format(
+            xml_path, shown(record.filename or record.stem + ".*", 120), ", ".join(folders) or os.path.dirname(xml_path)))
         return None
     info = inspect_image(image_path, problems, formats=("JPEG", "PNG"), expected="a JPEG or PNG image")
     if info is None:
@@ -150,8 +150,9 @@ def _check_record(record, class_ids, remap, unknown, skip_difficult, clip, repor
             if unknown == "skip":
                 report.skipped_unknown[obj.name] += 1
                 continue
-            problems.append("{}: {}: name: class {!r} is not in the class map {} (use --unknown skip or --map {}=CLASS)".format(
-                xml_path, obj.describe(), obj.name, ",".join(sorted(class_ids, key=class_ids.get)), obj.name))
+            problems.append("{}: {}: name: class {} is not in the class map {} (use --unknown skip or --map {}=CLASS)".format(
+                xml_path, obj.describe(), shown(obj.name), ",".join(sorted(class_ids, key=class_ids.get)),
+                shown(obj.name, quote=False)))
             continue
         if skip_difficult and obj.difficult:
             report.skipped_difficult += 1

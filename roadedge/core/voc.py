@@ -61,7 +61,7 @@ class VocObject:
         self.difficult = difficult
 
     def describe(self):
-        return "object[%d] (%s)" % (self.index, self.name)
+        return "object[%d] (%s)" % (self.index, shown(self.name, quote=False))
 
 
 class VocRecord:
@@ -78,16 +78,62 @@ class VocRecord:
         return os.path.splitext(os.path.basename(self.xml_path))[0]
 
 
+MAX_XML_BYTES = 8 << 20  # an annotation file is a few KB; anything this large is not one
+
+
+class _Refused(Exception):
+    """A DTD or entity declaration: refused before anything in it is read or expanded."""
+
+
+def parse_xml(data):
+    """The root Element of an XML document (bytes), refusing DOCTYPE, ENTITY and external entities.
+
+    Entities can only be declared in a DTD, so refusing the DOCTYPE before its
+    internal subset is read rules out entity expansion (billion laughs, quadratic
+    blow-up) and external files alike. Raises _Refused or expat.ExpatError.
+    """
+    from xml.parsers import expat
+
+    def refuse(*args):
+        raise _Refused("DOCTYPE and ENTITY declarations are not allowed in an annotation file (refused unread)")
+
+    builder = ET.TreeBuilder()
+    parser = expat.ParserCreate()
+    parser.StartDoctypeDeclHandler = refuse
+    parser.EntityDeclHandler = refuse
+    parser.UnparsedEntityDeclHandler = refuse
+    parser.ExternalEntityRefHandler = refuse
+    parser.StartElementHandler = builder.start
+    parser.EndElementHandler = builder.end
+    parser.CharacterDataHandler = builder.data
+    parser.buffer_text = True
+    parser.Parse(data, True)
+    return builder.close()
+
+
 def read_voc_xml(xml_path):
-    """Parse one file. Returns (record or None, problems): record is None only when the XML is unreadable."""
+    """Parse one file. Returns (record or None, problems): record is None only when the XML is unreadable.
+
+    Never raises for the file's content: anything wrong in it is a problem
+    naming the file (and the field), one line each.
+    """
+    from xml.parsers import expat
+
     try:
-        root = ET.parse(xml_path).getroot()
-    except ET.ParseError as err:
-        return None, ["%s: malformed XML: %s" % (xml_path, err)]
+        with open(xml_path, "rb") as handle:
+            data = handle.read(MAX_XML_BYTES + 1)
     except OSError as err:
         return None, ["%s: cannot read: %s" % (xml_path, err.strerror or err)]
+    if len(data) > MAX_XML_BYTES:
+        return None, ["%s: larger than %d MB, not an annotation file" % (xml_path, MAX_XML_BYTES >> 20)]
+    try:
+        root = parse_xml(data)
+    except _Refused as err:
+        return None, ["%s: %s" % (xml_path, err)]
+    except (expat.ExpatError, ValueError, LookupError) as err:  # LookupError, UnicodeError: a bad encoding declaration
+        return None, ["%s: malformed XML: %s" % (xml_path, shown(str(err), 200, quote=False))]
     if root.tag != "annotation":
-        return None, ["%s: root element is <%s>, expected <annotation>" % (xml_path, root.tag)]
+        return None, ["%s: root element is <%s>, expected <annotation>" % (xml_path, shown(root.tag, quote=False))]
     problems = []
     filename = (root.findtext("filename") or "").strip()
     size = _read_size(root, xml_path, problems)
@@ -99,6 +145,14 @@ def read_voc_xml(xml_path):
     return VocRecord(xml_path, filename, size, objects), problems
 
 
+def shown(text, limit=60, quote=True):
+    """Text from a file as it goes into a one-line message: quoted (repr) if asked or unprintable, and cut at `limit`."""
+    cut = text[:limit]
+    if quote or not cut.isprintable():
+        cut = repr(cut)
+    return cut + ("..." if len(text) > limit else "")
+
+
 def _read_size(root, xml_path, problems):
     node = root.find("size")
     if node is None:
@@ -108,7 +162,8 @@ def _read_size(root, xml_path, problems):
     for field in ("width", "height"):
         value = _number(node, field, xml_path, "size/" + field, problems)
         if value is not None and (value <= 0 or not value.is_integer()):
-            problems.append("%s: size/%s: expected a positive integer, got %s" % (xml_path, field, node.findtext(field).strip()))
+            problems.append("%s: size/%s: expected a positive integer, got %s" % (
+                xml_path, field, shown(node.findtext(field).strip(), quote=False)))
             value = None
         values.append(value)
     depth_text = node.findtext("depth")
@@ -117,7 +172,7 @@ def _read_size(root, xml_path, problems):
         try:
             depth = int(float(depth_text))
         except (ValueError, OverflowError):  # not a number, nan, inf
-            problems.append("%s: size/depth: expected an integer, got %r" % (xml_path, depth_text.strip()))
+            problems.append("%s: size/depth: expected an integer, got %s" % (xml_path, shown(depth_text.strip())))
     if None in values:
         return None
     return int(values[0]), int(values[1]), depth
@@ -129,7 +184,7 @@ def _read_object(node, index, xml_path, problems):
     if not name:
         problems.append("%s: missing <name>" % where)
         return None
-    where += " (%s)" % name
+    where += " (%s)" % shown(name, quote=False)
     box = node.find("bndbox")
     if box is None:
         problems.append("%s: missing <bndbox>" % where)
@@ -158,10 +213,10 @@ def _number(parent, field, where, label, problems):
     try:
         value = float(text)
     except ValueError:
-        problems.append("%s: %s: expected a number, got %r" % (where, label, text.strip()))
+        problems.append("%s: %s: expected a number, got %s" % (where, label, shown(text.strip())))
         return None
     if not math.isfinite(value):  # nan, inf, 1e400: would reach the SageMaker JSON as NaN / Infinity (not JSON)
-        problems.append("%s: %s: expected a finite number, got %r" % (where, label, text.strip()))
+        problems.append("%s: %s: expected a finite number, got %s" % (where, label, shown(text.strip())))
         return None
     return value
 
