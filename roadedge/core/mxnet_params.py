@@ -8,6 +8,7 @@ bytes ('arg:NAME' / 'aux:NAME').
 """
 import struct
 from collections import OrderedDict
+from functools import reduce
 
 import numpy as np
 
@@ -20,6 +21,7 @@ V3_MAGIC = 0xF993FACA
 DTYPES = {0: "float32", 1: "float64", 2: "float16", 3: "uint8", 4: "int32", 5: "int8", 6: "int64",
           7: "bool", 8: "int16", 9: "uint16", 10: "uint32", 11: "uint64"}
 FLAGS = {np.dtype(name): flag for flag, name in DTYPES.items()}
+MAX_NDIM = 32  # MXNet's (and numpy's) limit on dimensions
 
 
 class _Reader:
@@ -40,6 +42,9 @@ class _Reader:
     def unpack(self, fmt):
         return struct.unpack("<" + fmt, self.take(struct.calcsize("<" + fmt)))
 
+    def remaining(self):
+        return len(self.data) - self.pos
+
 
 def loads_params(data, source="<params>"):
     """Bytes of a .params file -> OrderedDict name -> numpy array (names as stored, e.g. 'arg:conv0_weight')."""
@@ -54,9 +59,14 @@ def loads_params(data, source="<params>"):
     reader.what = "the array names"
     (name_count,) = reader.unpack("Q")
     names = []
-    for _ in range(name_count):
+    for index in range(name_count):
         (length,) = reader.unpack("Q")
-        names.append(reader.take(length).decode("utf-8"))
+        raw = reader.take(length)
+        try:
+            names.append(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise RoadedgeError("{}: corrupt MXNet params file: array name {} is not UTF-8 text ({!r})".format(
+                source, index, bytes(raw[:40]))) from None
     if name_count == 0:
         names = [str(index) for index in range(count)]
     elif name_count != count:
@@ -79,15 +89,29 @@ def _read_array(reader, index):
     (ndim,) = reader.unpack("i")
     if ndim <= 0 and magic == V2_MAGIC or ndim < 0:
         return np.zeros((0,), dtype=np.float32)  # a 'none' array: nothing more is stored
+    if ndim > MAX_NDIM:
+        raise RoadedgeError("{}: array {}: {} dimensions (corrupt file? MXNet arrays have at most {})".format(
+            reader.source, index, ndim, MAX_NDIM))
     shape = reader.unpack("{}q".format(ndim)) if ndim else ()
+    if any(dim < 0 for dim in shape):
+        raise RoadedgeError("{}: array {}: negative dimension in shape {} (corrupt file?)".format(
+            reader.source, index, tuple(shape)))
     reader.unpack("ii")  # context: dev_type, dev_id
     (flag,) = reader.unpack("i")
     if flag not in DTYPES:
         raise RoadedgeError("{}: array {}: unknown dtype flag {}".format(reader.source, index, flag))
     dtype = np.dtype(DTYPES[flag]).newbyteorder("<")
-    count = int(np.prod(shape)) if shape else 1
-    raw = reader.take(count * dtype.itemsize)
-    return np.frombuffer(raw, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+    size = reduce(lambda a, b: a * b, shape, 1) * dtype.itemsize  # Python integers: no overflow, nothing allocated
+    if size > reader.remaining():
+        raise RoadedgeError("{}: truncated MXNet params file: array {} of shape {} ({}) needs {} bytes at byte {}, "
+                            "only {} are left".format(reader.source, index, tuple(shape), DTYPES[flag], size, reader.pos,
+                                                      reader.remaining()))
+    raw = reader.take(size)
+    try:
+        return np.frombuffer(raw, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+    except ValueError as err:  # an empty array whose other dimensions are absurd: (0, 2**62)
+        raise RoadedgeError("{}: array {}: shape {} is not a possible array ({}; corrupt file?)".format(
+            reader.source, index, tuple(shape), err)) from None
 
 
 def load_params(path):
