@@ -95,10 +95,22 @@ def test_cli_reads_a_sagemaker_model_tar_gz(tmp_path):
     assert graph_kind(load_symbol(str(tmp_path / "out" / "deploy_model_algo_1-symbol.json"))) == "deploy"
 
 
+def cut_nodes(path, keep_row_ptr):
+    """The symbol file with its node list cut to 20 nodes (and node_row_ptr, arg_nodes dropped unless kept)."""
+    data = json.loads(path.read_text())
+    data["nodes"] = data["nodes"][:20]
+    if not keep_row_ptr:
+        del data["node_row_ptr"], data["arg_nodes"]
+    path.write_text(json.dumps(data))
+
+
 @pytest.mark.parametrize("setup,message", [
     (lambda d: os.remove(d / "m-0000.params"), r"m-0000.params: params file \(check --epoch\) not found"),
     (lambda d: (d / "m-0000.params").write_bytes(b"\x12\x01" + bytes(20)), r"m-0000.params: truncated MXNet params file"),
     (lambda d: (d / "m-symbol.json").write_text('{"nodes": []}'), r"m-symbol.json: not an MXNet symbol file"),
+    (lambda d: cut_nodes(d / "m-symbol.json", keep_row_ptr=True), r"m-symbol.json: node_row_ptr has \d+ entries for 20 nodes"),
+    (lambda d: cut_nodes(d / "m-symbol.json", keep_row_ptr=False), r"m-symbol.json: head \d+ points past the end of the node "
+                                                                    r"list \(20 nodes; cut short\?\)"),
 ])
 def test_cli_errors_are_one_line(tmp_path, capsys, setup, message):
     training = ssd_models.tiny()

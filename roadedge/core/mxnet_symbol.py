@@ -96,36 +96,95 @@ def _num_outputs(node):
     return _OUTPUTS.get(node.op, 1)
 
 
+def _short(value, limit=60):
+    text = json.dumps(value) if isinstance(value, (list, dict, str, int, float, type(None))) else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _entry(raw):
+    """[node, output] or [node, output, version] of non-negative JSON integers -> a 3-tuple, else None."""
+    if not isinstance(raw, list) or not 2 <= len(raw) <= 3:
+        return None
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in raw):
+        return None
+    return (raw[0], raw[1], raw[2] if len(raw) > 2 else 0)
+
+
+def _node(raw, index, count, source):
+    if not isinstance(raw, dict) or not isinstance(raw.get("op"), str) or not isinstance(raw.get("name"), str):
+        raise RoadedgeError("{}: node {}: expected 'op', 'name' and 'inputs'".format(source, index))
+    name = raw["name"]
+    # MXNet < 0.9 wrote 'param'/'attr'; 1.x writes 'attrs'
+    attrs = raw.get("attrs") or raw.get("attr") or raw.get("param") or {}
+    if not isinstance(attrs, dict) or not all(isinstance(value, str) for value in attrs.values()):
+        raise RoadedgeError("{}: node {} ({}): attributes {}: expected an object of strings (MXNet writes every "
+                            "attribute as text)".format(source, index, name, _short(attrs)))
+    inputs = raw.get("inputs", [])
+    if not isinstance(inputs, list):
+        raise RoadedgeError("{}: node {} ({}): inputs {}: expected a list of [node, output, version]".format(
+            source, index, name, _short(inputs)))
+    entries = []
+    for raw_entry in inputs:
+        entry = _entry(raw_entry)
+        if entry is None:
+            raise RoadedgeError("{}: node {} ({}): input {}: expected [node, output, version] of non-negative "
+                                "integers".format(source, index, name, _short(raw_entry)))
+        if entry[0] >= index:
+            where = " (past the end of the node list of {} nodes: cut short?)".format(count) if entry[0] >= count else ""
+            raise RoadedgeError("{}: node {} ({}): input {} is not an earlier node{}".format(
+                source, index, name, entry[0], where))
+        entries.append(entry)
+    return Node(raw["op"], name, attrs, entries)
+
+
 def loads_symbol(text, source="<symbol>"):
+    """Symbol JSON (text or bytes) -> Graph; anything malformed is one RoadedgeError naming `source`."""
     try:
         data = json.loads(text)
-    except ValueError as err:
-        raise RoadedgeError("{}: not a symbol JSON file: {}".format(source, err)) from None
+    except (ValueError, RecursionError) as err:  # UnicodeDecodeError is a ValueError; absurd nesting recurses
+        reason = str(err) if isinstance(err, ValueError) else "nested too deeply"
+        raise RoadedgeError("{}: not a symbol JSON file: {}".format(source, reason)) from None
     if not isinstance(data, dict) or not isinstance(data.get("nodes"), list) or "heads" not in data:
         raise RoadedgeError("{}: not an MXNet symbol file (expected 'nodes' and 'heads')".format(source))
-    nodes = []
-    for index, raw in enumerate(data["nodes"]):
-        try:
-            # MXNet < 0.9 wrote 'param'/'attr'; 1.x writes 'attrs'
-            attrs = raw.get("attrs") or raw.get("attr") or raw.get("param") or {}
-            nodes.append(Node(raw["op"], raw["name"], attrs, raw.get("inputs", [])))
-        except (KeyError, TypeError, AttributeError):
-            raise RoadedgeError("{}: node {}: expected 'op', 'name' and 'inputs'".format(source, index)) from None
-    for index, node in enumerate(nodes):
-        for entry in node.inputs:
-            if not 0 <= entry[0] < index:
-                raise RoadedgeError("{}: node {} ({}): input {} is not an earlier node".format(
-                    source, index, node.name, entry[0]))
+    raw_nodes = data["nodes"]
+    nodes = [_node(raw, index, len(raw_nodes), source) for index, raw in enumerate(raw_nodes)]
+    if not nodes:
+        raise RoadedgeError("{}: the symbol has no nodes".format(source))
+    row_ptr = data.get("node_row_ptr")
+    if row_ptr is not None and (not isinstance(row_ptr, list) or len(row_ptr) != len(nodes) + 1):
+        raise RoadedgeError("{}: node_row_ptr has {} entries for {} nodes (expected {}; is the node list cut "
+                            "short?)".format(source, len(row_ptr) if isinstance(row_ptr, list) else _short(row_ptr),
+                                             len(nodes), len(nodes) + 1))
+    arg_nodes = data.get("arg_nodes")
+    if arg_nodes is not None:
+        bad = [v for v in arg_nodes if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < len(nodes)] \
+            if isinstance(arg_nodes, list) else [arg_nodes]
+        if bad:
+            raise RoadedgeError("{}: arg_nodes: {} is not one of the {} node indices (is the node list cut "
+                                "short?)".format(source, _short(bad[0]), len(nodes)))
+    heads = data["heads"]
+    if not isinstance(heads, list) or not heads:
+        raise RoadedgeError("{}: heads {}: expected a non-empty list of [node, output, version]".format(
+            source, _short(heads)))
+    for raw_head in heads:
+        head = _entry(raw_head)
+        if head is None:
+            raise RoadedgeError("{}: head {}: expected [node, output, version] of non-negative integers".format(
+                source, _short(raw_head)))
+        if head[0] >= len(nodes):
+            raise RoadedgeError("{}: head {} points past the end of the node list ({} nodes; cut short?)".format(
+                source, head[0], len(nodes)))
     extra = data.get("attrs") if isinstance(data.get("attrs"), dict) else None
-    return Graph(nodes, data["heads"], source, extra)
+    return Graph(nodes, heads, source, extra)
 
 
 def load_symbol(path):
     try:
-        with open(path, encoding="utf-8") as handle:
-            return loads_symbol(handle.read(), path)
+        with open(path, "rb") as handle:
+            data = handle.read()
     except OSError as err:
         raise RoadedgeError("{}: cannot read symbol file: {}".format(path, err.strerror or err)) from None
+    return loads_symbol(data, path)
 
 
 def attr_tuple(node, key, default=None, kind=float):
