@@ -9,6 +9,7 @@ format the decoder's reader, the label offset the class index of a raw label.
 """
 import io
 import json
+import math
 import os
 import xml.etree.ElementTree as ET
 
@@ -17,6 +18,7 @@ from roadedge.core.errors import RoadedgeError
 
 SCHEMA = "roadedge.model/1"
 EXAMPLE_SSD_MEAN = (123.68, 116.779, 103.939)  # MXNet example/ssd's RGB means
+MAX_INPUT_SIDE = 8192  # pixels: far beyond any edge model, small enough that nothing absurd gets allocated
 
 
 def has_bn_data_input(graph):
@@ -44,6 +46,8 @@ def labels_for(num_classes, labels=None, hyperparams=None):
         names = hyperparams.get("class_names") or hyperparams.get("labels")
         if isinstance(names, str):
             names = [n.strip() for n in names.strip("[]").replace('"', "").split(",") if n.strip()]
+        if names and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
+            raise RoadedgeError("hyperparams.json: class_names {}: expected a list of class names".format(_short(names)))
         labels = names or None
     if labels is None:
         labels = ["class%d" % i for i in range(num_classes)]
@@ -122,7 +126,9 @@ def read_metadata(model_path, metadata_path=""):
     try:
         with io.open(path, encoding="utf-8") as handle:
             meta = json.load(handle)
-    except ValueError as err:
+    except RecursionError:
+        raise RoadedgeError("{}: not valid JSON (nested too deeply)".format(path)) from None
+    except ValueError as err:  # also text that is not UTF-8
         raise RoadedgeError("{}: not valid JSON ({})".format(path, err)) from None
     except OSError as err:
         raise RoadedgeError("{}: cannot read ({})".format(path, err.strerror or err)) from None
@@ -163,24 +169,94 @@ class ModelInfo(object):
 
     @classmethod
     def from_metadata(cls, metadata, *, name="", sha256="0" * 64, output_format=None, where="model metadata"):
-        """From a roadedge.model/1 dict; `output_format` overrides the file's (awscam parses the output itself)."""
-        try:
-            labels = [str(label) for label in metadata["labels"]]
-            size = (int(metadata["input"]["width"]), int(metadata["input"]["height"]))
-            output = metadata.get("output") or {}
-            offset = int(output.get("label_offset", 0) or 0)
-        except (KeyError, TypeError, ValueError) as err:
-            raise RoadedgeError("{}: field {} missing or not a number; expected labels, input.width, input.height and "
-                                "output.label_offset".format(where, err)) from None
+        """From a roadedge.model/1 dict; `output_format` overrides the file's (awscam parses the output itself).
+
+        Every field the runtime reads is checked here: a wrong type or an impossible value is one RoadedgeError
+        naming `where`, the field and what was expected.
+        """
+        def fail(field, value, expected):
+            return RoadedgeError("{}: {}: {}; expected {}".format(where, field, _short(value), expected))
+
+        if not isinstance(metadata, dict):
+            raise fail("metadata", metadata, "a JSON object (roadedge.model/1)")
+        if "labels" not in metadata:
+            raise RoadedgeError("{}: field 'labels' missing; expected the class codes in class-index order".format(where))
+        labels = metadata["labels"]
+        if not isinstance(labels, list) or not all(_is_text_or_int(label) for label in labels):
+            raise fail("labels", labels, "a list of class codes (text) in class-index order")
         if not labels:
             raise RoadedgeError("{}: labels: empty; expected the class codes in class-index order".format(where))
-        if size[0] <= 0 or size[1] <= 0:
-            raise RoadedgeError("{}: input: {}x{}; expected a positive width and height".format(where, *size))
-        return cls(name=metadata.get("name") or name, sha256=sha256, task=str(metadata.get("task") or "detection"),
-                   labels=labels, input_size=size, output_format=output_format or output.get("format") or
-                   "detection_output", label_offset=offset, preprocessing=metadata.get("preprocessing"),
-                   metadata=metadata)
+        inputs = metadata.get("input")
+        if not isinstance(inputs, dict):
+            raise fail("input", inputs, "an object with width and height")
+        size = []
+        for key in ("width", "height"):
+            value = inputs.get(key)
+            if _integer(value) is None or not 0 < _integer(value) <= MAX_INPUT_SIDE:
+                raise fail("input." + key, value, "a whole number of pixels in 1..{}".format(MAX_INPUT_SIDE))
+            size.append(_integer(value))
+        output = metadata.get("output") or {}
+        if not isinstance(output, dict):
+            raise fail("output", output, "an object with format and label_offset")
+        offset = output.get("label_offset", 0) or 0
+        if _integer(offset) is None or abs(_integer(offset)) > len(labels):
+            raise fail("output.label_offset", offset, "a whole number (0 or 1 for SSDs) no larger than the label count")
+        fmt = output_format or output.get("format") or "detection_output"
+        if not isinstance(fmt, str):
+            raise fail("output.format", fmt, "a format name such as detection_output")
+        for key in ("name", "task"):
+            if metadata.get(key) is not None and not isinstance(metadata[key], str):
+                raise fail(key, metadata[key], "text")
+        preprocessing = _checked_preprocessing(metadata.get("preprocessing"), fail)
+        return cls(name=metadata.get("name") or name, sha256=sha256, task=metadata.get("task") or "detection",
+                   labels=[str(label) for label in labels], input_size=size, output_format=fmt,
+                   label_offset=_integer(offset), preprocessing=preprocessing, metadata=metadata)
 
     def __repr__(self):
         return "ModelInfo(name={!r}, task={!r}, labels={}, input_size={}, output_format={!r}, label_offset={})".format(
             self.name, self.task, list(self.labels), self.input_size, self.output_format, self.label_offset)
+
+
+def _short(value, limit=60):
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError, RecursionError):
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _is_text_or_int(value):
+    return isinstance(value, str) or isinstance(value, int) and not isinstance(value, bool)
+
+
+def _integer(value):
+    """A JSON whole number (300 or 300.0) as an int, else None: no text, booleans, NaN or infinities."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        return None
+    return int(value)
+
+
+def _finite(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _checked_preprocessing(preprocessing, fail):
+    """The preprocessing record's fields the runtime reads (all optional), checked; a dict."""
+    if preprocessing is None:
+        return {}
+    if not isinstance(preprocessing, dict):
+        raise fail("preprocessing", preprocessing, "an object (color_order, mean, scale, resize, embedded)")
+    checks = {
+        "color_order": (lambda v: v in ("RGB", "BGR"), "RGB or BGR"),
+        "mean": (lambda v: isinstance(v, list) and len(v) in (1, 3) and all(_finite(x) for x in v),
+                 "a list of 3 finite numbers (one per channel)"),
+        "scale": (lambda v: _finite(v) and v > 0, "a finite number > 0"),
+        "resize": (lambda v: v in ("stretch", "letterbox"), "stretch or letterbox"),
+        "embedded": (lambda v: isinstance(v, bool), "true or false"),
+    }
+    for key, (valid, expected) in checks.items():
+        if key in preprocessing and not valid(preprocessing[key]):
+            raise fail("preprocessing." + key, preprocessing[key], expected)
+    return preprocessing
