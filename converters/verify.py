@@ -6,13 +6,12 @@ IR at f32, on the same input. Every MXNet detection with score >= min_score
 must have an IR detection of the same class with box and score within the
 tolerance, and the IR must have no extra ones.
 """
-import json
 import os
 import tempfile
 
 import numpy as np
 
-from roadedge.core.errors import RoadedgeError
+from roadedge.core.errors import RoadedgeError, openvino_reason
 
 
 def mxnet_rows(output, min_score):
@@ -77,38 +76,62 @@ def input_frame(image_path, height, width, seed=0):
 
 def mxnet_input(frame, preprocessing):
     """What the MXNet graph takes: NCHW float32, colour order, (x - mean) * scale."""
-    pixels = frame[:, :, ::-1] if preprocessing["color_order"] == "RGB" else frame
-    pixels = (pixels.astype(np.float32) - np.asarray(preprocessing["mean"], np.float32)) * float(preprocessing["scale"])
+    pixels = frame[:, :, ::-1] if preprocessing.get("color_order", "RGB") == "RGB" else frame
+    pixels = (pixels.astype(np.float32) - np.asarray(preprocessing.get("mean", (0, 0, 0)), np.float32)) \
+        * float(preprocessing.get("scale", 1.0))
     return np.ascontiguousarray(pixels.transpose(2, 0, 1)[None])
 
 
 def openvino_detect(ir_path, tensor):
     import openvino as ov
 
+    from roadedge.core.model_metadata import check_ir_weights
+
+    check_ir_weights(ir_path)  # a .bin cut short: OpenVINO would say only 'Incorrect weights in bin file!'
     core = ov.Core()
-    compiled = core.compile_model(core.read_model(ir_path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-    return compiled(tensor)[compiled.outputs[0]]
+    try:
+        model = core.read_model(ir_path)
+    except RuntimeError as err:
+        raise RoadedgeError("{}: OpenVINO cannot read the IR ({})".format(ir_path, openvino_reason(err))) from None
+    try:
+        compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        return compiled(tensor)[compiled.outputs[0]]
+    except RuntimeError as err:
+        raise RoadedgeError("{}: OpenVINO cannot run the IR on a {} {} input ({})".format(
+            ir_path, "x".join(str(v) for v in tensor.shape), tensor.dtype, openvino_reason(err))) from None
 
 
 def read_metadata(ir_path):
+    """The IR's metadata JSON, checked as the runtime checks it (roadedge.core.model_metadata), and its NMS settings."""
+    from roadedge.core.model_metadata import read_metadata as read_checked
+
     path = ir_path[:-4] + ".json" if ir_path.endswith(".xml") else ir_path + ".json"
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except FileNotFoundError:
+    if not os.path.isfile(path):
         raise RoadedgeError("{}: metadata JSON not found next to the IR (written by `roadedge convert optimize`)".format(
-            path)) from None
-    except ValueError as err:
-        raise RoadedgeError("{}: invalid JSON: {}".format(path, err)) from None
+            path))
+    meta = read_checked(ir_path, path)
+    nms = meta.get("nms") or {}
+    if not isinstance(nms, dict):
+        raise RoadedgeError("{}: nms: expected an object (threshold, topk, force_suppress)".format(path))
+    threshold, topk = nms.get("threshold", 0.45), nms.get("topk", 400)
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold <= 1:
+        raise RoadedgeError("{}: nms.threshold {!r}: expected an IoU threshold in (0, 1]".format(path, threshold))
+    if isinstance(topk, bool) or not isinstance(topk, int):
+        raise RoadedgeError("{}: nms.topk {!r}: expected a whole number (-1: all)".format(path, topk))
+    if not isinstance(nms.get("force_suppress", False), bool):
+        raise RoadedgeError("{}: nms.force_suppress {!r}: expected true or false".format(path, nms["force_suppress"]))
+    return meta
 
 
 def verify(model_path, ir_path, epoch=0, image=None, min_score=0.05, tolerance=1e-3):
     from converters.mxnet_forward import mxnet_forward
     from converters.ssd_deploy import to_deploy, write_deploy
+    from roadedge.core.model_metadata import check_ir_weights
     from roadedge.core.sagemaker_model import load_model
 
     if not os.path.isfile(ir_path):
         raise RoadedgeError("{}: IR not found".format(ir_path))
+    check_ir_weights(ir_path)  # before MXNet runs: a damaged IR is found in a moment
     meta = read_metadata(ir_path)
     model = load_model(model_path, epoch)
     nms = meta.get("nms") or {}

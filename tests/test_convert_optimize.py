@@ -1,6 +1,7 @@
 """`roadedge convert optimize` + `verify` end to end with the native engine, MXNet as the oracle."""
 import hashlib
 import json
+import shutil
 import tarfile
 
 import pytest
@@ -106,3 +107,40 @@ def test_an_output_that_is_or_contains_the_input_model_is_refused_before_any_wor
     assert {path: path.read_bytes() for path in files} == files
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"] and sorted(p.name for p in folder.iterdir()) == sorted(
         p.name for p in files)
+
+
+@pytest.fixture(scope="module")
+def vgg_ir(vgg_model, tmp_path_factory):
+    out = tmp_path_factory.mktemp("vgg-ir")
+    assert main(["convert", "optimize", vgg_model, "--input-shape", "64", "64", "--output", str(out), "--engine", "native"]) == 0
+    return out / "model_algo_1.xml"
+
+
+def one_error_line(capsys):
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err and "internal error" not in err, err
+    return lines[0]
+
+
+def test_verify_with_a_truncated_ir_bin_names_the_bin(vgg_model, vgg_ir, tmp_path, capsys):
+    for suffix in (".xml", ".bin", ".json"):
+        shutil.copy(str(vgg_ir.with_suffix(suffix)), str(tmp_path / ("cut" + suffix)))
+    weights = tmp_path / "cut.bin"
+    size = weights.stat().st_size
+    weights.write_bytes(weights.read_bytes()[: size // 2])
+    capsys.readouterr()
+    assert main(["convert", "verify", vgg_model, str(tmp_path / "cut.xml")]) == 2
+    assert one_error_line(capsys) == "roadedge: error: {}: truncated IR weights: {} bytes, but cut.xml reads up to byte {} " \
+                                     "(copy the .bin again)".format(weights, size // 2, size)
+
+
+def test_verify_with_a_truncated_model_tar_gz_names_the_archive(vgg_model, vgg_ir, tmp_path, capsys):
+    archive = tmp_path / "model.tar.gz"
+    with tarfile.open(str(archive), "w:gz") as tar:
+        for suffix in ("-symbol.json", "-0000.params"):
+            tar.add(vgg_model + suffix, arcname="model_algo_1" + suffix)
+    archive.write_bytes(archive.read_bytes()[: archive.stat().st_size * 2 // 3])
+    capsys.readouterr()
+    assert main(["convert", "verify", str(archive), str(vgg_ir)]) == 2
+    assert one_error_line(capsys).startswith("roadedge: error: {}: truncated or corrupt model.tar.gz (".format(archive))

@@ -12,7 +12,7 @@ import openvino as ov
 import openvino.opset13 as ops
 from openvino import passes
 
-from roadedge.core.errors import RoadedgeError
+from roadedge.core.errors import RoadedgeError, openvino_reason
 from roadedge.core.mxnet_symbol import attr_bool, attr_float, attr_int, attr_tuple
 
 CONVERTERS = {}
@@ -157,8 +157,7 @@ class Context:
             except RoadedgeError:
                 raise
             except RuntimeError as err:  # OpenVINO's own shape checks
-                first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-                raise self.fail(node, "OpenVINO rejected the conversion: {}".format(first)) from None
+                raise self.fail(node, "OpenVINO rejected the conversion: {}".format(openvino_reason(err))) from None
             self.outputs[index] = [p.output(0) if isinstance(p, ov.Node) else p for p in produced]
             self._name(self.outputs[index][0].get_node(), node.name)
         if not any(graph.nodes[i].name == DATA_INPUT and graph.nodes[i].op == "null" for i in needed):

@@ -12,9 +12,9 @@ import numpy as np
 
 from edge.backends.base import Backend, InferenceStalled
 from edge.plugins import Option, at_least, list_of
-from roadedge.core.errors import RoadedgeError
+from roadedge.core.errors import RoadedgeError, openvino_reason
 from roadedge.core.fsutil import sha256_file
-from roadedge.core.model_metadata import ModelInfo, read_metadata
+from roadedge.core.model_metadata import ModelInfo, check_ir_weights, read_metadata
 from roadedge.core.openvino_preprocessing import add_preprocessing
 
 TYPE = "openvino"
@@ -76,7 +76,7 @@ class OpenVinoBackend(Backend):
     """Asynchronous OpenVINO inference in submission order: submit(image) -> request, collect(request) -> raw."""
 
     def __init__(self, core, network, metadata, options, model_path):
-        self.core, self.network, self.options = core, network, options
+        self.core, self.network, self.options, self.model_path = core, network, options, model_path
         weights = os.path.splitext(model_path)[0] + ".bin" if model_path.endswith(".xml") else model_path
         self.model = ModelInfo.from_metadata(metadata, name=os.path.basename(model_path), where=model_path,
                                              sha256=sha256_file(weights) if os.path.isfile(weights) else "0" * 64)
@@ -103,9 +103,8 @@ class OpenVinoBackend(Backend):
         try:
             self.compiled = self.core.compile_model(model, self.options["device"], self._config())
         except RuntimeError as err:
-            first = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
-            raise RoadedgeError("backend.device {}: OpenVINO cannot compile the model there ({})".format(
-                self.options["device"], first)) from None
+            raise RoadedgeError("backend.device {}: OpenVINO cannot compile {} there ({})".format(
+                self.options["device"], self.model_path, openvino_reason(err))) from None
         if not int(self.options["requests"]):
             self.requests = max(1, int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
         self.ring = [self.compiled.create_infer_request() for _ in range(self.requests)]
@@ -154,11 +153,12 @@ def open(options, context=None):  # noqa: A001 - the plugin entry point's name
     if is_mxnet:
         model, metadata = _load_mxnet(core, path, options)
     else:
+        if path.lower().endswith(".xml"):
+            check_ir_weights(path)  # a .bin cut short: OpenVINO would say only 'Incorrect weights in bin file!'
         try:
             model = core.read_model(path)
         except RuntimeError as err:
-            raise RoadedgeError("backend.model {}: OpenVINO cannot read it ({})".format(
-                path, str(err).strip().splitlines()[0] if str(err).strip() else "unknown error")) from None
+            raise RoadedgeError("backend.model {}: OpenVINO cannot read it ({})".format(path, openvino_reason(err))) from None
         metadata = read_metadata(path, options["metadata"]) or _default_metadata(model, options)
         if options["labels"]:
             metadata["labels"] = list(options["labels"])

@@ -1,5 +1,6 @@
 """The one error type the CLI turns into a one-line message and a non-zero exit."""
 import errno
+import re
 
 OS_REASONS = {errno.ENOSPC: "disk full", errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
               errno.EPERM: "operation not permitted", errno.ENOENT: "no such file or folder",
@@ -43,3 +44,19 @@ def os_reason(err):
 def file_error(path, err, action="write"):
     """A RoadedgeError for an OSError met while doing `action` on `path`: 'PATH: cannot write (disk full)'."""
     return RoadedgeError("{}: cannot {} ({})".format(path, action, os_reason(err)))
+
+
+# where in OpenVINO's sources an exception passed through: not a reason a user can act on
+_OPENVINO_LOCATION = re.compile(r"^(Exception from \S+:\d+:?|Check '.*' failed at \S+:\d+:?)$")
+
+
+def openvino_reason(err, limit=300):
+    """The human reason in an OpenVINO exception, on one line.
+
+    OpenVINO's text starts with where it was raised ('Exception from src/inference/src/cpp/core.cpp:84:', "Check
+    '...' failed at src/core/...:900:"); those lines are dropped and the rest ('Incorrect weights in bin file!') kept.
+    """
+    lines = [line.strip() for line in str(err).splitlines()]
+    kept = [line for line in lines if line and not _OPENVINO_LOCATION.match(line)]
+    text = " ".join(kept) or " ".join(" ".join(lines).split()) or type(err).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."

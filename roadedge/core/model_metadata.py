@@ -14,7 +14,7 @@ import os
 import xml.etree.ElementTree as ET
 
 from roadedge import __version__
-from roadedge.core.errors import RoadedgeError
+from roadedge.core.errors import RoadedgeError, os_reason
 
 SCHEMA = "roadedge.model/1"
 EXAMPLE_SSD_MEAN = (123.68, 116.779, 103.939)  # MXNet example/ssd's RGB means
@@ -102,6 +102,34 @@ def ir_label_offset(xml_path):
                 return 0
             return 1 if background == 0 else 0
     return None
+
+
+def check_ir_weights(xml_path):
+    """An IR's .bin must hold the bytes its .xml reads (every Const's offset + size): a .bin cut short or missing is
+    one RoadedgeError naming it (OpenVINO says only 'Incorrect weights in bin file!'). An .xml that does not parse
+    is left to OpenVINO, which says where."""
+    bin_path = os.path.splitext(xml_path)[0] + ".bin"
+    try:
+        root = ET.parse(xml_path).getroot()
+    except (ET.ParseError, OSError, ValueError):
+        return
+    needed = 0
+    for data in root.iter("data"):
+        try:
+            offset, size = int(data.get("offset", "")), int(data.get("size", ""))
+        except ValueError:
+            continue
+        needed = max(needed, offset + size)
+    if not needed:
+        return
+    try:
+        have = os.path.getsize(bin_path)
+    except OSError as err:
+        raise RoadedgeError("{}: cannot read the IR's weights ({}); {} needs {} bytes of weights beside it".format(
+            bin_path, os_reason(err), os.path.basename(xml_path), needed)) from None
+    if have < needed:
+        raise RoadedgeError("{}: truncated IR weights: {} bytes, but {} reads up to byte {} (copy the .bin again)".format(
+            bin_path, have, os.path.basename(xml_path), needed))
 
 
 REQUIRED = ("labels", "input", "output", "preprocessing")
