@@ -343,9 +343,9 @@ def _small_params():
     return {"conv0_weight": rng.normal(size=(4, 3, 3, 3)).astype(np.float32), "conv0_bias": np.zeros(4, np.float32)}
 
 
-def _one_line_error(graph, args, shape=(1, 3, 16, 16)):
+def _one_line_error(graph, args, shape=(1, 3, 16, 16), params_source=None):
     with pytest.raises(RoadedgeError) as info:
-        convert_graph(graph, args, {}, shape)
+        convert_graph(graph, args, {}, shape, params_source=params_source)
     message = str(info.value)
     assert "\n" not in message
     return message
@@ -353,7 +353,7 @@ def _one_line_error(graph, args, shape=(1, 3, 16, 16)):
 
 def test_unsupported_op_names_node_op_and_what_is_supported():
     message = _one_line_error(_small_net("UpSampling"), _small_params())
-    assert message.startswith("node 'odd_node' (op UpSampling): unsupported op; supported: ")
+    assert message.startswith("small: node 'odd_node' (op UpSampling): unsupported op; supported: ")
     assert "Convolution" in message and "_contrib_MultiBoxDetection" in message
 
 
@@ -362,17 +362,27 @@ def test_training_graph_points_to_the_deploy_rewrite():
     assert "(op _contrib_MultiBoxTarget): unsupported op (a training-only op: convert the deploy graph" in message
 
 
-def test_missing_weight_is_named():
+def test_missing_weight_names_the_params_file():
     params = _small_params()
     del params["conv0_bias"]
-    message = _one_line_error(_small_net(), params)
-    assert message == "node 'conv0' (op Convolution): weight 'conv0_bias' is missing from the params"
+    message = _one_line_error(_small_net(), params, params_source="m-0000.params")
+    assert message == "m-0000.params: node 'conv0' (op Convolution): weight 'conv0_bias' is missing from the params"
+    # without a params file, the symbol is named
+    assert _one_line_error(_small_net(), params).startswith("small: node 'conv0' (op Convolution): weight 'conv0_bias'")
 
 
 def test_weight_shape_mismatch_names_both_shapes():
-    message = _one_line_error(_small_net(), _small_params(), shape=(1, 1, 16, 16))  # a grey input for an RGB network
-    assert message == ("node 'conv0' (op Convolution): weight 'conv0_weight' has shape (4, 3, 3, 3) in the params "
-                       "but the graph needs (4, 1, 3, 3)")
+    message = _one_line_error(_small_net(), _small_params(), shape=(1, 1, 16, 16),  # a grey input for an RGB network
+                              params_source="m-0000.params")
+    assert message == ("m-0000.params: node 'conv0' (op Convolution): weight 'conv0_weight' has shape (4, 3, 3, 3) in the "
+                       "params but the graph needs (4, 1, 3, 3)")
+
+
+def test_a_head_past_a_nodes_outputs_is_one_line():
+    graph = _small_net()
+    graph.heads = [(graph.heads[0][0], 2)]
+    assert _one_line_error(graph, _small_params()) == "small: node 'relu0' (op Activation): a head is its output 2, but " \
+                                                      "it has 1 output(s)"
 
 
 def test_bad_reshape_and_too_small_input_are_one_line_errors():

@@ -16,7 +16,8 @@ from converters.openvino_native.ssd import multibox_prior
 __all__ = ["convert_graph", "multibox_prior", "supported_ops"]
 
 
-def convert_graph(graph, arg_params, aux_params, input_shape, name="model"):
+def convert_graph(graph, arg_params, aux_params, input_shape, name="model", params_source=None):
     """`graph`: roadedge.core.mxnet_symbol.Graph; params: name -> numpy array (no arg:/aux: prefix);
-    `input_shape`: (N, C, H, W) of `data`. Returns an openvino.Model; raises RoadedgeError (one line) on problems."""
-    return Context(graph, arg_params, aux_params, input_shape).convert(name)
+    `input_shape`: (N, C, H, W) of `data`; `params_source`: the params file, named in errors about weights (the
+    graph's source is named in the others). Returns an openvino.Model; raises RoadedgeError (one line) on problems."""
+    return Context(graph, arg_params, aux_params, input_shape, params_source).convert(name)

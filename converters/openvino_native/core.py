@@ -45,8 +45,9 @@ def shape_text(shape):
 
 
 class Context:
-    def __init__(self, graph, arg_params, aux_params, input_shape):
+    def __init__(self, graph, arg_params, aux_params, input_shape, params_source=None):
         self.graph = graph
+        self.params_source = params_source  # the params file, named in errors about weights
         self.arg_params = dict(arg_params or {})
         self.aux_params = dict(aux_params or {})
         try:
@@ -62,8 +63,11 @@ class Context:
         self.named = set()  # friendly names given after MXNet nodes
 
     # ---- errors and attributes -------------------------------------------------------------------------------
-    def fail(self, node, message):
-        return RoadedgeError("node {!r} (op {}): {}".format(node.name, node.op, message))
+    def fail(self, node, message, about_weights=False):
+        """A one-line error naming the file to look at (the params for weights, else the symbol), the node and its op."""
+        source = self.params_source if about_weights and self.params_source else self.graph.source
+        where = "" if not source or source.startswith("<") else source + ": "
+        return RoadedgeError("{}node {!r} (op {}): {}".format(where, node.name, node.op, message))
 
     def attr(self, node, key, default=None, kind="str"):
         """An attribute with MXNet's default; bad text becomes an error that names the node."""
@@ -105,7 +109,7 @@ class Context:
             return self.parameter.output(0)
         if source.name not in self.arg_params and source.name not in self.aux_params:
             raise self.fail(node, "input {!r} is neither the image input (which must be named {!r}) nor a weight in "
-                                  "the params".format(source.name, DATA_INPUT))
+                                  "the params".format(source.name, DATA_INPUT), about_weights=True)
         if index not in self.constants:
             declared = self.attr(source, "__shape__", None, "ints")
             value = self.weight(node, position, declared if declared and all(declared) else None)
@@ -123,11 +127,11 @@ class Context:
         elif source.name in self.aux_params:
             value = self.aux_params[source.name]
         else:
-            raise self.fail(node, "weight {!r} is missing from the params".format(source.name))
+            raise self.fail(node, "weight {!r} is missing from the params".format(source.name), about_weights=True)
         value = np.asarray(value)
         if expected is not None and tuple(value.shape) != tuple(expected):
             raise self.fail(node, "weight {!r} has shape {} in the params but the graph needs {}".format(
-                source.name, shape_text(value.shape), shape_text(expected)))
+                source.name, shape_text(value.shape), shape_text(expected)), about_weights=True)
         return np.ascontiguousarray(value, dtype=np.float32)
 
     def shape(self, output):
@@ -180,6 +184,9 @@ class Context:
             node = self.graph.nodes[index]
             if node.op == "null":
                 raise RoadedgeError("{}: output {!r} is an input, not computed".format(self.graph.source, node.name))
+            if output >= len(self.outputs[index]):
+                raise self.fail(node, "a head is its output {}, but it has {} output(s)".format(
+                    output, len(self.outputs[index])))
             name = node.name if node.name not in used else "{}_output{}".format(node.name, output)
             used.add(name)
             tensor = self.outputs[index][output]

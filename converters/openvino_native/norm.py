@@ -74,7 +74,7 @@ def leaky_relu(ctx, node):
         gamma = ctx.weight(node, 1)
         if gamma.shape not in ((channels,), (1,)):
             raise ctx.fail(node, "weight {!r} has shape {} in the params but the graph needs ({},)".format(
-                ctx.input_node(node, 1).name, tuple(gamma.shape), channels))
+                ctx.input_node(node, 1).name, tuple(gamma.shape), channels), about_weights=True)
         rank = len(ctx.shape(data))
         return [ops.prelu(data, const(gamma.reshape((1, -1) + (1,) * (rank - 2))))]
     if kind == "elu":
