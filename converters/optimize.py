@@ -10,7 +10,7 @@ import shutil
 import tarfile
 import time
 
-from converters.ssd_deploy import num_classes, to_deploy, write_deploy
+from converters.ssd_deploy import check_output_dir, check_params, num_classes, to_deploy, write_deploy
 from roadedge.core.errors import RoadedgeError
 from roadedge.core.fsutil import check_not_overlapping, staging_dir
 from roadedge.core.model_metadata import default_preprocessing, ir_label_offset, labels_for, model_metadata
@@ -29,8 +29,8 @@ def choose_engine(requested):
     return "deeplens" if is_deeplens() else "native"
 
 
-def run_engine(engine, deploy, params, input_shape, staging, name, precision):
-    """Write staging/NAME.xml + .bin with `engine`; returns its path."""
+def run_engine(engine, deploy, params, input_shape, staging, name, precision, params_source=None):
+    """Write staging/NAME.xml + .bin with `engine`; returns its path. `params_source` names the params in errors."""
     height, width = input_shape
     if engine == "native":
         import openvino as ov
@@ -38,7 +38,7 @@ def run_engine(engine, deploy, params, input_shape, staging, name, precision):
         from converters.openvino_native import convert_graph
 
         arg_params, aux_params = split_arg_aux(params)
-        model = convert_graph(deploy, arg_params, aux_params, (1, 3, height, width), name)
+        model = convert_graph(deploy, arg_params, aux_params, (1, 3, height, width), name, params_source)
         xml = os.path.join(staging, name + ".xml")
         ov.save_model(model, xml, compress_to_fp16=(precision == "FP16"))
         return xml
@@ -90,9 +90,11 @@ def optimize_command(args):
     height, width = args.input_shape
     if not (0 < height <= 4096 and 0 < width <= 4096):
         raise RoadedgeError("--input-shape {} {}: expected a height and width in 1..4096".format(height, width))
+    check_output_dir(args.output, "--output")
     check_not_overlapping(args.output, model_files(args.model, args.epoch))
     model = load_model(args.model, args.epoch)
     deploy = to_deploy(model.graph, nms=args.nms, topk=args.topk, force_suppress=args.force_suppress)
+    check_params(deploy, model.params, model.params_source, model.graph)
     head = deploy.nodes[deploy.heads[0][0]]
     classes = num_classes(deploy, head.inputs[0]) if head.inputs else None
     labels = labels_for(classes or 0, _labels_option(args.labels), model.hyperparams)
@@ -101,7 +103,8 @@ def optimize_command(args):
     engine = choose_engine(args.engine)
     name = args.name or model.name
     with staging_dir(os.path.join(args.output, name)) as staging:
-        xml = run_engine(engine, deploy, model.params, (height, width), staging, name, args.precision)
+        xml = run_engine(engine, deploy, model.params, (height, width), staging, name, args.precision,
+                         model.params_source)
         label_offset = ir_label_offset(xml) or 0  # read off the IR: engines (and DeepLens optimizer versions) differ
         preprocessing = default_preprocessing(deploy)
         preprocessing["embedded"] = bool(args.embed_preprocessing)

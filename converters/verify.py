@@ -125,7 +125,7 @@ def read_metadata(ir_path):
 
 def verify(model_path, ir_path, epoch=0, image=None, min_score=0.05, tolerance=1e-3):
     from converters.mxnet_forward import mxnet_forward
-    from converters.ssd_deploy import to_deploy, write_deploy
+    from converters.ssd_deploy import check_params, to_deploy, write_deploy
     from roadedge.core.model_metadata import check_ir_weights
     from roadedge.core.sagemaker_model import load_model
 
@@ -137,6 +137,7 @@ def verify(model_path, ir_path, epoch=0, image=None, min_score=0.05, tolerance=1
     nms = meta.get("nms") or {}
     deploy = to_deploy(model.graph, nms=nms.get("threshold", 0.45), topk=nms.get("topk", 400),
                        force_suppress=nms.get("force_suppress", False))
+    check_params(deploy, model.params, model.params_source, model.graph)
     height, width = meta["input"]["height"], meta["input"]["width"]
     frame = input_frame(image, height, width)
     tensor = mxnet_input(frame, meta["preprocessing"])

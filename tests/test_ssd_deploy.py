@@ -1,6 +1,7 @@
 """Deploy rewrite: structure, files, errors, and MXNet itself as the oracle (deploy forward == training det_out)."""
 import json
 import os
+import re
 import tarfile
 
 import numpy as np
@@ -18,11 +19,36 @@ from tests.mxnet_oracle import require_mxnet
 TRAINING_OPS = {"_contrib_MultiBoxTarget", "SoftmaxOutput", "smooth_l1", "MakeLoss"}
 
 
+def param_shapes(graph):
+    """{variable: shape} for the test recipes (Convolution, BatchNorm, declared __shape__), read off the attributes
+    here, independently of converters.ssd_deploy (test_param_shapes_agree_with_mxnet checks both against MXNet)."""
+    channels, shapes = {}, {}
+    for index, node in enumerate(graph.nodes):
+        if node.op == "null":
+            channels[index] = 3 if node.name == "data" else None
+            if "__shape__" in node.attrs:
+                shapes[node.name] = attr_tuple(node, "__shape__", kind=int)
+            continue
+        names = [graph.nodes[entry[0]].name for entry in node.inputs]
+        inbound = channels[node.inputs[0][0]] if node.inputs else None
+        channels[index] = inbound
+        if node.op == "Convolution":
+            filters = attr_int(node, "num_filter", 0)
+            shapes[names[1]] = (filters, inbound) + attr_tuple(node, "kernel", kind=int)
+            if len(names) > 2:
+                shapes[names[2]] = (filters,)
+            channels[index] = filters
+        elif node.op == "BatchNorm":
+            shapes.update({name: (inbound,) for name in names[1:5]})
+    return shapes
+
+
 def fake_params(graph, seed=0):
-    """Params whose values are irrelevant: one small array per variable except data and label."""
+    """Params of the right shapes whose values are irrelevant: one array per variable except data and label."""
     rng = np.random.default_rng(seed)
+    shapes = param_shapes(graph)
     return {("aux:" if node.name.endswith(("moving_mean", "moving_var")) else "arg:") + node.name:
-            rng.normal(size=(2,)).astype(np.float32)
+            rng.normal(size=shapes[node.name]).astype(np.float32)
             for node in graph.nodes if node.op == "null" and node.name not in ("data", "label")}
 
 
@@ -93,6 +119,83 @@ def test_cli_reads_a_sagemaker_model_tar_gz(tmp_path):
             tar.add(tmp_path / "job" / name, arcname=name)
     assert main(["convert", "deploy", str(archive), "--output-dir", str(tmp_path / "out")]) == 0
     assert graph_kind(load_symbol(str(tmp_path / "out" / "deploy_model_algo_1-symbol.json"))) == "deploy"
+
+
+def one_error_line(capsys):
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err and "internal error" not in err, err
+    return lines[0]
+
+
+@pytest.mark.parametrize("where", ["file", "under a file"])
+def test_output_dir_that_is_a_file_is_refused_before_anything_is_written(tmp_path, capsys, where):
+    training = ssd_models.tiny()
+    prefix = write_model(tmp_path / "model", "m", training, fake_params(training))
+    (tmp_path / "taken").write_text("not a folder")
+    output = tmp_path / "taken" if where == "file" else tmp_path / "taken" / "sub"
+    assert main(["convert", "deploy", prefix, "--output-dir", str(output)]) == 2
+    expected = "it" if where == "file" else str(tmp_path / "taken")
+    assert one_error_line(capsys) == "roadedge: error: --output-dir {}: {} is a file; expected a folder (created if " \
+                                     "missing)".format(output, expected)
+    assert (tmp_path / "taken").read_text() == "not a folder" and sorted(os.listdir(tmp_path)) == ["model", "taken"]
+
+
+@pytest.mark.parametrize("other,message", [
+    # the same network for three classes: the class-prediction convolutions have other shapes
+    (lambda: fake_params(ssd_models.tiny(num_classes=3)),
+     r"m-0000.params: parameter 'feat0_cls_pred_conv_weight' has shape \(16, 24, 3, 3\), but Convolution "
+     r"'feat0_cls_pred_conv' in .*m-symbol.json needs \(12, 24, 3, 3\); are these another model's params\?"),
+    # another network altogether: the first of its parameters the symbol needs is missing
+    (lambda: fake_params(ssd_models.vgg()),
+     r"m-0000.params: parameter 'conv0_weight' \(input of Convolution 'conv0'\) of .*m-symbol.json is missing; are these "
+     r"another model's params\?"),
+    # every parameter right, and one more
+    (lambda: dict(fake_params(ssd_models.tiny()), **{"arg:fc9_weight": np.zeros((4, 4), np.float32)}),
+     r"m-0000.params: 'arg:fc9_weight' is not a parameter of .*m-symbol.json; are these another model's params\?"),
+    # right names, a first convolution for grey (1-channel) images
+    (lambda: dict(fake_params(ssd_models.tiny()), **{"arg:conv0_weight": np.zeros((16, 1, 3, 3), np.float32)}),
+     r"m-0000.params: parameter 'conv0_weight' has shape \(16, 1, 3, 3\), but Convolution 'conv0' in .* needs "
+     r"\(16, 3, 3, 3\); are these another model's params\?"),
+], ids=["other classes", "other network", "extra parameter", "grey input"])
+def test_deploy_refuses_another_models_params_naming_the_file_and_the_parameter(tmp_path, capsys, other, message):
+    prefix = write_model(tmp_path, "m", ssd_models.tiny(), other())
+    assert main(["convert", "deploy", prefix, "--output-dir", str(tmp_path / "out")]) == 2
+    line = one_error_line(capsys)
+    assert re.match("^roadedge: error: " + re.escape(str(tmp_path)) + "/" + message + "$", line), line
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failed_write_leaves_neither_file(tmp_path, monkeypatch):
+    from converters import ssd_deploy
+
+    training = ssd_models.tiny()
+    deploy = to_deploy(training)
+
+    def fail():
+        raise RoadedgeError("symbol cannot be written")
+
+    monkeypatch.setattr(deploy, "to_json", fail)
+    with pytest.raises(RoadedgeError, match="symbol cannot be written"):
+        ssd_deploy.write_deploy(deploy, fake_params(training), str(tmp_path), "m", 0)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("recipe,size", [("tiny", 64), ("resnet", 64), ("vgg", 64), ("sagemaker", 300)])
+def test_param_shapes_agree_with_mxnet(tmp_path, recipe, size):
+    """converters.ssd_deploy.expected_param_shapes (no MXNet, no input size) against MXNet's own shape inference."""
+    require_mxnet()
+    from converters.mxnet_forward import mxnet_param_shapes
+    from converters.ssd_deploy import expected_param_shapes
+
+    deploy = to_deploy(getattr(ssd_models, recipe)())
+    (tmp_path / "d-symbol.json").write_text(deploy.to_json())
+    mxnet = {name.split(":", 1)[1]: shape for name, shape in
+             mxnet_param_shapes(str(tmp_path / "d-symbol.json"), (1, 3, size, size)).items()}
+    ours = {name: shape for name, (shape, _) in expected_param_shapes(deploy).items()}
+    assert set(ours) == set(mxnet)  # every parameter of these networks is checked, each with its full shape
+    assert ours == mxnet
+    assert ours == param_shapes(deploy)  # and the tests' own fake params have them too
 
 
 def cut_nodes(path, keep_row_ptr):
