@@ -10,7 +10,7 @@ import shutil
 import tarfile
 import time
 
-from converters.ssd_deploy import check_output_dir, check_params, num_classes, to_deploy, write_deploy
+from converters.ssd_deploy import check_output_dir, check_params, check_ssd_flags, num_classes, to_deploy, write_deploy
 from roadedge.core.errors import RoadedgeError
 from roadedge.core.fsutil import check_not_overlapping, staging_dir
 from roadedge.core.model_metadata import default_preprocessing, ir_label_offset, labels_for, model_metadata
@@ -90,6 +90,7 @@ def optimize_command(args):
     height, width = args.input_shape
     if not (0 < height <= 4096 and 0 < width <= 4096):
         raise RoadedgeError("--input-shape {} {}: expected a height and width in 1..4096".format(height, width))
+    check_ssd_flags(args)
     check_output_dir(args.output, "--output")
     check_not_overlapping(args.output, model_files(args.model, args.epoch))
     model = load_model(args.model, args.epoch)

@@ -7,6 +7,7 @@ The deploy graph keeps the shared body and ends in
 with variances (0.1, 0.1, 0.2, 0.2): the channel softmax is the form the
 DeepLens optimizer accepts (it refuses `softmax`).
 """
+import math
 import os
 
 from roadedge.core.errors import RoadedgeError
@@ -75,8 +76,7 @@ def to_deploy(graph, num_class=None, nms=0.45, topk=400, force_suppress=False):
     if num_class is not None and found is not None and num_class != found:
         raise RoadedgeError("--num-class {}: the graph predicts {} classes (Reshape to {} scores per anchor incl. "
                             "background)".format(num_class, found, found + 1))
-    if not 0 < nms <= 1:
-        raise RoadedgeError("--nms {}: expected an IoU threshold in (0, 1]".format(nms))
+    check_number("--nms", nms, 0, 1, low_open=True, what="an IoU threshold")
     nodes = list(graph.nodes)
     nodes.append(Node("SoftmaxActivation", "cls_prob", {"mode": "channel"}, [cls_preds]))
     nodes.append(Node("_contrib_MultiBoxDetection", "detection", {
@@ -186,6 +186,27 @@ def check_params(deploy, params, params_source, graph=None):
             raise RoadedgeError("{}: {!r} is not a parameter of {}; {}".format(params_source, name, graph.source, hint))
 
 
+def check_number(flag, value, low, high, low_open=False, high_open=False, what="a number"):
+    """A command-line number must be finite and in range: NaN compares false with everything, so an unchecked
+    `--tolerance nan` passes every comparison it meets. Raises one line naming the flag and the range."""
+    if value is None:
+        return
+    inside = isinstance(value, (int, float)) and math.isfinite(value) and \
+        (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+    if not inside:
+        raise RoadedgeError("{} {}: expected {} in {}{:g}, {:g}{}".format(
+            flag, value, what, "(" if low_open else "[", low, high, ")" if high_open else "]"))
+
+
+def check_ssd_flags(args):
+    """The flags deploy, optimize and verify share, checked before any work."""
+    check_number("--nms", getattr(args, "nms", None), 0, 1, low_open=True, what="an IoU threshold")
+    topk = getattr(args, "topk", None)
+    if topk is not None and topk != -1 and topk < 1:
+        raise RoadedgeError("--topk {}: expected the detections kept before NMS (at least 1, or -1 for all)".format(topk))
+    check_number("--epoch", getattr(args, "epoch", None), 0, 9999, what="an epoch number")
+
+
 def deploy_paths(output_dir, name, epoch):
     prefix = os.path.join(output_dir, "deploy_" + name)
     return prefix + "-symbol.json", "%s-%04d.params" % (prefix, epoch)
@@ -219,6 +240,7 @@ def deploy_command(args):
 
     if args.data_shape is not None and args.data_shape <= 0:
         raise RoadedgeError("--data-shape {}: expected a positive input size".format(args.data_shape))
+    check_ssd_flags(args)
     output_dir = args.output_dir or os.path.dirname(os.path.abspath(args.prefix))
     check_output_dir(output_dir)
     model = load_model(args.prefix, args.epoch)

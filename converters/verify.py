@@ -11,21 +11,24 @@ import tempfile
 
 import numpy as np
 
+from converters.ssd_deploy import check_number
 from roadedge.core.errors import RoadedgeError, openvino_reason
 
 
 def mxnet_rows(output, min_score):
-    """MultiBoxDetection [1, N, 6] -> array of [class_id, score, xmin, ymin, xmax, ymax] with class >= 0."""
+    """MultiBoxDetection [1, N, 6] -> array of [class_id, score, xmin, ymin, xmax, ymax] with class >= 0.
+
+    Rows with NaN in them are kept (NaN is never below a threshold): the matcher counts them as mismatches."""
     rows = np.asarray(output).reshape(-1, 6)
-    return rows[(rows[:, 0] >= 0) & (rows[:, 1] >= min_score)]
+    return rows[~(rows[:, 0] < 0) & ~(rows[:, 1] < min_score)]
 
 
 def openvino_rows(output, min_score, label_offset=0):
-    """DetectionOutput [1, 1, K, 7] -> the same layout as mxnet_rows (image_id -1 ends the list)."""
+    """DetectionOutput [1, 1, K, 7] -> the same layout as mxnet_rows (image_id -1 ends the list; NaN rows kept)."""
     rows = np.asarray(output).reshape(-1, 7)
     end = np.flatnonzero(rows[:, 0] < 0)
     rows = rows[: end[0]] if len(end) else rows
-    rows = rows[rows[:, 2] >= min_score]
+    rows = rows[~(rows[:, 2] < min_score)]
     return np.column_stack([rows[:, 1] - label_offset, rows[:, 2], rows[:, 3:7]]) if len(rows) else np.zeros((0, 6))
 
 
@@ -34,16 +37,26 @@ def match_detections(reference, candidate, tolerance=1e-3, min_score=0.05):
 
     Rows within `tolerance` of `min_score` on either side are allowed to be
     missing or extra: a score of 0.0501 in one and 0.0499 in the other is
-    not a mismatch.
+    not a mismatch. NaN never passes: a NaN or infinite tolerance or
+    min_score is refused, and a row holding NaN or an infinity (in either
+    output) is always missing or extra.
     """
+    check_number("--tolerance", tolerance, 0, 1, high_open=True, what="a largest allowed difference")
+    check_number("--min-score", min_score, 0, 1, what="a score")
+    reference = np.asarray(reference, dtype=np.float64).reshape(-1, 6)
+    candidate = np.asarray(candidate, dtype=np.float64).reshape(-1, 6)
+    finite = np.isfinite(candidate).all(axis=1)
     used = np.zeros(len(candidate), dtype=bool)
     matched, missing, box_diff, score_diff = 0, [], 0.0, 0.0
     for row in reference[np.argsort(-reference[:, 1], kind="stable")] if len(reference) else []:
+        if not np.isfinite(row).all():
+            missing.append(row.tolist())
+            continue
         best, best_err = None, None
         for j, other in enumerate(candidate):
-            if used[j] or other[0] != row[0]:
+            if used[j] or not finite[j] or other[0] != row[0]:
                 continue
-            err = max(np.abs(other[2:] - row[2:]).max(), abs(other[1] - row[1]))
+            err = float(np.abs(other[1:] - row[1:]).max())
             if best_err is None or err < best_err:
                 best, best_err = j, err
         if best is not None and best_err <= tolerance:
@@ -53,7 +66,8 @@ def match_detections(reference, candidate, tolerance=1e-3, min_score=0.05):
             score_diff = max(score_diff, float(abs(candidate[best][1] - row[1])))
         elif row[1] >= min_score + tolerance:
             missing.append(row.tolist())
-    extra = [row.tolist() for j, row in enumerate(candidate) if not used[j] and row[1] >= min_score + tolerance]
+    extra = [row.tolist() for j, row in enumerate(candidate)
+             if not used[j] and (not finite[j] or row[1] >= min_score + tolerance)]
     return {"reference": int(len(reference)), "candidate": int(len(candidate)), "matched": matched,
             "missing": missing, "extra": extra, "max_box_diff": box_diff, "max_score_diff": score_diff,
             "ok": not missing and not extra}
@@ -129,6 +143,8 @@ def verify(model_path, ir_path, epoch=0, image=None, min_score=0.05, tolerance=1
     from roadedge.core.model_metadata import check_ir_weights
     from roadedge.core.sagemaker_model import load_model
 
+    check_number("--tolerance", tolerance, 0, 1, high_open=True, what="a largest allowed difference")
+    check_number("--min-score", min_score, 0, 1, what="a score")
     if not os.path.isfile(ir_path):
         raise RoadedgeError("{}: IR not found".format(ir_path))
     check_ir_weights(ir_path)  # before MXNet runs: a damaged IR is found in a moment
@@ -150,6 +166,9 @@ def verify(model_path, ir_path, epoch=0, image=None, min_score=0.05, tolerance=1
 
 
 def verify_command(args):
+    check_number("--tolerance", args.tolerance, 0, 1, high_open=True, what="a largest allowed difference")
+    check_number("--min-score", args.min_score, 0, 1, what="a score")
+    check_number("--epoch", args.epoch, 0, 9999, what="an epoch number")
     report = verify(args.model, args.ir, args.epoch, args.image, args.min_score, args.tolerance)
     print("MXNet {} detections >= {}, OpenVINO {}: matched {}, missing {}, extra {}; max box diff {:.2e}, "
           "max score diff {:.2e} (tolerance {:g})".format(

@@ -144,3 +144,32 @@ def test_verify_with_a_truncated_model_tar_gz_names_the_archive(vgg_model, vgg_i
     capsys.readouterr()
     assert main(["convert", "verify", str(archive), str(vgg_ir)]) == 2
     assert one_error_line(capsys).startswith("roadedge: error: {}: truncated or corrupt model.tar.gz (".format(archive))
+
+
+@pytest.mark.parametrize("flag,value,expected", [
+    ("--tolerance", "nan", "--tolerance nan: expected a largest allowed difference in [0, 1)"),
+    ("--tolerance", "-1", "--tolerance -1.0: expected a largest allowed difference in [0, 1)"),
+    ("--tolerance", "inf", "--tolerance inf: expected a largest allowed difference in [0, 1)"),
+    ("--min-score", "nan", "--min-score nan: expected a score in [0, 1]"),
+])
+def test_verify_refuses_a_tolerance_that_would_pass_another_models_ir(vgg_model, tmp_path, capsys, flag, value, expected):
+    other = write_random_model(str(tmp_path / "other"), "vgg", (1, 3, 64, 64), seed=5)
+    assert main(["convert", "optimize", other, "--input-shape", "64", "64", "--output", str(tmp_path / "ir"),
+                 "--engine", "native"]) == 0
+    capsys.readouterr()
+    assert main(["convert", "verify", vgg_model, str(tmp_path / "ir" / "model_algo_1.xml"), flag, value]) == 2
+    out, err = capsys.readouterr()
+    assert "OK" not in out and err.strip() == "roadedge: error: " + expected
+
+
+@pytest.mark.parametrize("command", ["deploy", "optimize"])
+def test_deploy_and_optimize_refuse_nms_that_is_not_an_iou(vgg_model, tmp_path, capsys, command):
+    extra = ["--input-shape", "64", "64", "--output", str(tmp_path / "o")] if command == "optimize" else \
+        ["--output-dir", str(tmp_path / "o")]
+    for value in ("nan", "inf", "0", "1.5"):
+        assert main(["convert", command, vgg_model, "--nms", value] + extra) == 2
+        assert capsys.readouterr().err.strip() == "roadedge: error: --nms {}: expected an IoU threshold in (0, 1]".format(
+            float(value))
+    assert main(["convert", command, vgg_model, "--topk", "0"] + extra) == 2
+    assert "--topk 0: expected the detections kept before NMS" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -1,7 +1,9 @@
 """The detection matcher behind `convert verify` and the oracle tests, and the metadata helpers."""
 import numpy as np
+import pytest
 
 from converters.verify import match_detections, mxnet_rows, openvino_rows
+from roadedge.core.errors import RoadedgeError
 from roadedge.core.model_metadata import default_preprocessing, labels_for
 from tests import ssd_models
 
@@ -34,6 +36,32 @@ def test_scores_at_the_threshold_edge_are_not_mismatches():
     reference = rows([0, 0.0505, 0.1, 0.1, 0.5, 0.5])
     assert match_detections(reference, rows(), tolerance=1e-3, min_score=0.05)["ok"]
     assert not match_detections(rows([0, 0.06, 0.1, 0.1, 0.5, 0.5]), rows(), tolerance=1e-3, min_score=0.05)["ok"]
+
+
+@pytest.mark.parametrize("tolerance", [float("nan"), float("inf"), -1.0, 1.0, 5.0])
+def test_a_tolerance_that_is_not_a_finite_difference_below_1_is_refused(tolerance):
+    reference = rows([0, 0.9, 0.1, 0.1, 0.5, 0.5])
+    other = rows([1, 0.8, 0.6, 0.6, 0.9, 0.9])  # another model's detections: nothing in common
+    with pytest.raises(RoadedgeError, match=r"^--tolerance {}: expected a largest allowed difference in \[0, 1\)$".format(
+            tolerance)):
+        match_detections(reference, other, tolerance=tolerance)
+    with pytest.raises(RoadedgeError, match=r"^--min-score nan: expected a score in \[0, 1\]$"):
+        match_detections(reference, other, min_score=float("nan"))
+
+
+@pytest.mark.parametrize("column", range(6))
+def test_nan_or_inf_in_either_output_is_a_mismatch_never_a_pass(column):
+    reference = rows([0, 0.9, 0.1, 0.1, 0.5, 0.5], [1, 0.6, 0.2, 0.2, 0.4, 0.4])
+    for bad in (np.nan, np.inf):
+        broken = reference.copy()
+        broken[1, column] = bad
+        report = match_detections(reference, broken)
+        assert not report["ok"] and report["matched"] == 1 and len(report["extra"]) == 1
+        report = match_detections(broken, reference)
+        assert not report["ok"] and report["matched"] == 1 and len(report["missing"]) == 1
+    # and the readers keep such rows instead of dropping them as "below the threshold"
+    assert len(mxnet_rows(np.array([[[0, np.nan, 0, 0, 1, 1]]]), 0.05)) == 1
+    assert len(openvino_rows(np.array([[[[0, 1, np.nan, 0, 0, 1, 1]]]]), 0.05)) == 1
 
 
 def test_preprocessing_follows_the_graph_and_labels_have_a_source():
