@@ -226,3 +226,20 @@ def test_backend_errors_are_one_line(tmp_path, tiny_ir, no_awscam, context):
     assert message(model=tiny_ir, metadata=str(tmp_path / "m.json")).startswith(
         "model: metadata {} not found (".format(tmp_path / "m.json"))
     assert message(model=tiny_ir).startswith("backend awscam: the awscam module is not installed")
+
+
+def test_backend_refuses_an_ir_without_detection_output(awscam, tiny_ir, tmp_path, context):
+    """parseResult('ssd') reads a DetectionOutput layer: a classifier IR is refused when it loads, not on every frame."""
+    import openvino.opset13 as ops
+
+    data = ops.parameter([1, 3, 96, 128], np.float32, name="data")
+    scores = ops.reduce_mean(data, ops.constant(np.array([2, 3], np.int64)), False)
+    xml = str(tmp_path / "classifier.xml")
+    ov.save_model(ov.Model([ops.result(scores)], [data], "classifier"), xml)
+    with open(tiny_ir[:-4] + ".json", encoding="utf-8") as handle:
+        (tmp_path / "classifier.json").write_text(handle.read())
+    with pytest.raises(RoadedgeError) as info:
+        awscam_backend.open(options(awscam_backend, model=xml), context)
+    assert str(info.value) == ("model: {}: the IR has no DetectionOutput layer; the awscam backend runs SSD detection "
+                               "models (output.format awscam_ssd, from parseResult('ssd'))".format(xml))
+    assert not awscam.models  # refused before awscam loads it

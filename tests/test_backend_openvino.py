@@ -81,3 +81,70 @@ def test_a_device_openvino_does_not_know_is_one_line_with_the_reason(model_copy)
         backend.prepare((640, 360))
     assert str(info.value) == ("backend.device NOSUCHDEVICE: OpenVINO cannot compile {} there (Device with "
                                "\"NOSUCHDEVICE\" name is not registered in the OpenVINO Runtime)".format(model_copy))
+
+
+# ---- a model whose output is not what its metadata says: refused when the backend loads -------------------------------
+
+def small_ir(folder, name, output_shape):
+    """An IR taking [1, 3, 16, 16] whose one output has `output_shape` (a reshape of the mean over the picture), with
+    the bundled model's metadata (input 16 x 16) beside it; returns the .xml path."""
+    import json
+
+    import numpy as np
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    data = ops.parameter([1, 3, 16, 16], np.float32, name="data")
+    flat = ops.reshape(data, ops.constant(np.array([1, -1], np.int64)), False)
+    count = int(np.prod(output_shape))
+    picked = ops.slice(flat, ops.constant(np.array([0], np.int64)), ops.constant(np.array([count], np.int64)),
+                       ops.constant(np.array([1], np.int64)), ops.constant(np.array([1], np.int64)))
+    out = ops.reshape(picked, ops.constant(np.array(output_shape, np.int64)), False)
+    xml = str(folder / (name + ".xml"))
+    ov.save_model(ov.Model([ops.result(out)], [data], name), xml)
+    with open(BUNDLED_MODEL[:-4] + ".json", encoding="utf-8") as handle:
+        metadata = json.load(handle)
+    metadata["input"].update(width=16, height=16)
+    with open(str(folder / (name + ".json")), "w", encoding="utf-8") as handle:
+        json.dump(metadata, handle)
+    return xml
+
+
+def set_format(xml, output_format):
+    import json
+
+    path = xml[:-4] + ".json"
+    with open(path, encoding="utf-8") as handle:
+        metadata = json.load(handle)
+    metadata["output"]["format"] = output_format
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(metadata, handle)
+
+
+DETECTION_OUTPUT = "[1, 1, N, 7] DetectionOutput rows (image_id, label, conf, box)"
+MULTIBOX = "[1, N, 6] MultiBoxDetection rows (class, score, box)"
+
+
+@pytest.mark.parametrize("shape,output_format,expected", [
+    ([1, 10, 6], "detection_output", DETECTION_OUTPUT),  # MXNet's rows, an IR metadata's format
+    ([1, 6], "detection_output", DETECTION_OUTPUT),  # a classifier's vector
+    ([1, 1, 10, 7], "multibox_detection", MULTIBOX),  # DetectionOutput rows, MXNet's format
+    ([2, 1, 10, 7], "detection_output", DETECTION_OUTPUT),  # a batch of two
+], ids=["rows of 6", "classifier", "rows of 7 as multibox", "batch of 2"])
+def test_run_refuses_a_model_whose_output_is_not_its_metadatas_format(tmp_path, capsys, shape, output_format, expected):
+    xml = small_ir(tmp_path, "odd", shape)
+    set_format(xml, output_format)
+    assert run_error(capsys, xml) == (
+        "roadedge: error: {}: the model's output has shape {}, but its metadata says output.format {}: {}; is the "
+        "metadata (or the model) another model's?".format(xml, shape, output_format, expected))
+
+
+def test_a_matching_output_loads_and_formats_that_are_no_tensor_are_refused(tmp_path):
+    xml = small_ir(tmp_path, "rows", [1, 1, 10, 7])
+    assert openvino_backend.open(options(model=xml)).model.output_format == "detection_output"
+    set_format(xml, "awscam_ssd")
+    with pytest.raises(RoadedgeError, match=r"rows.xml: output.format awscam_ssd: the openvino backend's output is a "
+                                            r"tensor; expected detection_output or multibox_detection$"):
+        openvino_backend.open(options(model=xml))
+    # the bundled model is what its metadata says
+    assert openvino_backend.open(options()).model.output_format == "detection_output"

@@ -15,6 +15,7 @@ tests/standins/awscam.py, which runs the IR with OpenVINO on the CPU.
 import io
 import json
 import os
+from xml.etree import ElementTree
 
 import cv2
 
@@ -22,7 +23,7 @@ from edge.backends.base import SyncBackend
 from edge.plugins import Option
 from roadedge.core.errors import RoadedgeError
 from roadedge.core.fsutil import sha256_file
-from roadedge.core.model_metadata import ModelInfo
+from roadedge.core.model_metadata import ModelInfo, check_ir_weights, ir_label_offset
 
 TYPE = "awscam"
 
@@ -65,6 +66,17 @@ def read_metadata(xml_path, path=""):
     return metadata
 
 
+def _check_ssd_output(xml):
+    """parseResult('ssd', ...) reads a DetectionOutput layer: an IR without one (a classifier) is refused at load."""
+    try:
+        offset = ir_label_offset(xml)
+    except (ElementTree.ParseError, OSError, ValueError):  # awscam.Model says what is wrong with such an .xml
+        return
+    if offset is None:
+        raise RoadedgeError("model: {}: the IR has no DetectionOutput layer; the awscam backend runs SSD detection models "
+                            "(output.format awscam_ssd, from parseResult('ssd'))".format(xml))
+
+
 def weights_sha256(xml_path):
     """sha256 of the IR's .bin (what identifies the model in messages); zeros when there is none."""
     weights = os.path.splitext(xml_path)[0] + ".bin"
@@ -101,6 +113,8 @@ def open(options, context):
     if not os.path.isfile(xml[:-4] + ".bin" if xml.lower().endswith(".xml") else xml + ".bin"):
         raise RoadedgeError("model: {}: the weights .bin beside it are missing".format(xml))
     metadata = read_metadata(xml, os.path.expanduser(str(options.get("metadata") or "")))
+    check_ir_weights(xml)
+    _check_ssd_output(xml)
     device = str(options.get("device") or "GPU").upper()
     if device not in DEVICES:
         raise RoadedgeError("device: {!r} is not GPU or CPU".format(options.get("device")))

@@ -15,7 +15,7 @@ import numpy as np
 from edge.backends.base import SyncBackend
 from edge.plugins import Option, at_least, list_of
 from roadedge.core.errors import RoadedgeError
-from roadedge.core.model_metadata import ModelInfo
+from roadedge.core.model_metadata import ModelInfo, check_output_shape
 
 TYPE = "mxnet"
 OPTIONS = {
@@ -86,6 +86,7 @@ def open(options, context=None):  # noqa: A001 - the plugin entry point's name
     symbol = mx.sym.load_json(deploy.graph.to_json())
     module = mx.mod.Module(symbol, data_names=("data",), label_names=None, context=mx.cpu())
     module.bind(data_shapes=[("data", (1, 3, height, width))], for_training=False)
+    check_output_shape([int(d) for d in module.output_shapes[0][1]], "multibox_detection", path, TYPE)
     module.set_params({k: mx.nd.array(v) for k, v in deploy.args.items()},
                       {k: mx.nd.array(v) for k, v in deploy.aux.items()}, allow_missing=False, allow_extra=True)
     return MXNetBackend(module, deploy.labels, (width, height), deploy.preprocessing, deploy.name, deploy.sha256)

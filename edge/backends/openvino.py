@@ -14,7 +14,7 @@ from edge.backends.base import Backend, InferenceStalled
 from edge.plugins import Option, at_least, list_of
 from roadedge.core.errors import RoadedgeError, openvino_reason
 from roadedge.core.fsutil import sha256_file
-from roadedge.core.model_metadata import ModelInfo, check_ir_weights, read_metadata
+from roadedge.core.model_metadata import ModelInfo, check_ir_weights, check_output_shape, read_metadata
 from roadedge.core.openvino_preprocessing import add_preprocessing
 
 TYPE = "openvino"
@@ -72,6 +72,16 @@ def _load_mxnet(core, path, options):
     return model, meta
 
 
+def _output_shape(model):
+    """The first output's dimensions (None where dynamic), or None when its rank is dynamic or there is no output."""
+    if not model.outputs:
+        return None
+    shape = model.outputs[0].get_partial_shape()
+    if shape.rank.is_dynamic:
+        return None
+    return [dim.get_length() if dim.is_static else None for dim in shape]
+
+
 class OpenVinoBackend(Backend):
     """Asynchronous OpenVINO inference in submission order: submit(image) -> request, collect(request) -> raw."""
 
@@ -80,6 +90,7 @@ class OpenVinoBackend(Backend):
         weights = os.path.splitext(model_path)[0] + ".bin" if model_path.endswith(".xml") else model_path
         self.model = ModelInfo.from_metadata(metadata, name=os.path.basename(model_path), where=model_path,
                                              sha256=sha256_file(weights) if os.path.isfile(weights) else "0" * 64)
+        check_output_shape(_output_shape(network), self.model.output_format, model_path, TYPE)
         self.embedded = bool(self.model.preprocessing.get("embedded"))
         self.requests = max(1, int(options["requests"]))
         self.compiled, self.frame_size, self.ring, self.next_slot = None, None, [], 0

@@ -132,6 +132,32 @@ def check_ir_weights(xml_path):
             bin_path, have, os.path.basename(xml_path), needed))
 
 
+# the raw output each tensor format's reader takes: rank, the sizes it fixes {axis: size}, and what it is
+OUTPUT_TENSORS = {
+    "detection_output": (4, {0: 1, 1: 1, 3: 7}, "[1, 1, N, 7] DetectionOutput rows (image_id, label, conf, box)"),
+    "multibox_detection": (3, {0: 1, 2: 6}, "[1, N, 6] MultiBoxDetection rows (class, score, box)"),
+}
+
+
+def check_output_shape(shape, output_format, where, backend):
+    """The model's output must be the tensor its metadata's output.format says, or every frame's decoding fails.
+
+    `shape`: the output's dimensions (None for a dynamic one), or None when even the rank is dynamic (then only
+    what is known is checked). Formats that are no tensor (sagemaker_json, awscam_ssd) are refused; formats this
+    module does not know are left to the task's decoder.
+    """
+    if output_format in ("sagemaker_json", "awscam_ssd"):
+        raise RoadedgeError("{}: output.format {}: the {} backend's output is a tensor; expected {}".format(
+            where, output_format, backend, " or ".join(sorted(OUTPUT_TENSORS))))
+    if output_format not in OUTPUT_TENSORS or shape is None:
+        return
+    rank, fixed, text = OUTPUT_TENSORS[output_format]
+    if len(shape) != rank or any(shape[axis] is not None and shape[axis] != size for axis, size in fixed.items()):
+        shown = "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+        raise RoadedgeError("{}: the model's output has shape {}, but its metadata says output.format {}: {}; is the "
+                            "metadata (or the model) another model's?".format(where, shown, output_format, text))
+
+
 REQUIRED = ("labels", "input", "output", "preprocessing")
 
 
