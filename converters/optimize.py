@@ -10,7 +10,7 @@ import shutil
 import tarfile
 import time
 
-from converters.ssd_deploy import check_output_dir, check_params, check_ssd_flags, num_classes, to_deploy, write_deploy
+from converters.ssd_deploy import check_output_dir, check_params, check_ssd_flags, naming, num_classes, to_deploy, write_deploy
 from roadedge.core.errors import RoadedgeError
 from roadedge.core.fsutil import check_not_overlapping, staging_dir
 from roadedge.core.model_metadata import default_preprocessing, ir_label_offset, labels_for, model_metadata
@@ -111,8 +111,9 @@ def optimize_command(args):
         preprocessing["embedded"] = bool(args.embed_preprocessing)
         if args.embed_preprocessing:
             embed_preprocessing(xml, preprocessing, args.precision)
-        nms = {"threshold": attr_float(head, "nms_threshold", 0.5), "topk": attr_int(head, "nms_topk", -1),
-               "force_suppress": attr_bool(head, "force_suppress", False)}
+        with naming(deploy.source):
+            nms = {"threshold": attr_float(head, "nms_threshold", 0.5), "topk": attr_int(head, "nms_topk", -1),
+                   "force_suppress": attr_bool(head, "force_suppress", False)}
         metadata = model_metadata(name, labels, (1, 3, height, width), preprocessing, _output_name(xml), label_offset,
                                   nms, engine, args.precision, model.sources)
         with open(os.path.join(staging, name + ".json"), "w", encoding="utf-8") as handle:

@@ -7,6 +7,7 @@ The deploy graph keeps the shared body and ends in
 with variances (0.1, 0.1, 0.2, 0.2): the channel softmax is the form the
 DeepLens optimizer accepts (it refuses `softmax`).
 """
+import contextlib
 import math
 import os
 
@@ -49,13 +50,25 @@ def _loc_preds(graph, target_index):
                         "node feeding smooth_l1)".format(graph.source))
 
 
+@contextlib.contextmanager
+def naming(source):
+    """A RoadedgeError raised inside that names no file (an attribute of a node) gets `source: ` in front."""
+    try:
+        yield
+    except RoadedgeError as err:
+        if source and not source.startswith("<") and not str(err).startswith(source):
+            raise RoadedgeError("{}: {}".format(source, err), err.exit_code) from None
+        raise
+
+
 def num_classes(graph, cls_preds):
     """Object classes (background excluded) from the Reshape that forms the class predictions."""
     index = cls_preds[0]
     for _ in range(4):  # multibox_cls_pred = transpose(Reshape(concat, (0, -1, C+1)))
         node = graph.nodes[index]
         if node.op == "Reshape":
-            shape = attr_tuple(node, "shape", kind=int)
+            with naming(graph.source):
+                shape = attr_tuple(node, "shape", kind=int)
             if shape and shape[-1] > 1:
                 return shape[-1] - 1
         if not node.inputs:

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from converters.ssd_deploy import graph_kind, to_deploy
 from roadedge.core.errors import RoadedgeError
-from roadedge.core.mxnet_symbol import attr_bool, attr_float, attr_int, attr_tuple, load_symbol, loads_symbol
+from roadedge.core.mxnet_symbol import Node, attr_bool, attr_float, attr_int, attr_tuple, load_symbol, loads_symbol
 from tests import ssd_models
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "sagemaker-ssd-resnet50-training-symbol.json")
@@ -121,11 +121,22 @@ def test_nesting_and_encoding_errors_are_one_line():
         loads_symbol(b'{"nodes": [], "heads": [], "x": "\xe9"}', "latin-symbol.json")
 
 
+ATTR_READERS = (attr_tuple, attr_float, attr_int, lambda node, key, default: attr_bool(node, key, False))
+
+
 def parse_or_refuse(text, source="fuzz-symbol.json"):
-    """loads_symbol, then what `convert deploy` does with the graph: a valid result or one RoadedgeError."""
+    """loads_symbol, every attribute through every reader, then what `convert deploy` does with the graph: a valid
+    result or one RoadedgeError."""
     try:
         graph = loads_symbol(text, source)
         event("loaded")
+        for node in graph.nodes:
+            for key in node.attrs:
+                for read in ATTR_READERS:
+                    try:
+                        read(node, key, None)
+                    except RoadedgeError as err:
+                        assert "\n" not in str(err)
         assert loads_symbol(graph.to_json(), source).to_json() == graph.to_json()
         graph.reachable()
         deploy = to_deploy(graph)
@@ -161,6 +172,11 @@ def symbol_shaped(draw):
     return json.dumps(data)
 
 
+# attribute text that parses as Python but is no tuple of numbers, or numbers no int can hold
+ODD_ATTRS = ["(0, -1, 3)", "(1,)", "()", "x", "-1", "1e308", "1e999", "nan", "inf", "-inf", '("a",)', "((1, 2),)", "1+2j",
+             "(None, 0)", "[True]", "(" * 500 + ")" * 500, "[" * 5000, "9" * 5000, "{1: 2}", "b'x'"]
+
+
 @st.composite
 def mutated_symbol(draw):
     """The tiny SSD training symbol with one to three corruptions: some keep it loadable but rewire it (an input to
@@ -178,8 +194,7 @@ def mutated_symbol(draw):
             node["op"] = draw(OPS)
         elif kind == "attrs" and node:
             node["attrs"] = draw(st.dictionaries(st.sampled_from(["kernel", "shape", "num_filter", "mode", "sizes"]),
-                                                 st.sampled_from(["(0, -1, 3)", "(1,)", "()", "x", "-1", "1e308"]) |
-                                                 st.text(max_size=8), max_size=2))
+                                                 st.sampled_from(ODD_ATTRS) | st.text(max_size=8), max_size=2))
         elif kind == "head" and nodes:
             data["heads"] = [[draw(st.integers(0, len(nodes) - 1)), draw(st.integers(0, 2)), 0]]
         elif kind == "cut":
@@ -194,6 +209,17 @@ def mutated_symbol(draw):
             data.pop(draw(st.sampled_from(["nodes", "heads", "arg_nodes", "node_row_ptr", "attrs"])), None)
     text = json.dumps(data)
     return text[: draw(st.integers(0, len(text)))] if kind == "text" else text
+
+
+@given(st.sampled_from(ODD_ATTRS) | st.text(max_size=12) | st.builds(repr, JSON))
+def test_property_attribute_text_reads_or_is_refused(text):
+    """Any attribute text through attr_tuple/float/int/bool (as kinds int and float): a value or one RoadedgeError."""
+    node = Node("Convolution", "conv", {"kernel": text})
+    for read in ATTR_READERS + (lambda n, key, default: attr_tuple(n, key, default, kind=int),):
+        try:
+            read(node, "kernel", None)
+        except RoadedgeError as err:
+            assert str(err).startswith("node 'conv': attribute kernel=") and "\n" not in str(err), str(err)
 
 
 @given(JSON)

@@ -198,6 +198,15 @@ def test_param_shapes_agree_with_mxnet(tmp_path, recipe, size):
     assert ours == param_shapes(deploy)  # and the tests' own fake params have them too
 
 
+def set_attr(path, op, key, value):
+    """The symbol file with attribute `key` of every `op` node set to `value`."""
+    data = json.loads(path.read_text())
+    for node in data["nodes"]:
+        if node["op"] == op:
+            node.setdefault("attrs", {})[key] = value
+    path.write_text(json.dumps(data))
+
+
 def cut_nodes(path, keep_row_ptr):
     """The symbol file with its node list cut to 20 nodes (and node_row_ptr, arg_nodes dropped unless kept)."""
     data = json.loads(path.read_text())
@@ -214,6 +223,8 @@ def cut_nodes(path, keep_row_ptr):
     (lambda d: cut_nodes(d / "m-symbol.json", keep_row_ptr=True), r"m-symbol.json: node_row_ptr has \d+ entries for 20 nodes"),
     (lambda d: cut_nodes(d / "m-symbol.json", keep_row_ptr=False), r"m-symbol.json: head \d+ points past the end of the node "
                                                                     r"list \(20 nodes; cut short\?\)"),
+    (lambda d: set_attr(d / "m-symbol.json", "Reshape", "shape", '(0, -1, "3")'),
+     r"m-symbol.json: node '\w+': attribute shape='\(0, -1, \"3\"\)' is not a tuple of numbers"),
 ])
 def test_cli_errors_are_one_line(tmp_path, capsys, setup, message):
     training = ssd_models.tiny()

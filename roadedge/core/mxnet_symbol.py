@@ -101,6 +101,10 @@ def _short(value, limit=60):
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _clip(text, limit=60):
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _entry(raw):
     """[node, output] or [node, output, version] of non-negative JSON integers -> a 3-tuple, else None."""
     if not isinstance(raw, list) or not 2 <= len(raw) <= 3:
@@ -194,11 +198,15 @@ def attr_tuple(node, key, default=None, kind=float):
         return default
     try:
         value = ast.literal_eval(text.strip())
-    except (ValueError, SyntaxError):
-        raise RoadedgeError("node {!r}: attribute {}={!r} is not a tuple".format(node.name, key, text)) from None
-    if not isinstance(value, (tuple, list)):
-        value = (value,)
-    return tuple(kind(v) for v in value)
+        if not isinstance(value, (tuple, list)):
+            value = (value,)
+        if any(isinstance(v, (bool, str, bytes)) for v in value):
+            raise TypeError
+        return tuple(kind(v) for v in value)
+    except (ValueError, SyntaxError, TypeError, OverflowError, RecursionError, MemoryError):
+        # not Python literal syntax, nested, None, text, complex, an infinity as an int, absurdly deep
+        raise RoadedgeError("node {!r}: attribute {}={!r} is not a tuple of numbers".format(
+            node.name, key, _clip(text))) from None
 
 
 def attr_bool(node, key, default):
@@ -219,9 +227,13 @@ def attr_float(node, key, default):
     try:
         return float(text)
     except ValueError:
-        raise RoadedgeError("node {!r}: attribute {}={!r} is not a number".format(node.name, key, text)) from None
+        raise RoadedgeError("node {!r}: attribute {}={!r} is not a number".format(node.name, key, _clip(text))) from None
 
 
 def attr_int(node, key, default):
     value = attr_float(node, key, default)
-    return None if value is None else int(value)
+    try:
+        return None if value is None else int(value)
+    except (ValueError, OverflowError):  # nan, inf
+        raise RoadedgeError("node {!r}: attribute {}={!r} is not a whole number".format(
+            node.name, key, node.attrs.get(key))) from None
