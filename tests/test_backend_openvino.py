@@ -148,3 +148,16 @@ def test_a_matching_output_loads_and_formats_that_are_no_tensor_are_refused(tmp_
         openvino_backend.open(options(model=xml))
     # the bundled model is what its metadata says
     assert openvino_backend.open(options()).model.output_format == "detection_output"
+
+
+def test_run_with_a_truncated_model_tar_gz_names_the_archive(tmp_path, capsys):
+    from tests.test_sagemaker_model import GOOD, tar_bytes
+
+    data = tar_bytes(GOOD)
+    archive = tmp_path / "model.tar.gz"
+    archive.write_bytes(data[: len(data) // 2])
+    assert main(["run", "--model", str(archive), "--input-size", "64", "64", "--no-preview", "--frames", "1",
+                 "--no-realtime"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err and "internal error" not in err, err
+    assert "{}: truncated or corrupt model.tar.gz (".format(archive) in err, err
