@@ -11,7 +11,7 @@ import contextlib
 import math
 import os
 
-from roadedge.core.errors import RoadedgeError
+from roadedge.core.errors import RoadedgeError, printable
 from roadedge.core.mxnet_symbol import Graph, Node, attr_bool, attr_int, attr_tuple
 
 TRAINING_OPS = ("_contrib_MultiBoxTarget", "SoftmaxOutput", "smooth_l1", "MakeLoss")
@@ -26,7 +26,7 @@ def graph_kind(graph):
         return "training"
     if len(head_nodes) == 1 and head_nodes[0].op == "_contrib_MultiBoxDetection" and not ops & set(TRAINING_OPS):
         return "deploy"
-    heads = ", ".join("{} ({})".format(node.name, node.op) for node in head_nodes)
+    heads = ", ".join("{} ({})".format(printable(node.name), printable(node.op)) for node in head_nodes)
     raise RoadedgeError("{}: not an SSD training or deploy graph: no _contrib_MultiBoxTarget node and the output is {} "
                         "(expected a single _contrib_MultiBoxDetection)".format(graph.source, heads))
 
@@ -34,7 +34,8 @@ def graph_kind(graph):
 def _node_named_input(graph, index, position, what):
     node = graph.nodes[index]
     if len(node.inputs) <= position:
-        raise RoadedgeError("{}: node {!r} ({}) has no input {} ({})".format(graph.source, node.name, node.op, position, what))
+        raise RoadedgeError("{}: node {!r} ({}) has no input {} ({})".format(
+            graph.source, node.name, printable(node.op), position, what))
     return node.inputs[position]
 
 
@@ -182,7 +183,7 @@ def check_params(deploy, params, params_source, graph=None):
             continue
         if node.name not in stored:
             users = [n for n in deploy.nodes if any(deploy.nodes[e[0]] is node for e in n.inputs)]
-            used_by = " (input of {} {!r})".format(users[0].op, users[0].name) if users else ""
+            used_by = " (input of {} {!r})".format(printable(users[0].op), users[0].name) if users else ""
             raise RoadedgeError("{}: parameter {!r}{} of {} is missing; {}".format(
                 params_source, node.name, used_by, graph.source, hint))
         if node.name in expected:
@@ -190,7 +191,7 @@ def check_params(deploy, params, params_source, graph=None):
             value = stored[node.name]
             if len(value.shape) != len(shape) or any(e is not None and e != v for e, v in zip(shape, value.shape)):
                 raise RoadedgeError("{}: parameter {!r} has shape {}, but {} {!r} in {} needs {}; {}".format(
-                    params_source, node.name, _shape_text(value.shape), user.op, user.name, graph.source,
+                    params_source, node.name, _shape_text(value.shape), printable(user.op), user.name, graph.source,
                     _shape_text(shape), hint))
     variables = {node.name for node in graph.nodes if node.op == "null"}
     for name in params:

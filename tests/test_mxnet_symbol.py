@@ -105,8 +105,10 @@ def test_a_node_list_cut_short_is_refused_naming_the_file():
     (lambda d: d["nodes"][-1].update(attrs={"kernel": [3, 3]}), r"attributes .*: expected an object of strings"),
     (lambda d: d["nodes"][0].update(name=["data"]), r"node 0: expected 'op', 'name' and 'inputs'"),
     (lambda d: d.update(nodes=[]), r"the symbol has no nodes"),
+    (lambda d: d["nodes"][-1].update(name="a\nb", inputs=[[10 ** 6, 0, 0]]), r"node \d+ \(\"a\\nb\"\): input 1000000"),
 ], ids=["head past end", "no heads", "heads not a list", "negative output", "string index", "input past end",
-        "string input", "NaN input", "inputs an object", "attrs a string", "attr a list", "name a list", "no nodes"])
+        "string input", "NaN input", "inputs an object", "attrs a string", "attr a list", "name a list", "no nodes",
+        "newline in a name"])
 def test_malformed_symbols_are_one_line_errors_naming_the_file(change, message):
     data = _tiny_json()
     change(data)

@@ -101,6 +101,8 @@ def test_links_out_of_the_archive_and_ambiguous_names_are_refused():
     with pytest.raises(RoadedgeError, match=r"two members named model_algo_1-0000.params \(model_algo_1-0000.params and "
                                             r"b/model_algo_1-0000.params\)"):
         load_model_from(tar_bytes(GOOD + [("b/model_algo_1-0000.params", PARAMS)]))
+    with pytest.raises(RoadedgeError, match=r'two members named "x\\ny" \("x\\ny" and "a/x\\ny"\); expected one$'):
+        load_model_from(tar_bytes(GOOD + [("x\ny", b""), ("a/x\ny", b"")]))
 
 
 def test_a_symbol_that_is_not_utf8_is_one_line():

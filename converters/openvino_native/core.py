@@ -12,7 +12,7 @@ import openvino as ov
 import openvino.opset13 as ops
 from openvino import passes
 
-from roadedge.core.errors import RoadedgeError, openvino_reason
+from roadedge.core.errors import RoadedgeError, openvino_reason, printable
 from roadedge.core.mxnet_symbol import attr_bool, attr_float, attr_int, attr_tuple
 
 CONVERTERS = {}
@@ -67,7 +67,7 @@ class Context:
         """A one-line error naming the file to look at (the params for weights, else the symbol), the node and its op."""
         source = self.params_source if about_weights and self.params_source else self.graph.source
         where = "" if not source or source.startswith("<") else source + ": "
-        return RoadedgeError("{}node {!r} (op {}): {}".format(where, node.name, node.op, message))
+        return RoadedgeError("{}node {!r} (op {}): {}".format(where, node.name, printable(node.op), message))
 
     def attr(self, node, key, default=None, kind="str"):
         """An attribute with MXNet's default; bad text becomes an error that names the node."""

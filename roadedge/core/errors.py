@@ -1,5 +1,6 @@
 """The one error type the CLI turns into a one-line message and a non-zero exit."""
 import errno
+import json
 import re
 
 OS_REASONS = {errno.ENOSPC: "disk full", errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
@@ -34,6 +35,13 @@ class ValidationFailed(RoadedgeError):
         self.problems = list(problems)
         n = len(self.problems)
         super().__init__("{} problem{} in {}".format(n, "" if n == 1 else "s", what))
+
+
+def printable(text):
+    """A name from a file (a node, an op, an archive member) as it may appear in a one-line message: unchanged when
+    printable, else quoted with escapes ("a\\nb"), so a newline in a name never splits the message."""
+    text = str(text)
+    return text if text.isprintable() else json.dumps(text)
 
 
 def os_reason(err):

@@ -9,7 +9,7 @@ defaults applying when an attribute is absent.
 import ast
 import json
 
-from roadedge.core.errors import RoadedgeError
+from roadedge.core.errors import RoadedgeError, printable
 
 
 class Node:
@@ -117,26 +117,26 @@ def _entry(raw):
 def _node(raw, index, count, source):
     if not isinstance(raw, dict) or not isinstance(raw.get("op"), str) or not isinstance(raw.get("name"), str):
         raise RoadedgeError("{}: node {}: expected 'op', 'name' and 'inputs'".format(source, index))
-    name = raw["name"]
+    name, shown = raw["name"], printable(raw["name"])
     # MXNet < 0.9 wrote 'param'/'attr'; 1.x writes 'attrs'
     attrs = raw.get("attrs") or raw.get("attr") or raw.get("param") or {}
     if not isinstance(attrs, dict) or not all(isinstance(value, str) for value in attrs.values()):
         raise RoadedgeError("{}: node {} ({}): attributes {}: expected an object of strings (MXNet writes every "
-                            "attribute as text)".format(source, index, name, _short(attrs)))
+                            "attribute as text)".format(source, index, shown, _short(attrs)))
     inputs = raw.get("inputs", [])
     if not isinstance(inputs, list):
         raise RoadedgeError("{}: node {} ({}): inputs {}: expected a list of [node, output, version]".format(
-            source, index, name, _short(inputs)))
+            source, index, shown, _short(inputs)))
     entries = []
     for raw_entry in inputs:
         entry = _entry(raw_entry)
         if entry is None:
             raise RoadedgeError("{}: node {} ({}): input {}: expected [node, output, version] of non-negative "
-                                "integers".format(source, index, name, _short(raw_entry)))
+                                "integers".format(source, index, shown, _short(raw_entry)))
         if entry[0] >= index:
             where = " (past the end of the node list of {} nodes: cut short?)".format(count) if entry[0] >= count else ""
             raise RoadedgeError("{}: node {} ({}): input {} is not an earlier node{}".format(
-                source, index, name, entry[0], where))
+                source, index, shown, entry[0], where))
         entries.append(entry)
     return Node(raw["op"], name, attrs, entries)
 

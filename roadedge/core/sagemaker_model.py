@@ -11,7 +11,7 @@ import re
 import tarfile
 import zlib
 
-from roadedge.core.errors import RoadedgeError, os_reason
+from roadedge.core.errors import RoadedgeError, os_reason, printable
 from roadedge.core.mxnet_params import loads_params
 from roadedge.core.mxnet_symbol import loads_symbol
 
@@ -99,7 +99,7 @@ def _members(archive, path):
         base = os.path.basename(member.name)
         if base in members:
             raise RoadedgeError("{}: two members named {} ({} and {}); expected one".format(
-                path, base, where[base], member.name))
+                path, printable(base), printable(where[base]), printable(member.name)))
         members[base], where[base] = member, member.name
     return members
 
@@ -111,15 +111,15 @@ def _load_tarball(path, epoch):
             symbols = sorted(name for name in members if name.endswith("-symbol.json"))
             if not symbols:
                 raise RoadedgeError("{}: no *-symbol.json inside (found: {})".format(
-                    path, ", ".join(sorted(members)) or "nothing"))
+                    path, ", ".join(printable(name) for name in sorted(members)) or "nothing"))
             if len(symbols) > 1:
                 symbols = [name for name in symbols if not name.startswith("deploy_")] or symbols
             name = symbols[0][: -len("-symbol.json")]
             params_name = "%s-%04d.params" % (name, epoch)
             if params_name not in members:
-                found = sorted(n for n in members if n.endswith(".params"))
+                found = sorted(printable(n) for n in members if n.endswith(".params"))
                 raise RoadedgeError("{}: no {} inside (found params: {}; check --epoch)".format(
-                    path, params_name, ", ".join(found) or "none"))
+                    path, printable(params_name), ", ".join(found) or "none"))
 
             def read(member_name):
                 return archive.extractfile(members[member_name]).read()
@@ -131,9 +131,10 @@ def _load_tarball(path, epoch):
     where = path + ":"
     sources = {os.path.basename(path): _sha256(_read(path, "model archive")),
                symbols[0]: _sha256(symbol_bytes), params_name: _sha256(params_bytes)}
-    return MXNetModel(name, loads_symbol(symbol_bytes, where + symbols[0]),
-                      loads_params(params_bytes, where + params_name), _hyperparams(hyper_bytes, where + "hyperparams.json"),
-                      sources, epoch, where + params_name)
+    params_source = where + printable(params_name)
+    return MXNetModel(name, loads_symbol(symbol_bytes, where + printable(symbols[0])),
+                      loads_params(params_bytes, params_source), _hyperparams(hyper_bytes, where + "hyperparams.json"),
+                      sources, epoch, params_source)
 
 
 def _hyperparams(data, where):
