@@ -91,8 +91,8 @@ def optimize_command(args):
     if not (0 < height <= 4096 and 0 < width <= 4096):
         raise RoadedgeError("--input-shape {} {}: expected a height and width in 1..4096".format(height, width))
     check_ssd_flags(args)
-    check_output_dir(args.output, "--output")
     check_not_overlapping(args.output, model_files(args.model, args.epoch))
+    check_output_dir(args.output, "--output")
     model = load_model(args.model, args.epoch)
     deploy = to_deploy(model.graph, nms=args.nms, topk=args.topk, force_suppress=args.force_suppress)
     check_params(deploy, model.params, model.params_source, model.graph)

@@ -89,12 +89,14 @@ def test_optimizer_errors_become_one_line_exit_2(mo, tmp_path, error, expected):
 
 def test_error_string_through_the_command_line(mo, tmp_path, capsys):
     optimize = pytest.importorskip("converters.optimize")
+    from converters.ssd_deploy import expected_param_shapes
     from roadedge.cli import main
     from roadedge.core.mxnet_params import dumps_params
 
     training = ssd_models.tiny()
-    params = {("arg:" + node.name): np.zeros((1,), np.float32)
-              for node in training.nodes if node.op == "null" and node.name not in ("data", "label")}
+    shapes = expected_param_shapes(to_deploy(training))  # the right shapes: the optimizer, not our check, fails here
+    params = {("aux:" if name.endswith(("moving_mean", "moving_var")) else "arg:") + name:
+              np.zeros(tuple(d or 1 for d in shape), np.float32) for name, (shape, _) in shapes.items()}
     (tmp_path / "m-symbol.json").write_text(training.to_json())
     (tmp_path / "m-0000.params").write_bytes(dumps_params(params))
     mo.next_error = "[ ERROR ]  Specified input model does not exist.\n"

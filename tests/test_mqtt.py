@@ -321,8 +321,9 @@ def test_a_full_outbox_in_a_run_without_a_broker_costs_messages_counted_in_stats
     assert stats["outbox_not_stored"] > 0 and stats["outbox_dropped"] == 0
     assert len(rows) == stats["outbox_depth"] == attempted - stats["outbox_not_stored"] == left_in_the_outbox(caplog.text)
     assert seqs[-1] == frames - 1 and made["freed"] in seqs  # stored again once there was room
-    assert seqs == list(range(len(seqs) - (frames - made["freed"]))) + list(range(made["freed"], frames))
-    assert caplog.text.count(": disk full, ") == 1 and caplog.text.count("storing messages again") == 1
+    assert seqs == sorted(set(seqs)) and set(range(made["freed"], frames)) <= set(seqs)  # in order; all once freed
+    # each full spell is named once and its end once (a nearly full file may take a small message between two)
+    assert 1 <= caplog.text.count(": disk full, ") == caplog.text.count("storing messages again") <= 3
     assert "cannot rollback" not in caplog.text and "sink MqttSink failed" not in caplog.text
     for message in snapshots:  # the stats messages carry the count, schema-valid
         jsonschema.validate(message, SCHEMAS["stats"])
