@@ -173,3 +173,44 @@ def test_deploy_and_optimize_refuse_nms_that_is_not_an_iou(vgg_model, tmp_path, 
     assert main(["convert", command, vgg_model, "--topk", "0"] + extra) == 2
     assert "--topk 0: expected the detections kept before NMS" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_optimize_killed_with_kill_9_leaves_nothing_the_next_run_does_not_clean(vgg_model, tmp_path):
+    """A real `roadedge convert optimize` killed in the middle: its staging folder is the only trace, the output
+    folder gets no half-written IR, and the next run removes the staging folder and writes a complete IR."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    args = ["convert", "optimize", vgg_model, "--input-shape", "64", "64", "--engine", "native", "--package"]
+    killed = None
+    for attempt in range(5):  # the kill must land while the staging folder exists; if the child wins, again
+        out = tmp_path / ("ir%d" % attempt)
+        child = subprocess.Popen([sys.executable, "-m", "roadedge"] + args + ["--output", str(out)], cwd=root,
+                                 env=dict(os.environ, PYTHONPATH=root), stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        deadline = time.time() + 120
+        try:
+            while child.poll() is None and time.time() < deadline:
+                if out.is_dir() and any(name.endswith(".partial") for name in os.listdir(str(out))):
+                    child.send_signal(signal.SIGKILL)
+                    break
+                time.sleep(0.001)
+        finally:
+            if child.poll() is None:
+                child.kill()
+            child.wait()
+        if child.returncode == -signal.SIGKILL:
+            killed = out
+            break
+    assert killed is not None, "the convert always finished before the kill"
+    left = sorted(os.listdir(str(killed)))
+    assert left and all(name.startswith(".model_algo_1.") for name in left), left  # staging (and its lock) only
+    assert main(args + ["--output", str(killed)]) == 0
+    assert sorted(os.listdir(str(killed))) == ["model.tar.gz", "model_algo_1.bin", "model_algo_1.json",
+                                               "model_algo_1.xml"]
+    with tarfile.open(str(killed / "model.tar.gz")) as archive:
+        assert sorted(archive.getnames()) == ["model_algo_1.bin", "model_algo_1.xml"]
