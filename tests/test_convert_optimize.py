@@ -179,34 +179,15 @@ def test_optimize_killed_with_kill_9_leaves_nothing_the_next_run_does_not_clean(
     """A real `roadedge convert optimize` killed in the middle: its staging folder is the only trace, the output
     folder gets no half-written IR, and the next run removes the staging folder and writes a complete IR."""
     import os
-    import signal
-    import subprocess
-    import sys
-    import time
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    from tests.kill9 import kill_9_when
+
     args = ["convert", "optimize", vgg_model, "--input-shape", "64", "64", "--engine", "native", "--package"]
-    killed = None
-    for attempt in range(5):  # the kill must land while the staging folder exists; if the child wins, again
-        out = tmp_path / ("ir%d" % attempt)
-        child = subprocess.Popen([sys.executable, "-m", "roadedge"] + args + ["--output", str(out)], cwd=root,
-                                 env=dict(os.environ, PYTHONPATH=root), stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL)
-        deadline = time.time() + 120
-        try:
-            while child.poll() is None and time.time() < deadline:
-                if out.is_dir() and any(name.endswith(".partial") for name in os.listdir(str(out))):
-                    child.send_signal(signal.SIGKILL)
-                    break
-                time.sleep(0.001)
-        finally:
-            if child.poll() is None:
-                child.kill()
-            child.wait()
-        if child.returncode == -signal.SIGKILL:
-            killed = out
-            break
-    assert killed is not None, "the convert always finished before the kill"
+    outs = [tmp_path / ("ir%d" % attempt) for attempt in range(5)]
+    attempt = kill_9_when(lambda n: ["-m", "roadedge"] + args + ["--output", outs[n]],
+                          lambda n: outs[n].is_dir() and any(name.endswith(".partial") for name in os.listdir(str(outs[n]))))
+    assert attempt is not None, "the convert always finished before the kill"
+    killed = outs[attempt]
     left = sorted(os.listdir(str(killed)))
     assert left and all(name.startswith(".model_algo_1.") for name in left), left  # staging (and its lock) only
     assert main(args + ["--output", str(killed)]) == 0

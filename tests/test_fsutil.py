@@ -4,12 +4,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from roadedge.cli import main
 from roadedge.core import fsutil
+from tests.kill9 import kill_9_when
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -50,24 +50,12 @@ def synth_voc(tmp_path_factory):
 def test_a_convert_killed_with_kill_9_leaves_a_partial_that_the_next_run_removes(synth_voc, tmp_path):
     reference = tmp_path / "reference"
     assert main(["dataset", "convert", str(synth_voc), str(reference), "--classes", "synth"]) == 0
-    for attempt in range(3):  # the kill lands while the partial exists; should the child win the race, again
-        out = tmp_path / ("out%d" % attempt)
-        child = python("-m", "roadedge", "dataset", "convert", synth_voc, out, "--classes", "synth",
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 120
-        try:
-            while child.poll() is None and time.time() < deadline:
-                if any(name.endswith(".partial") for name in leftovers(out)):
-                    child.send_signal(signal.SIGKILL)
-                    break
-                time.sleep(0.001)
-        finally:
-            if child.poll() is None:
-                child.kill()
-            child.wait()
-        if child.returncode == -signal.SIGKILL and not out.exists():
-            break
-    assert child.returncode == -signal.SIGKILL and not out.exists()
+    outs = [tmp_path / ("out%d" % attempt) for attempt in range(3)]
+    attempt = kill_9_when(lambda n: ["-m", "roadedge", "dataset", "convert", synth_voc, outs[n], "--classes", "synth"],
+                          lambda n: any(name.endswith(".partial") for name in leftovers(outs[n])))
+    assert attempt is not None, "the convert always finished before the kill"
+    out = outs[attempt]
+    assert not out.exists()
     left = leftovers(out)
     partials = [name for name in left if name.endswith(".partial")]
     assert len(partials) == 1 and left == sorted(partials + [partials[0] + ".lock"]), left
@@ -119,6 +107,7 @@ def test_a_writer_killed_between_the_two_renames_gets_the_previous_output_back(t
     script = """
 import os, signal, sys
 from roadedge.core import fsutil
+from tests.kill9 import kill_9_when
 real = os.replace
 def replace(src, dst):
     real(src, dst)
