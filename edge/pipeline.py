@@ -123,8 +123,12 @@ class Pipeline(object):
         result = FrameResult(frame, found, message, annotated, timings, events=events, stats=self._stats_due(now))
         result.best_tracks = best
         self._deliver(result)
-        timings = result.timings
-        for stage, ms in timings.items():
+        self._count(result)
+        return result
+
+    def _count(self, result):
+        """A frame went through: its timings, the listeners (metrics), the counters, the watchdog's all-clear."""
+        for stage, ms in result.timings.items():
             self.times.add(stage, ms)
         for listener in self.listeners:
             listener(result)
@@ -135,9 +139,8 @@ class Pipeline(object):
             self._publish_status("online")
         if self.frames_done == 1:
             self.first_done = time.perf_counter()  # compile and the first inference end here
-        self.detections += len(found)
-        self.last_frame = frame
-        return result
+        self.detections += len(result.detections)
+        self.last_frame = result.frame
 
     def _events(self, found, frame_index, now, flush=False):
         """Tracker events for this frame (or all open tracks at the end) as v1 events messages."""
