@@ -181,3 +181,37 @@ def test_a_killed_staging_folder_is_removed_by_the_next_one(tmp_path):
     with fsutil.staging_dir(str(target)):
         assert not os.path.exists(first)
     assert leftovers(target) == []
+
+
+FILE_WRITER = """
+import sys
+from roadedge.core.fsutil import atomic_file
+with atomic_file(sys.argv[1]) as handle:
+    handle.write(b"half of it")
+    handle.flush()
+    print("writing", flush=True)
+    sys.stdin.readline()
+"""
+
+
+def test_a_file_writer_killed_with_kill_9_leaves_a_temp_file_the_next_writer_removes(tmp_path):
+    import subprocess
+
+    target = tmp_path / "summary.json"
+    child = python("-c", FILE_WRITER, target, stdin=subprocess.PIPE, stdout=subprocess.PIPE, universal_newlines=True)
+    try:
+        assert child.stdout.readline().strip() == "writing"
+        orphan = leftovers(target)
+        assert len(orphan) == 1 and orphan[0].endswith(".tmp")
+        with fsutil.atomic_file(str(target)) as handle:  # the child is alive: its temp file stays
+            handle.write(b"first")
+        assert leftovers(target) == orphan and target.read_bytes() == b"first"
+        child.kill()  # kill -9 in the middle of its write
+        child.wait()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    with fsutil.atomic_file(str(target)) as handle:
+        handle.write(b"second")
+    assert leftovers(target) == [] and target.read_bytes() == b"second"

@@ -31,7 +31,9 @@ def atomic_file(path, mode="wb"):
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
+    _clean_stale_temp_files(path)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    _lock(fd)  # held while this file is written: a later writer can tell an orphan (kill -9) from a live one
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle
@@ -43,6 +45,48 @@ def atomic_file(path, mode="wb"):
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _lock(fd, wait=True):
+    """flock `fd`; False when another process holds it (with wait=False). True where flock does not exist."""
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): nothing is ever taken for an orphan
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except OSError:
+        return False
+    return True
+
+
+def _clean_stale_temp_files(path):
+    """Remove `.NAME.*.tmp` beside `path` left by a writer that is gone (its flock can be taken); never a live one's."""
+    folder, head = os.path.dirname(os.path.abspath(path)), "." + os.path.basename(path) + "."
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(head) and n.endswith(".tmp")]
+    except OSError:
+        return
+    for name in names:
+        stale = os.path.join(folder, name)
+        try:
+            fd = os.open(stale, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            if _lock(fd, wait=False) and _has_lock_support():
+                with contextlib.suppress(OSError):
+                    os.unlink(stale)
+        finally:
+            os.close(fd)
+
+
+def _has_lock_support():
+    try:
+        import fcntl  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _umask():
