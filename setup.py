@@ -29,8 +29,9 @@ setup(
     extras_require={
         "aws": ["boto3>=1.26"],
         "bench": ["matplotlib"],
+        "kvs": ["av>=11"],
         "test": ["pytest>=7", "boto3>=1.26", "moto[s3]>=5", "ruff", "vermin", "import-linter>=2", "pycocotools>=2.0.6",
-                 "jsonschema>=4", "hypothesis>=6"],
+                 "jsonschema>=4", "hypothesis>=6", "av>=11"],
     },
     entry_points={"console_scripts": ["roadedge = roadedge.cli:main"]},
 )

@@ -19,7 +19,7 @@ STANDINS = os.path.join(ROOT, "tests", "standins")
 DEVICE_MODULES = ["lambda_function.py", "roadedge/__init__.py", "roadedge/core", "edge/__init__.py", "edge/app.py",
                   "edge/config.py", "edge/pipeline.py", "edge/plugins.py", "edge/messages.py", "edge/processing",
                   "edge/sources", "edge/sinks", "edge/backends/awscam.py", "edge/backends/openvino.py",
-                  "device_profiles/__init__.py", "edge/outbox.py", "edge/topics.py"]
+                  "device_profiles/__init__.py", "edge/outbox.py", "edge/topics.py", "edge/kvs"]
 
 
 @pytest.fixture
@@ -82,12 +82,13 @@ def test_device_modules_import_with_only_numpy_and_cv2():
     script = (
         "import sys\n"
         "for name in ('openvino', 'yaml', 'tqdm', 'PIL', 'boto3', 'botocore', 'jsonschema', 'paho', 'mxnet',"
-        " 'awscam', 'greengrasssdk', 'picamera2', 'converters', 'training'):\n"
+        " 'awscam', 'greengrasssdk', 'picamera2', 'converters', 'training', 'av'):\n"
         "    sys.modules[name] = None\n"
         "import edge.app, edge.config, edge.pipeline, edge.run_command\n"
         "import edge.sources.awscam, edge.sources.opencv, edge.backends.awscam, edge.backends.openvino\n"
         "import edge.sinks.fifo, edge.sinks.jsonl, edge.sinks.mjpeg, edge.processing.annotate\n"
         "import edge.sinks.mqtt, edge.sinks.greengrass, edge.sinks.s3, edge.outbox, edge.processing.tracker\n"
+        "import edge.kvs.mkv, edge.kvs.encoder\n"
         "import os; os.environ['ROADEDGE_LAMBDA_AUTOSTART'] = '0'\n"
         "import lambda_function\n"
         "print('ok')\n")

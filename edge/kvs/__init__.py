@@ -1,1 +1,8 @@
-"""The Kinesis Video producer's parts."""
+"""The Kinesis Video Streams producer's parts (PutMedia takes one MKV stream: a header, then one Cluster per fragment).
+
+- `edge.kvs.mkv`: pure MKV/EBML writing (header, clusters) and H.264 Annex-B -> AVCC framing; no I/O, no av.
+- `edge.kvs.encoder`: H.264 encoding of BGR frames with PyAV's libx264 (av imported lazily, so mkv works without it).
+- `edge.kvs.control`: the control plane (the stream, its PutMedia data endpoint) through boto3's kinesisvideo client.
+- `edge.kvs.iot_credentials`: temporary AWS credentials for a device's X.509 certificate (AWS IoT credentials provider).
+- `edge.kvs.deeplens_producer`: the DeepLens device's own producer (DeepLens_Kinesis_Video), started and stopped.
+"""
