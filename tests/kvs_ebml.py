@@ -119,7 +119,10 @@ class MkvReader(object):
         if self.error is not None:
             return events
         if self._state == "cluster" and self._left is None and not self._buf:
-            self._finish(events)
+            try:
+                self._finish(events)
+            except MkvError as err:
+                self.error = str(err)
         elif self._buf or self._state == "cluster" or self._state == "segment":
             self.error = "the body ends inside an element"
         return events

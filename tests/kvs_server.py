@@ -18,8 +18,10 @@ what our producer sends) and otherwise the empty string's SHA-256 (what a signer
 PutMedia: answers 200 with a chunked body at once, then, while it reads the upload's chunks and parses the MKV
 (tests/kvs_ebml.py), one JSON line per ack: BUFFERING when a Cluster's Timecode is read, RECEIVED and PERSISTED
 when the Cluster is complete. ERROR 4004 (and the fragment is not kept) when its producer timestamp is not later
-than the stream's last kept fragment (the session goes on); ERROR 4006 on MKV it cannot read (the session
-ends). One PutMedia per stream at a time: a second gets 400 ConnectionLimitExceededException.
+than the stream's last kept fragment (the session goes on); ERROR 4006 on MKV it cannot read and 4000 on broken
+chunk framing (both end the session with the final chunk). A connection closed without the final chunk ends
+the session without acking a Cluster of unknown size still open. One PutMedia per stream at a time: a second
+gets 400 ConnectionLimitExceededException. No IDLE acks are sent.
 """
 import datetime
 import hmac
@@ -279,7 +281,12 @@ class _Upload(object):
         left = None if chunked else int(self.handler.headers.get("Content-Length") or 0)
         while True:
             self._stall()
-            data = self._read_chunk() if chunked else self._read_plain(left)
+            try:
+                data = self._read_chunk() if chunked else self._read_plain(left)
+            except ValueError:  # chunk framing broken: the service's "error reading the data stream"
+                self._ack("ERROR", None, 4000)
+                self.handler.wfile.write(b"0\r\n\r\n")
+                return
             self._stall()
             if left is not None:
                 left -= len(data)
@@ -299,15 +306,20 @@ class _Upload(object):
     def _read_chunk(self):
         rfile = self.handler.rfile
         line = rfile.readline(1024)
-        size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+        if not line:
+            raise OSError("the connection closed without the final chunk")
+        size = int(line.split(b";", 1)[0].strip(), 16)
         if size == 0:
             while rfile.readline(1024).strip():
                 pass  # trailers
             return b""
+        if size > 64 * 1024 * 1024:
+            raise ValueError("a chunk of {} bytes".format(size))
         data = rfile.read(size)
-        rfile.readline(8)
         if len(data) < size:
             raise OSError("the upload ended inside a chunk")
+        if rfile.readline(8) != b"\r\n":
+            raise ValueError("no CRLF after a chunk")
         return data
 
     def _read_plain(self, left):

@@ -14,8 +14,11 @@ from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
+from hypothesis import given
+from hypothesis import strategies as st
 
 from edge.kvs.acks import AckReader
+from tests.kvs_ebml import MkvReader
 from tests.kvs_server import ACCESS_KEY, REGION, SECRET_KEY, KvsServer
 
 # -- a hand-built MKV: the few elements PutMedia needs ------------------------------------------------------------
@@ -257,3 +260,54 @@ def test_stall_holds_back_reading_and_acks(kvs):
     assert time.monotonic() - began >= 0.9
     put.finish()
     put.close()
+
+
+def test_broken_chunk_framing_gets_4000(kvs):
+    put = PutMedia(kvs.url, "cam")
+    put.send(HEADER + cluster(1000))
+    put.sock.sendall(b"zz\r\n")
+    assert put.wait(lambda: put.ended) and put.ended == "final chunk"
+    assert put.events()[-1] == ("ERROR", None, 4000) and put.events()[-2] == ("PERSISTED", 1000, None)
+    put.close()
+
+
+# -- the server's MKV reader ------------------------------------------------------------------------------------
+
+
+def read_all(pieces):
+    """Everything MkvReader reports for the body in these pieces: its events and its error."""
+    reader, seen = MkvReader(), []
+
+    def note(events):  # a start is noted with the timecode only: the rest of its Cluster may not be read yet
+        seen.extend((kind, f.timecode) if kind == "start" else (kind, f.timecode, tuple(f.keyframes), bytes(f.raw))
+                    for kind, f in events)
+
+    for piece in pieces:
+        note(reader.feed(piece))
+    note(reader.end())
+    return seen, reader.error
+
+
+mkv_bodies = st.lists(st.tuples(st.integers(0, 2 ** 40), st.lists(st.booleans(), min_size=1, max_size=4), st.booleans()),
+                      max_size=5).map(lambda cs: HEADER + b"".join(cluster(tc, keys, unknown) for tc, keys, unknown in cs))
+
+
+def test_mkv_reader_any_split_same_result_and_garbage_only_sets_error():
+    count = {"inputs": 0, "fragments": 0, "errors": 0}
+
+    flipped = st.tuples(mkv_bodies, st.integers(0, 10 ** 6), st.integers(0, 255)).map(
+        lambda t: t[0][:t[1] % len(t[0])] + bytes([t[2]]) + t[0][t[1] % len(t[0]) + 1:])
+    garbage = st.one_of(st.binary(max_size=200), st.binary(max_size=200).map(lambda b: HEADER + b"\x1fC\xb6u\x01" + b))
+    @given(body=st.one_of(mkv_bodies, garbage, flipped, mkv_bodies.map(lambda b: b[:len(b) * 2 // 3])),
+           cuts=st.lists(st.integers(0, 600), max_size=20))
+    def check(body, cuts):
+        count["inputs"] += 1
+        whole = read_all([body])
+        points = sorted(set(min(c, len(body)) for c in cuts))
+        assert read_all([body[a:b] for a, b in zip([0] + points, points + [len(body)])]) == whole
+        count["fragments"] += sum(1 for e in whole[0] if e[0] == "end")
+        count["errors"] += whole[1] is not None
+
+    check()
+    print("\nmkv reader split property: {inputs} generated inputs, {fragments} fragments, {errors} errors".format(**count))
+    assert count["fragments"] > 0 and count["errors"] > 0
