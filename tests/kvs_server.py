@@ -67,8 +67,10 @@ class Stream(object):
 
 
 def verify_signature(headers, method, path, body, access_key=ACCESS_KEY, secret_key=SECRET_KEY, region=REGION, now=None):
-    """None if the request's SigV4 signature is the one botocore computes for these credentials, else the reason."""
-    auth = headers.get("Authorization", "")
+    """None if the request's SigV4 signature is the one botocore computes for these credentials, else
+    (x-amzn-ErrorType, message). `headers`: any mapping with items() (names in any case; the first of repeats)."""
+    headers = {name.lower(): value for name, value in reversed(list(headers.items()))}
+    auth = headers.get("authorization", "")
     if not auth.startswith("AWS4-HMAC-SHA256 "):
         return "MissingAuthenticationTokenException", "no SigV4 Authorization header"
     fields = dict(part.strip().split("=", 1) for part in auth[len("AWS4-HMAC-SHA256 "):].split(",") if "=" in part)
@@ -77,7 +79,7 @@ def verify_signature(headers, method, path, body, access_key=ACCESS_KEY, secret_
         return "UnrecognizedClientException", "unknown access key"
     if scope[2:] != [region, "kinesisvideo", "aws4_request"]:
         return "SignatureDoesNotMatch", "credential scope {} is not {}/kinesisvideo".format("/".join(scope[1:]), region)
-    stamp = headers.get("X-Amz-Date", "")
+    stamp = headers.get("x-amz-date", "")
     try:
         when = datetime.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.timezone.utc)
     except ValueError:
@@ -88,7 +90,7 @@ def verify_signature(headers, method, path, body, access_key=ACCESS_KEY, secret_
     signed = [h for h in fields.get("SignedHeaders", "").split(";") if h]
     if "host" not in signed or any(headers.get(h) is None for h in signed):
         return "SignatureDoesNotMatch", "host not signed, or a signed header missing"
-    request = AWSRequest(method=method, url="http://{}{}".format(headers["Host"], path),
+    request = AWSRequest(method=method, url="http://{}{}".format(headers["host"], path),
                          headers={h: headers[h] for h in signed}, data=body)
     request.context["timestamp"] = stamp
     signer = SigV4Auth(Credentials(access_key, secret_key), "kinesisvideo", region)
@@ -243,7 +245,7 @@ class _Handler(BaseHTTPRequestHandler):
         kind = self.headers.get("x-amzn-fragment-timecode-type")
         try:
             start_ms = int(round(float(self.headers.get("x-amzn-producer-start-timestamp", "")) * 1000))
-        except ValueError:
+        except (ValueError, OverflowError):
             start_ms = None
         if stream is None:
             return self._error(404, "ResourceNotFoundException", "no stream {}".format(self.headers.get("x-amzn-stream-name")))

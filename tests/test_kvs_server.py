@@ -2,6 +2,7 @@
 
 The client here is deliberately small and separate from the producer: botocore's own kinesisvideo client for the
 control plane, and for PutMedia a raw socket (chunked request body going out while a thread reads the acks)."""
+import datetime
 import socket
 import struct
 import threading
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 
 from edge.kvs.acks import AckReader
 from tests.kvs_ebml import MkvReader
-from tests.kvs_server import ACCESS_KEY, REGION, SECRET_KEY, KvsServer
+from tests.kvs_server import ACCESS_KEY, REGION, SECRET_KEY, KvsServer, verify_signature
 
 # -- a hand-built MKV: the few elements PutMedia needs ------------------------------------------------------------
 
@@ -260,6 +261,27 @@ def test_stall_holds_back_reading_and_acks(kvs):
     assert time.monotonic() - began >= 0.9
     put.finish()
     put.close()
+
+
+def test_a_connection_closed_without_the_final_chunk_leaves_the_open_cluster_unacked(kvs):
+    put = PutMedia(kvs.url, "cam")
+    put.send(HEADER + cluster(1000, unknown_size=True) + cluster(3000, unknown_size=True))
+    assert put.wait(lambda: len(put.acks) == 4)
+    put.close()
+    deadline = time.monotonic() + 5
+    while kvs.streams["cam"].uploading and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [f.timecode for f in kvs.streams["cam"].fragments] == [1000]
+
+
+def test_a_signature_more_than_15_minutes_off_is_refused():
+    request = AWSRequest(method="POST", url="http://127.0.0.1:1/describeStream", data=b"{}")
+    SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "kinesisvideo", REGION).add_auth(request)
+    headers = dict(request.headers.items(), Host="127.0.0.1:1")
+    assert verify_signature(headers, "POST", "/describeStream", b"{}") is None
+    assert verify_signature(headers, "POST", "/describeStream", b"{ }")[0] == "SignatureDoesNotMatch"
+    later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=16)
+    assert verify_signature(headers, "POST", "/describeStream", b"{}", now=later)[0] == "InvalidSignatureException"
 
 
 def test_broken_chunk_framing_gets_4000(kvs):
