@@ -4,6 +4,7 @@
 - `edge.kvs.encoder`: H.264 encoding of BGR frames with PyAV's libx264 (av imported lazily, so mkv works without it).
 - `edge.kvs.store`: the on-disk fragment store (SQLite): a fragment leaves it only when the service has it.
 - `edge.kvs.acks`: PutMedia's acknowledgements (newline-separated JSON, any split) read into Ack records.
+- `edge.kvs.producer`: the Python producer: frames -> fragments in the store -> PutMedia, resent until PERSISTED.
 - `edge.kvs.putmedia`: one PutMedia connection: signed headers, a chunked MKV upload, acks read while it goes on.
 - `edge.kvs.kvssink_producer`: the kvssink alternative: frames piped into a gst-launch-1.0 ... ! kvssink pipeline.
 - `edge.kvs.control`: the control plane (the stream, its PutMedia data endpoint) through boto3's kinesisvideo client.

@@ -1,0 +1,124 @@
+"""The Python Kinesis Video producer against the local KVS server (both planes, SigV4 checked): every frame arrives
+exactly once across an ERROR acknowledgement, a dropped connection and a kill -9 of the producer."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+from botocore.credentials import Credentials
+
+from edge.kvs.control import StreamEndpoint, make_client
+from edge.kvs.encoder import H264Encoder
+from edge.kvs.producer import Producer
+from edge.kvs.store import FragmentStore
+from tests.kvs_server import ACCESS_KEY, REGION, SECRET_KEY, KvsServer
+
+FPS, GOP = 15, 15  # one-second fragments
+T0 = 1764547200.0
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def image(index):
+    frame = np.zeros((180, 320, 3), np.uint8)
+    frame[:, (index * 7) % 300:(index * 7) % 300 + 20] = (40, 200, 90)
+    return frame
+
+
+def producer_for(kvs, store_path, monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    endpoint = StreamEndpoint(make_client(REGION, kvs.url), "cam")
+    store = FragmentStore(str(store_path), 64 << 20, 3600)
+    return Producer(store, endpoint, Credentials(ACCESS_KEY, SECRET_KEY), REGION, "cam",
+                    H264Encoder(320, 180, FPS, GOP, 300000), queue_frames=1000).start()
+
+
+def run(producer, frames, first=0, pace_s=0.0):
+    for index in range(first, first + frames):
+        assert producer.submit(image(index), T0 + index / FPS)
+        time.sleep(pace_s)
+    return producer.close(drain_timeout_s=30)
+
+
+def received(kvs):
+    """Per persisted fragment: (timecode, blocks, starts with a key frame)."""
+    return [(f.timecode, f.blocks, f.keyframe) for f in kvs.streams["cam"].fragments if f.status == "PERSISTED"]
+
+
+def frames_of(fragments):
+    return sum(blocks for _, blocks, _ in fragments)
+
+
+def test_every_frame_arrives_once_in_rising_fragments_that_start_with_a_key_frame(tmp_path, monkeypatch):
+    with KvsServer() as kvs:
+        producer = producer_for(kvs, tmp_path / "store.sqlite", monkeypatch)
+        assert run(producer, 60) == 0
+        got, stats = received(kvs), producer.stats()
+    assert [t for t, _, _ in got] == [int(T0 * 1000) + k * 1000 for k in range(4)]
+    assert frames_of(got) == 60 and all(key for _, _, key in got)
+    assert stats["fragments_acknowledged"] == 4 and stats["store_depth"] == 0 and stats["connections"] == 1
+
+
+def test_an_error_acknowledgement_and_a_dropped_connection_lose_and_repeat_nothing(tmp_path, monkeypatch):
+    with KvsServer() as kvs:
+        kvs.fail_next(1, 5001)
+        kvs.drop_after(3)
+        producer = producer_for(kvs, tmp_path / "store.sqlite", monkeypatch)
+        assert run(producer, 90, pace_s=0.01) == 0
+        got, stats = received(kvs), producer.stats()
+    timecodes = [t for t, _, _ in got]
+    print("\nkvs across ERROR 5001 and a dropped connection: frames sent 90, received {}, fragments {}, resent {}, "
+          "reconnects {}".format(frames_of(got), len(got), stats.get("fragments_resent"), stats.get("reconnects")))
+    assert timecodes == sorted(set(timecodes)) == [int(T0 * 1000) + k * 1000 for k in range(6)]
+    assert frames_of(got) == 90 and stats["store_depth"] == 0
+    assert stats["fragments_errored"] >= 1 and stats["reconnects"] >= 2 and stats["connections"] >= 3
+
+
+KILLED_PRODUCER = """
+import sys, time
+sys.path.insert(0, {root!r})
+from tests.test_kvs_producer import image, FPS, T0
+from edge.kvs.encoder import H264Encoder
+from edge.kvs.producer import Producer
+from edge.kvs.store import FragmentStore
+
+class Nowhere(object):  # the network is down: nothing leaves the store
+    def endpoint(self):
+        raise ConnectionError("offline")
+    def invalidate(self):
+        pass
+
+store = FragmentStore(sys.argv[1], 64 << 20, 3600)
+producer = Producer(store, Nowhere(), None, "us-east-1", "cam", H264Encoder(320, 180, FPS, 15, 300000),
+                    queue_frames=1000, log=None).start()
+for index in range(60):
+    producer.submit(image(index), T0 + index / FPS)
+while store.depth() < 3:
+    time.sleep(0.05)
+print("stored", flush=True)
+time.sleep(60)
+"""
+
+
+def test_after_kill_9_the_backlog_is_sent_first(tmp_path, monkeypatch):
+    store_path = tmp_path / "store.sqlite"
+    child = subprocess.Popen([sys.executable, "-c", KILLED_PRODUCER.format(root=ROOT), str(store_path)], cwd=ROOT,
+                             stdout=subprocess.PIPE, universal_newlines=True)
+    try:
+        assert child.stdout.readline().strip() == "stored"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+    backlog = FragmentStore(str(store_path), 64 << 20, 3600)
+    before = [f.first_timecode_ms for f in backlog.pending("cam", limit=100)]
+    backlog.close()
+    assert len(before) >= 3
+    with KvsServer() as kvs:
+        producer = producer_for(kvs, store_path, monkeypatch)
+        assert run(producer, 30, first=60) == 0  # two more seconds after the restart
+        got = received(kvs)
+    timecodes = [t for t, _, _ in got]
+    assert timecodes[:len(before)] == before  # the backlog first, with its original timecodes
+    assert timecodes == sorted(set(timecodes)) and timecodes[-2:] == [int(T0 * 1000) + 4000, int(T0 * 1000) + 5000]
