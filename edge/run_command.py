@@ -51,6 +51,10 @@ def register(subparsers):
     mqtt.add_argument("--outbox", metavar="PATH", help="outbox SQLite file (default ~/.cache/roadedge/outbox-DEVICE.sqlite)")
     mqtt.add_argument("--drain-timeout", type=float, metavar="S", help="on a clean stop, wait up to S seconds for the "
                       "outbox to drain (default 10)")
+    kvs = p.add_argument_group("Kinesis Video Streams (the kvs output; credentials from the AWS chain)")
+    kvs.add_argument("--kvs", metavar="STREAM", help="stream the camera to this Kinesis Video stream (created if missing)")
+    kvs.add_argument("--kvs-region", metavar="REGION", help="its AWS region")
+    kvs.add_argument("--kvs-endpoint-url", metavar="URL", help="control-plane endpoint (tests, VPC endpoints)")
     p.add_argument("--summary", metavar="FILE", help="also write the end-of-run summary as JSON to FILE")
     p.add_argument("--quiet", action="store_true", help="no log lines on stderr, only errors")
     p.set_defaults(handler=lazy_handler("edge.run_command", "run_command"))
@@ -166,9 +170,30 @@ def overrides_from_args(args, base_outputs):
     with_mqtt = _mqtt_outputs(args, outputs)
     if with_mqtt is not None:
         outputs = with_mqtt
-    if args.no_preview or args.preview or args.output or with_mqtt is not None:
+    with_kvs = _kvs_outputs(args, outputs)
+    if with_kvs is not None:
+        outputs = with_kvs
+    if args.no_preview or args.preview or args.output or with_mqtt is not None or with_kvs is not None:
         layer["outputs"] = outputs
     return layer
+
+
+def _kvs_outputs(args, outputs):
+    """The outputs with --kvs STREAM (and its region, endpoint) applied: one kvs entry added or the profile's
+    updated; None without --kvs flags."""
+    from roadedge.core.errors import RoadedgeError
+
+    flags = {key: getattr(args, attr) for attr, key in (("kvs", "stream_name"), ("kvs_region", "region"),
+                                                         ("kvs_endpoint_url", "endpoint_url"))
+             if getattr(args, attr, None)}
+    if not flags:
+        return None
+    existing = [o for o in outputs if o.get("type") == "kvs"]
+    if "stream_name" not in flags and not existing:
+        raise RoadedgeError("--kvs-region/--kvs-endpoint-url need --kvs STREAM (or a kvs output in the profile)")
+    entry = dict(existing[0]) if existing else {"type": "kvs"}
+    entry.update(flags)
+    return [o for o in outputs if o.get("type") != "kvs"] + [entry]
 
 
 def load_config(args):

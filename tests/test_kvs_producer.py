@@ -122,3 +122,27 @@ def test_after_kill_9_the_backlog_is_sent_first(tmp_path, monkeypatch):
     timecodes = [t for t, _, _ in got]
     assert timecodes[:len(before)] == before  # the backlog first, with its original timecodes
     assert timecodes == sorted(set(timecodes)) and timecodes[-2:] == [int(T0 * 1000) + 4000, int(T0 * 1000) + 5000]
+
+
+def test_roadedge_run_streams_every_paced_frame_to_kinesis_video(tmp_path, monkeypatch, capsys):
+    import json
+
+    from roadedge.cli import main
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    settings = tmp_path / "kvs.yaml"
+    with KvsServer() as kvs:
+        settings.write_text(json.dumps({"outputs": [{"type": "kvs", "stream_name": "x", "producer": "python",
+                                                     "fragment_s": 1.0, "width": 320, "height": 180,
+                                                     "store": str(tmp_path / "kvs.sqlite")}]}))
+        code = main(["run", "--source", "sample", "--realtime", "--frames", "45", "--no-preview", "--quiet",
+                     "--config", str(settings), "--kvs", "cam", "--kvs-region", REGION, "--kvs-endpoint-url", kvs.url,
+                     "--summary", str(tmp_path / "summary.json")])
+        got = received(kvs)
+    assert code == 0, capsys.readouterr().err
+    stats = json.loads((tmp_path / "summary.json").read_text())
+    assert stats["frames"] == 45 and not stats["sink_errors"]
+    assert len(got) >= 3 and all(key for _, _, key in got) and [t for t, _, _ in got] == sorted(t for t, _, _ in got)
+    assert 40 <= frames_of(got) <= 45  # every frame the sink took (paced to 15 fps), once
+    assert "cam" in kvs.streams and "x" not in kvs.streams  # --kvs names the stream, over the config's
