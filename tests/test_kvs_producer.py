@@ -146,3 +146,17 @@ def test_roadedge_run_streams_every_paced_frame_to_kinesis_video(tmp_path, monke
     assert len(got) >= 3 and all(key for _, _, key in got) and [t for t, _, _ in got] == sorted(t for t, _, _ in got)
     assert 40 <= frames_of(got) <= 45  # every frame the sink took (paced to 15 fps), once
     assert "cam" in kvs.streams and "x" not in kvs.streams  # --kvs names the stream, over the config's
+
+
+def test_the_kvs_sink_refuses_what_it_cannot_do_in_one_line(tmp_path):
+    import pytest
+
+    from edge.sinks import kvs
+    from roadedge.core.errors import RoadedgeError
+
+    for options, message in (({}, "kvs sink: stream_name ''"), ({"stream_name": "a b"}, "stream_name 'a b'"),
+                             ({"stream_name": "cam", "producer": "kvssink"}, "kvssink element"),
+                             ({"stream_name": "cam", "mode": "events"}, "kvs sink: mode: 'events'"),
+                             ({"stream_name": "cam", "fragment_s": 12.0}, "fragment_s: 12.0; expected 1.0..10.0")):
+        with pytest.raises(RoadedgeError, match=message.replace("(", r"\(").replace(".", r"\.")):
+            kvs.open(options, {})

@@ -126,7 +126,11 @@ def open(options, context):
 
         kind = "deeplens" if os.path.isdir("/opt/awscam") else "kvssink" if kvssink_producer.available() else "python"
     if kind == "kvssink":
-        from edge.kvs.kvssink_producer import GstProducer, kvssink, pipeline
+        from edge.kvs.kvssink_producer import GstProducer, available, kvssink, pipeline
+
+        if not available():
+            raise RoadedgeError("kvs sink: producer kvssink: GStreamer's gst-launch-1.0 with the kvssink element (AWS's "
+                                "C++ producer SDK) is not installed; use producer python")
 
         sink_args = kvssink(stream, options["region"] or "us-east-1", options["retention_hours"], options["buffer_mb"])
         producer = GstProducer(pipeline(options["width"], options["height"], options["fps"], options["bitrate"],
