@@ -15,6 +15,7 @@ from roadedge.core.errors import RoadedgeError, Terminated, ValidationFailed, os
 COMMAND_MODULES = (
     "edge.run_command",
     "edge.synth.command",
+    "edge.kvs.command",
     "converters.dataset_command",
     "converters.convert_command",
     "training.command",

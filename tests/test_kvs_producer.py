@@ -160,3 +160,20 @@ def test_the_kvs_sink_refuses_what_it_cannot_do_in_one_line(tmp_path):
                              ({"stream_name": "cam", "fragment_s": 12.0}, "fragment_s: 12.0; expected 1.0..10.0")):
         with pytest.raises(RoadedgeError, match=message.replace("(", r"\(").replace(".", r"\.")):
             kvs.open(options, {})
+
+
+def test_kvs_upload_sends_a_recording_with_its_own_timecodes(tmp_path, monkeypatch, capsys):
+    from edge.sources.spec import SAMPLE_VIDEO
+    from roadedge.cli import main
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    monkeypatch.setenv("HOME", str(tmp_path))  # the store goes under ~/.cache/roadedge
+    with KvsServer() as kvs:
+        code = main(["kvs", "upload", SAMPLE_VIDEO, "--stream", "docked", "--region", REGION, "--endpoint-url", kvs.url,
+                     "--start", str(T0), "--fragment-s", "2"])
+        got = [(f.timecode, f.blocks, f.keyframe) for f in kvs.streams["docked"].fragments if f.status == "PERSISTED"]
+    out = capsys.readouterr().out
+    assert code == 0 and out.startswith("sent 150 frames of ")
+    assert frames_of(got) == 150 and all(key for _, _, key in got)
+    assert [t for t, _, _ in got] == [int(T0 * 1000) + k * 2000 for k in range(5)]  # 10 s at 15 fps, 2 s fragments

@@ -55,10 +55,11 @@ class Producer(object):
         return self
 
     # --- the loop's side ---
-    def submit(self, image, timestamp_s):
-        """Hand a BGR frame over (never blocks); False when the encoder is behind and the frame is skipped."""
+    def submit(self, image, timestamp_s, wait=False):
+        """Hand a BGR frame over; False when the encoder is behind and the frame is skipped. Never blocks unless
+        `wait` (an upload of a recording, where every frame counts and nothing is live)."""
         try:
-            self.frames.put_nowait((image, int(round(timestamp_s * 1000))))
+            self.frames.put((image, int(round(timestamp_s * 1000))), block=wait)
             return True
         except queue.Full:
             self.counts["encoder_skips"] += 1

@@ -92,7 +92,7 @@ def _credentials(options, region):
     return botocore.session.get_session().get_credentials()
 
 
-def _python_producer(options, context, stream, region):
+def python_producer(options, context, stream, region):
     from edge.kvs.control import StreamEndpoint, make_client
     from edge.kvs.encoder import H264Encoder
     from edge.kvs.producer import Producer
@@ -145,7 +145,7 @@ def open(options, context):
                                      log=context.get("log"))
         producer.begin()
     else:
-        producer = _python_producer(options, context, stream, options["region"])
+        producer = python_producer(options, context, stream, options["region"])
     sink = KvsSink(producer, options, kind)
     sink.drain_timeout_s = options["drain_timeout_s"]
     return sink
