@@ -156,7 +156,7 @@ def test_the_kvs_sink_refuses_what_it_cannot_do_in_one_line(tmp_path):
 
     for options, message in (({}, "kvs sink: stream_name ''"), ({"stream_name": "a b"}, "stream_name 'a b'"),
                              ({"stream_name": "cam", "producer": "kvssink"}, "kvssink element"),
-                             ({"stream_name": "cam", "mode": "events"}, "kvs sink: mode: 'events'"),
+                             ({"stream_name": "cam", "mode": "live"}, "kvs sink: mode: 'live'"),
                              ({"stream_name": "cam", "fragment_s": 12.0}, "fragment_s: 12.0; expected 1.0..10.0")):
         with pytest.raises(RoadedgeError, match=message.replace("(", r"\(").replace(".", r"\.")):
             kvs.open(options, {})
@@ -177,3 +177,58 @@ def test_kvs_upload_sends_a_recording_with_its_own_timecodes(tmp_path, monkeypat
     assert code == 0 and out.startswith("sent 150 frames of ")
     assert frames_of(got) == 150 and all(key for _, _, key in got)
     assert [t for t, _, _ in got] == [int(T0 * 1000) + k * 2000 for k in range(5)]  # 10 s at 15 fps, 2 s fragments
+
+
+def test_events_mode_sends_only_the_fragments_around_a_damage_event(tmp_path, monkeypatch):
+    from edge.kvs.event_windows import EventWindows
+
+    with KvsServer() as kvs:
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        producer = Producer(FragmentStore(str(tmp_path / "s.sqlite"), 64 << 20, 3600),
+                            StreamEndpoint(make_client(REGION, kvs.url), "cam"), Credentials(ACCESS_KEY, SECRET_KEY),
+                            REGION, "cam", H264Encoder(320, 180, FPS, GOP, 300000), queue_frames=1000,
+                            windows=EventWindows(pre_roll_s=1.0, post_roll_s=1.0)).start()
+        for index in range(8 * FPS):  # 8 one-second fragments; a pothole seen from 4.2 s to 5.1 s
+            at = T0 + index / FPS
+            if index == int(4.2 * FPS):
+                producer.event("new", 1, at)
+            if index == int(5.1 * FPS):
+                producer.event("end", 1, at)
+            producer.submit(image(index), at)
+        assert producer.close(drain_timeout_s=30) == 0
+        got, stats = received(kvs), producer.stats()
+    base = int(T0 * 1000)
+    # the event's window [4.2 - 1, 5.07 + 1] s overlaps the fragments starting at 3, 4, 5 and 6 s
+    assert [t - base for t, _, _ in got] == [3000, 4000, 5000, 6000] and frames_of(got) == 4 * FPS
+    assert stats["fragments_outside_events"] == 4 and stats["store_depth"] == 0
+
+
+def test_the_sink_paces_frames_and_hands_every_event_over_even_on_skipped_and_final_results():
+    from edge.plugins import checked
+    from edge.sinks import kvs
+    from edge.sinks.base import FrameResult
+    from edge.sources.base import Frame
+
+    class Recorder(object):
+        def __init__(self):
+            self.frames, self.events = [], []
+
+        def submit(self, image, when):
+            self.frames.append(round(when, 3))
+
+        def event(self, kind, track, when):
+            self.events.append((kind, track, round(when, 3)))
+
+    recorder = Recorder()
+    sink = kvs.KvsSink(recorder, checked(kvs.OPTIONS, {"stream_name": "cam", "fps": 10.0, "mode": "events"}, "t"),
+                       "python")
+    frame = np.zeros((8, 8, 3), np.uint8)
+    for index in range(6):  # frames every 50 ms, streamed at 10 fps: every other one
+        events = [{"event": "new", "track_id": 7}] if index == 1 else []
+        sink.write(FrameResult(Frame(index, frame, 100.0 + index * 0.05), [], None, events=events))
+    final = FrameResult(Frame(5, frame, 100.25), [], None, events=[{"event": "end", "track_id": 7}])
+    final.final = True
+    sink.write(final)
+    assert recorder.frames == [100.0, 100.1, 100.2] and sink.paced == 3
+    assert recorder.events == [("new", 7, 100.05), ("end", 7, 100.25)]

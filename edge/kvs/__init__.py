@@ -2,6 +2,7 @@
 
 - `edge.kvs.mkv`: pure MKV/EBML writing (header, clusters) and H.264 Annex-B -> AVCC framing; no I/O, no av.
 - `edge.kvs.encoder`: H.264 encoding of BGR frames with PyAV's libx264 (av imported lazily, so mkv works without it).
+- `edge.kvs.event_windows`: events mode: which fragments overlap a damage event's pre- and post-roll.
 - `edge.kvs.store`: the on-disk fragment store (SQLite): a fragment leaves it only when the service has it.
 - `edge.kvs.acks`: PutMedia's acknowledgements (newline-separated JSON, any split) read into Ack records.
 - `edge.kvs.producer`: the Python producer: frames -> fragments in the store -> PutMedia, resent until PERSISTED.

@@ -23,6 +23,7 @@ import threading
 import time
 
 from edge.kvs import mkv
+from edge.kvs.event_windows import SEND, SKIP
 from edge.kvs.putmedia import PutMediaSession
 from roadedge.core.errors import RoadedgeError
 
@@ -35,7 +36,8 @@ log = logging.getLogger("roadedge.kvs")
 
 class Producer(object):
     def __init__(self, store, endpoint, credentials, region, stream_name, encoder, log=log, clock=time.monotonic,
-                 queue_frames=30):
+                 queue_frames=30, windows=None):
+        """`windows`: an edge.kvs.event_windows.EventWindows in events mode (None: every fragment is sent)."""
         self.store, self.endpoint, self.credentials, self.region = store, endpoint, credentials, region
         self.stream_name, self.encoder, self.log, self.clock = stream_name, encoder, log, clock
         self.frames = queue.Queue(maxsize=queue_frames)
@@ -46,6 +48,7 @@ class Producer(object):
         self.session = None
         self.last_ack_at = None
         self.errors = collections.deque()
+        self.windows = windows
         self.threads = [threading.Thread(target=self._encode_loop, name="roadedge-kvs-encode", daemon=True),
                         threading.Thread(target=self._upload_loop, name="roadedge-kvs-upload", daemon=True)]
 
@@ -91,6 +94,9 @@ class Producer(object):
         if not self.group:
             return
         group, self.group = self.group, []
+        if self.windows is not None:
+            with self.cond:
+                self.windows.seen(group[-1][0])
         data = mkv.cluster(group)
         stored = self.store.put(self.stream_name, group[0][0], group[-1][0], True, data, self.encoder.codec_private,
                                 self.encoder.width, self.encoder.height)
@@ -129,7 +135,7 @@ class Producer(object):
                 if self.stopping and self.encoding_done and self.store.first_unacknowledged(self.stream_name) is None:
                     break
             if self.session is None:
-                first = self.store.first_unacknowledged(self.stream_name)
+                first = self._next_to_send()
                 if first is None:
                     with self.cond:
                         self.cond.wait(0.2)
@@ -142,7 +148,7 @@ class Producer(object):
                     delay = min(delay * 2, BACKOFF_S[1])
                     continue
             outstanding = [f for f in self.store.pending(self.stream_name, limit=IN_FLIGHT) if f.id <= sent_after]
-            fragments = self.store.pending(self.stream_name, after_id=sent_after, limit=IN_FLIGHT - len(outstanding))
+            fragments = [] if outstanding else [f for f in [self._next_to_send()] if f is not None]
             try:
                 for fragment in fragments:
                     if fragment.codec_private != header:  # the picture changed: a new header needs a new connection
@@ -155,7 +161,7 @@ class Producer(object):
                     raise ConnectionError("kvs: ERROR {} for fragment {}".format(ack.error_id, ack.fragment_timecode))
                 if self.session.closed.is_set():
                     raise self.session.error or ConnectionError("kvs: the connection ended")
-                if self.clock() - self.last_ack_at > SILENT_S and self.store.pending(self.stream_name, limit=1):
+                if outstanding and self.clock() - self.last_ack_at > SILENT_S:
                     raise ConnectionError("kvs: no acknowledgement for {:g} s".format(SILENT_S))
             except (ConnectionError, RoadedgeError) as err:
                 self._reconnect_after(err)
@@ -166,6 +172,29 @@ class Producer(object):
         if self.session is not None:
             self.session.close()
             self.session = None
+
+    def _next_to_send(self):
+        """The stream's first unacknowledged fragment if it is to be sent now; in events mode the ones no event
+        wants are taken out of the store (counted) and undecided ones wait (None)."""
+        while True:
+            first = self.store.first_unacknowledged(self.stream_name)
+            if first is None or self.windows is None:
+                return first
+            with self.cond:
+                decision = self.windows.decide(first.first_timecode_ms, first.last_timecode_ms)
+            if decision == SEND:
+                return first
+            if decision != SKIP:
+                return None
+            if self.store.acknowledge(self.stream_name, first.first_timecode_ms):
+                self.counts["fragments_outside_events"] += 1
+
+    def event(self, kind, track_id, at_s):
+        """A damage event for events mode."""
+        if self.windows is not None:
+            with self.cond:
+                self.windows.event(kind, track_id, int(round(at_s * 1000)))
+                self.cond.notify_all()
 
     def _reconnect_after(self, err):
         session, self.session = self.session, None
@@ -185,8 +214,11 @@ class Producer(object):
         """Encode what is queued, then send what is stored for up to drain_timeout_s; the rest stays on disk."""
         self.frames.put(None)
         deadline = time.monotonic() + drain_timeout_s
+        self.threads[0].join(max(0.0, deadline - time.monotonic()))  # the last fragment is stored
         with self.cond:
             self.stopping = True
+            if self.windows is not None:
+                self.windows.finish()
             self.cond.notify_all()
         for thread in self.threads:
             thread.join(max(0.0, deadline - time.monotonic()))

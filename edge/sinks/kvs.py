@@ -5,8 +5,8 @@ over PutMedia, resent until PERSISTED), GStreamer's kvssink where it is installe
 write() hands a frame to the producer at most `fps` times a second (the raw frame, or the annotated one with
 `annotated`) and never waits: a producer that falls behind skips frames and counts them. Credentials come from
 the standard AWS chain, or from the AWS IoT credentials provider with the thing's certificate (`iot_credentials`:
-endpoint, role_alias, thing_name, cert, key, ca). Streaming only around damage events (`mode: events`) is not
-there yet.
+endpoint, role_alias, thing_name, cert, key, ca). `mode: events` sends only the seconds around damage events
+(pre_roll_s before, post_roll_s after; edge.kvs.event_windows), for metered links.
 """
 import os
 import re
@@ -34,7 +34,11 @@ OPTIONS = {
     "buffer_mb": Option(float, 256.0, "on-disk store bound; beyond it the oldest fragments go (counted)", check=above(0)),
     "buffer_max_age_s": Option(float, 86400.0, "fragments older than this are dropped (counted)", check=above(0)),
     "store": Option(str, "", "the store's SQLite file (default ~/.cache/roadedge/kvs-<stream>.sqlite)"),
-    "mode": Option(str, "continuous", "continuous (events mode is to come)", choices=("continuous",)),
+    "mode": Option(str, "continuous", "continuous, or events: only the seconds around damage events",
+                   choices=("continuous", "events")),
+    "pre_roll_s": Option(float, 5.0, "events mode: seconds before an event that are sent too", check=between(0.0, 600.0)),
+    "post_roll_s": Option(float, 5.0, "events mode: seconds after an event ends that are sent too",
+                          check=between(0.0, 600.0)),
     "drain_timeout_s": Option(float, 10.0, "on a clean stop, wait this long for stored fragments to be sent",
                               check=at_least(0)),
     "iot_credentials": Option(dict, {}, "AWS IoT credentials provider: endpoint, role_alias, thing_name, cert, key, "
@@ -52,7 +56,10 @@ class KvsSink(Sink):
         self.last_at, self.paced = None, 0
 
     def write(self, result):
-        if result.final or result.frame is None:
+        if result.frame is None:
+            return
+        self._events(result)
+        if result.final:
             return
         when = result.frame.timestamp
         if self.last_at is not None and when - self.last_at < 0.75 * self.interval:  # a camera's jitter still passes
@@ -64,6 +71,15 @@ class KvsSink(Sink):
             self.producer.push(image)
         elif self.kind == "python":
             self.producer.submit(image, when)
+
+    def _events(self, result):
+        if not result.events:
+            return
+        if self.kind == "python":
+            for message in result.events:
+                self.producer.event(message["event"], message["track_id"], result.frame.timestamp)
+        elif self.kind == "deeplens":
+            self.producer.events(result.events, result.frame.timestamp)
 
     def stats(self):
         return self.producer.stats()
@@ -110,8 +126,13 @@ def python_producer(options, context, stream, region):
     store = FragmentStore(path, int(options["buffer_mb"] * 1048576), options["buffer_max_age_s"], context.get("log"))
     gop = max(1, int(round(options["fragment_s"] * options["fps"])))
     encoder = H264Encoder(options["width"], options["height"], options["fps"], gop, options["bitrate"] * 1000)
-    return Producer(store, endpoint, credentials, client.meta.region_name, stream, encoder,
-                    log=context.get("log")).start()
+    windows = None
+    if options["mode"] == "events":
+        from edge.kvs.event_windows import EventWindows
+
+        windows = EventWindows(options["pre_roll_s"], options["post_roll_s"])
+    return Producer(store, endpoint, credentials, client.meta.region_name, stream, encoder, log=context.get("log"),
+                    windows=windows).start()
 
 
 def open(options, context):
@@ -142,7 +163,7 @@ def open(options, context):
 
         producer = DeepLensStreaming(open_stream(stream, options["retention_hours"], options["region"] or "us-east-1",
                                                  _credentials(options, options["region"])), options["mode"],
-                                     log=context.get("log"))
+                                     options["post_roll_s"], log=context.get("log"))
         producer.begin()
     else:
         producer = python_producer(options, context, stream, options["region"])
