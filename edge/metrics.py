@@ -35,6 +35,9 @@ class RuntimeMetrics(object):
         self.publish_failures = Gauge("roadedge_publish_failures", "publishes that failed", ["sink"],
                                       registry=self.registry)
         self.reconnects = Gauge("roadedge_reconnects", "broker reconnections", ["sink"], registry=self.registry)
+        self.sink_counters = Gauge("roadedge_sink_counter", "every numeric counter a sink reports (e.g. the kvs sink's "
+                                   "fragments_sent, fragments_acknowledged, fragments_resent, store_depth, "
+                                   "encoder_skips)", ["sink", "counter"], registry=self.registry)
 
     def observe(self, result):
         self.frames.inc()
@@ -62,6 +65,9 @@ class RuntimeMetrics(object):
                                ("publish_failures", self.publish_failures), ("reconnects", self.reconnects)):
                 if key in stats:
                     gauge.labels(sink=name).set(stats[key])
+            for key, value in stats.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    self.sink_counters.labels(sink=name, counter=key).set(value)
 
     def listener(self, pipeline):
         """A pipeline listener (callable(result)) that observes and refreshes."""

@@ -32,3 +32,30 @@ def test_metrics_count_frames_and_stage_times_of_a_run():
     assert samples[("roadedge_dropped_frames", ())] == 0
     assert samples[("roadedge_fps", ())] > 0
     assert samples[("roadedge_info", (("device", cfg["device_name"]), ("model", "road-damage-ssd")))] == 1
+
+
+def test_every_numeric_sink_counter_is_a_prometheus_gauge():
+    from prometheus_client import generate_latest
+
+    from edge.metrics import RuntimeMetrics
+
+    class KvsLike(object):
+        TYPE = "kvs"
+
+        def stats(self):
+            return {"fragments_sent": 7, "fragments_acknowledged": 6, "store_depth": 1, "store_oldest_s": 2.5,
+                    "connected": True}
+
+    class Pipeline(object):
+        sink_errors, sinks, capture = {}, [KvsLike()], None
+
+        def current_fps(self):
+            return None
+
+    metrics = RuntimeMetrics("dev", "model")
+    metrics.refresh(Pipeline())
+    text = generate_latest(metrics.registry).decode()
+    samples = {(s.labels.get("counter"), s.value) for family in text_string_to_metric_families(text)
+               for s in family.samples if s.name == "roadedge_sink_counter"}
+    assert samples == {("fragments_sent", 7.0), ("fragments_acknowledged", 6.0), ("store_depth", 1.0),
+                       ("store_oldest_s", 2.5)}
