@@ -35,6 +35,7 @@ import sqlite3
 import threading
 import time
 
+from edge.fault_spell import FaultSpell
 from roadedge.core.errors import RoadedgeError
 
 Row = collections.namedtuple("Row", "id topic payload qos retain created size")
@@ -84,7 +85,8 @@ class Outbox(object):
         self._unlogged_drops = 0
         self._last_drop_log = self._drop_reason = None
         self._stale = False  # the count and size could not be re-read after a failed transaction: try again
-        self._fault = None  # while puts fail: {"name", "since", "count", "at"} (this episode; "at": last logged)
+        self._spell = FaultSpell("outbox " + str(path), "message", "the pipeline goes on", "outbox_not_stored",
+                                 FAULT_LOG_INTERVAL)  # while puts fail
         self._delete_fault = None  # the fault's name while deleting acknowledged rows fails
         self._undeleted = []  # acknowledged ids whose DELETE failed: tried again with the next ack()
         self._not_stored, self._fault_names = 0, []
@@ -191,25 +193,10 @@ class Outbox(object):
         self._not_stored += n
         if fault not in self._fault_names:
             self._fault_names.append(fault)
-        now, episode = time.monotonic(), self._fault
-        if episode is None or episode["name"] != fault:
-            self._fault = {"name": fault, "since": now, "count": n, "at": now}
-            return [(logging.WARNING, "outbox %s: %s, %s not stored (SQLite: %s); the pipeline goes on, further ones "
-                     "are counted (outbox_not_stored) and logged at most every %.0f s", self.path, fault, _plural(n),
-                     err, FAULT_LOG_INTERVAL)]
-        episode["count"] += n
-        if now - episode["at"] < FAULT_LOG_INTERVAL:
-            return []
-        episode["at"] = now
-        return [(logging.WARNING, "outbox %s: %s, %s not stored in the last %.0f s", self.path, fault,
-                 _plural(episode["count"]), now - episode["since"])]
+        return self._spell.failed(fault, n, err)
 
     def _storing_again(self):
-        episode, self._fault = self._fault, None
-        if episode is None:
-            return []
-        return [(logging.INFO, "outbox %s: storing messages again (%s for %.1f s, %s not stored)", self.path,
-                 episode["name"], time.monotonic() - episode["since"], _plural(episode["count"]))]
+        return self._spell.stored()
 
     def _emit(self, notes):
         for note in notes:
@@ -378,7 +365,7 @@ class Outbox(object):
     def fault(self):
         """The storage fault puts are failing with right now ('disk full', ...), or None."""
         with self._lock:
-            return self._fault["name"] if self._fault else None
+            return self._spell.name
 
     def close(self):
         with self._lock:

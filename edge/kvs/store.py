@@ -34,6 +34,7 @@ import sqlite3
 import threading
 import time
 
+from edge.fault_spell import FaultSpell
 from edge.outbox import storage_fault
 from roadedge.core.errors import RoadedgeError
 
@@ -72,7 +73,9 @@ class FragmentStore(object):
         self._headers = {}  # (stream, codec_private, width, height) -> headers.id
         self._hidden = set()  # acknowledged ids whose DELETE failed: not pending, deleted with the next acknowledge
         self._unlogged_drops, self._drop_reason, self._last_drop_log = 0, None, None
-        self._fault, self._delete_fault, self._not_stored, self._last_expiry = None, None, 0, 0.0
+        self._delete_fault, self._not_stored, self._last_expiry = None, 0, 0.0
+        self._spell = FaultSpell("kvs store " + str(path), "fragment", "the encoder goes on", "not_stored",
+                                 FAULT_LOG_INTERVAL)
         try:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         except OSError as err:
@@ -119,10 +122,7 @@ class FragmentStore(object):
                 fragment_id = None
                 notes = self._failed_to_store(fault, err)
             else:
-                if self._fault is not None:
-                    notes = [(logging.INFO, "kvs store %s: storing fragments again (%s for %.1f s, %s not stored)",
-                              self.path, self._fault[0], time.monotonic() - self._fault[1], _plural(self._fault[2]))]
-                    self._fault = None
+                notes = self._spell.stored()
         self._emit(notes)
         self._log_drops()
         return fragment_id
@@ -182,18 +182,7 @@ class FragmentStore(object):
 
     def _failed_to_store(self, fault, err):
         self._not_stored += 1
-        now = time.monotonic()
-        if self._fault is None or self._fault[0] != fault:
-            self._fault = [fault, now, 1, now]  # name, since, count, last logged
-            return [(logging.WARNING, "kvs store %s: %s, 1 fragment not stored (SQLite: %s); the encoder goes on, "
-                     "further ones are counted (not_stored) and logged at most every %.0f s", self.path, fault, err,
-                     FAULT_LOG_INTERVAL)]
-        self._fault[2] += 1
-        if now - self._fault[3] < FAULT_LOG_INTERVAL:
-            return []
-        self._fault[3] = now
-        return [(logging.WARNING, "kvs store %s: %s, %s not stored in the last %.0f s", self.path, fault,
-                 _plural(self._fault[2]), now - self._fault[1])]
+        return self._spell.failed(fault, 1, err)
 
     def _emit(self, notes):
         for note in notes:
@@ -376,7 +365,7 @@ class FragmentStore(object):
     def fault(self):
         """The storage fault puts fail with right now ('disk full', ...), or None."""
         with self._lock:
-            return self._fault[0] if self._fault else None
+            return self._spell.name
 
     def close(self):
         with self._lock:
