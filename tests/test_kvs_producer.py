@@ -232,3 +232,50 @@ def test_the_sink_paces_frames_and_hands_every_event_over_even_on_skipped_and_fi
     sink.write(final)
     assert recorder.frames == [100.0, 100.1, 100.2] and sink.paced == 3
     assert recorder.events == [("new", 7, 100.05), ("end", 7, 100.25)]
+
+
+def test_roadedge_run_killed_while_offline_sends_its_backlog_first_after_the_restart(tmp_path, monkeypatch):
+    import json
+    import socket
+    import sqlite3
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    store = tmp_path / "kvs.sqlite"
+    settings = tmp_path / "kvs.yaml"
+    settings.write_text(json.dumps({"outputs": [{"type": "kvs", "stream_name": "cam", "producer": "python",
+                                                 "fragment_s": 1.0, "width": 320, "height": 180, "store": str(store)}]}))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        offline = "http://127.0.0.1:%d" % sock.getsockname()[1]
+    base = [sys.executable, "-m", "roadedge", "run", "--source", "sample", "--realtime", "--no-preview", "--quiet",
+            "--output", "jsonl:" + os.devnull, "--config", str(settings), "--kvs", "cam", "--kvs-region", REGION]
+    child = subprocess.Popen(base + ["--kvs-endpoint-url", offline], cwd=ROOT, env=dict(os.environ),
+                             stderr=subprocess.DEVNULL)
+
+    def stored():
+        try:
+            with sqlite3.connect(str(store)) as db:
+                return [row[0] for row in db.execute("SELECT first_tc FROM fragments ORDER BY id")]
+        except sqlite3.Error:
+            return []
+
+    try:
+        deadline = time.monotonic() + 60
+        while len(stored()) < 3 and time.monotonic() < deadline and child.poll() is None:
+            time.sleep(0.1)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+    backlog = stored()
+    assert len(backlog) >= 3
+    with KvsServer() as kvs:
+        subprocess.run(base + ["--kvs-endpoint-url", kvs.url, "--frames", "30"], cwd=ROOT, env=dict(os.environ),
+                       check=True, stderr=subprocess.DEVNULL, timeout=120)
+        got = received(kvs)
+    timecodes = [t for t, _, _ in got]
+    print("\nkvs: runtime killed offline with {} fragments stored; after the restart {} fragments arrived, "
+          "the backlog first".format(len(backlog), len(got)))
+    assert timecodes[:len(backlog)] == backlog and len(got) > len(backlog)  # the backlog first, then the new run
+    assert all(key for _, _, key in got) and timecodes[len(backlog):] == sorted(timecodes[len(backlog):])
+    assert stored() == []  # everything PERSISTED left the store
