@@ -355,7 +355,8 @@ class _Upload(object):
                 self._record(fragment)
                 self._ack("RECEIVED", fragment)
                 if fragment.status == "PERSISTED":
-                    self._ack("PERSISTED", fragment)
+                    if self.stream.retention:  # a stream that keeps no data never persists: RECEIVED is all
+                        self._ack("PERSISTED", fragment)
                 else:
                     self._ack("ERROR", fragment, fragment.status)
                 if drop:

@@ -279,3 +279,51 @@ def test_roadedge_run_killed_while_offline_sends_its_backlog_first_after_the_res
     assert timecodes[:len(backlog)] == backlog and len(got) > len(backlog)  # the backlog first, then the new run
     assert all(key for _, _, key in got) and timecodes[len(backlog):] == sorted(timecodes[len(backlog):])
     assert stored() == []  # everything PERSISTED left the store
+
+
+def test_a_stream_without_retention_is_done_on_received_and_what_arrives_decodes_as_h264(tmp_path, monkeypatch):
+    import av
+
+    from edge.kvs import mkv
+
+    with KvsServer() as kvs:
+        kvs.create("cam", retention=0)  # keeps no data: the service never says PERSISTED
+        producer = producer_for(kvs, tmp_path / "store.sqlite", monkeypatch)
+        assert run(producer, 45) == 0  # nothing left waiting for a PERSISTED that never comes
+        fragments = [f for f in kvs.streams["cam"].fragments if f.status == "PERSISTED"]
+        stats = producer.stats()
+    assert stats["fragments_acknowledged"] == 3 and stats["upload_kbit_s"] > 0
+    stream = tmp_path / "received.mkv"  # what the service got, behind a header: real H.264 in real MKV
+    stream.write_bytes(mkv.segment_header(320, 180, producer.encoder.codec_private) + b"".join(bytes(f.raw)
+                                                                                              for f in fragments))
+    with av.open(str(stream)) as container:
+        decoded = [frame for frame in container.decode(video=0)]
+    assert len(decoded) == 45 and (decoded[0].width, decoded[0].height) == (320, 180)
+
+
+def test_a_long_outage_keeps_the_store_within_its_bound_dropping_the_oldest_counted(tmp_path):
+    class Nowhere(object):
+        def endpoint(self):
+            raise ConnectionError("offline")
+
+        def invalidate(self):
+            pass
+
+    bound = 30000  # about ten of these one-second fragments
+    store = FragmentStore(str(tmp_path / "store.sqlite"), bound, 3600)
+    producer = Producer(store, Nowhere(), None, REGION, "cam", H264Encoder(320, 180, FPS, GOP, 300000),
+                        queue_frames=1000, log=None).start()
+    peak = 0
+    for index in range(20 * FPS):  # 20 s offline
+        assert producer.submit(image(index), T0 + index / FPS)
+        if index % 5 == 0:
+            time.sleep(0.01)
+            peak = max(peak, store.bytes())
+    producer.close(drain_timeout_s=1)
+    stats = producer.stats()
+    kept = [f.first_timecode_ms for f in store.pending("cam", limit=100)]
+    print("\nkvs store over a 20 s outage: bound {} bytes, peak stored {} bytes, {} fragments kept, {} dropped".format(
+        bound, max(peak, store.bytes()), len(kept), store.dropped))
+    assert max(peak, store.bytes()) <= bound and stats["store_dropped"] == store.dropped > 0
+    assert kept == sorted(kept) and kept[-1] == int(T0 * 1000) + 19000  # the newest kept, the oldest dropped
+    assert stats["fragments_stored"] == 20 and len(kept) + store.dropped == 20

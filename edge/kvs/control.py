@@ -35,12 +35,12 @@ class StreamEndpoint(object):
         self.create, self.retention_hours = bool(create), int(retention_hours)
         self.clock, self.sleep = clock, sleep
         self._endpoint, self._at = None, None
-        self.refreshes = 0
+        self.refreshes, self.info = 0, None
 
     def endpoint(self):
         now = self.clock()
         if self._endpoint is None or now - self._at >= REFRESH_S:
-            self.ensure_stream()
+            self.info = self.ensure_stream()  # DataRetentionInHours 0: fragments are never PERSISTED, only RECEIVED
             answer = self._call("get_data_endpoint", StreamName=self.stream_name, APIName="PUT_MEDIA")
             self._endpoint, self._at = answer["DataEndpoint"], now
             self.refreshes += 1

@@ -5,8 +5,9 @@
                      (edge.kvs.store) before anything sends it
     uploader thread  sends the stream's unacknowledged fragments in order over one PutMedia connection
                      (edge.kvs.putmedia), behind an MKV header; a fragment leaves the store on its PERSISTED
-                     acknowledgement. An ERROR acknowledgement, a dropped connection or one that goes silent
-                     closes the connection; the next one (after a capped backoff) starts again at the first
+                     acknowledgement (RECEIVED when the stream keeps no data). An ERROR acknowledgement, a
+                     dropped connection or one that goes silent closes the connection; the next one (after a
+                     capped backoff) starts again at the first
                      unacknowledged fragment with its original timecodes. A backlog left by kill -9 is the
                      first thing sent after a restart, as the store keeps it in order.
 
@@ -49,6 +50,8 @@ class Producer(object):
         self.last_ack_at = None
         self.errors = collections.deque()
         self.windows = windows
+        self.done_event = "PERSISTED"  # RECEIVED for a stream that keeps no data (retention 0): nothing persists
+        self.started_at, self.bytes_sent = None, 0
         self.threads = [threading.Thread(target=self._encode_loop, name="roadedge-kvs-encode", daemon=True),
                         threading.Thread(target=self._upload_loop, name="roadedge-kvs-upload", daemon=True)]
 
@@ -107,7 +110,7 @@ class Producer(object):
     # --- uploading ---
     def _on_ack(self, ack):
         self.last_ack_at = self.clock()
-        if ack.event_type == "PERSISTED":
+        if ack.event_type == self.done_event:
             if self.store.acknowledge(self.stream_name, ack.fragment_timecode):
                 self.counts["fragments_acknowledged"] += 1
         elif ack.event_type == "ERROR":
@@ -122,6 +125,8 @@ class Producer(object):
 
     def _connect(self, first):
         url = self.endpoint.endpoint()
+        info = getattr(self.endpoint, "info", None) or {}
+        self.done_event = "RECEIVED" if info.get("DataRetentionInHours") == 0 else "PERSISTED"
         session = PutMediaSession(url, self.stream_name, self.credentials, self.region, self._on_ack)
         session.open(first.first_timecode_ms)
         session.send(mkv.segment_header(first.width, first.height, first.codec_private))
@@ -156,6 +161,8 @@ class Producer(object):
                     self.session.send(fragment.data)
                     sent_after = fragment.id
                     self.counts["fragments_sent"] += 1
+                    self.bytes_sent += len(fragment.data)
+                    self.started_at = self.started_at or self.clock()
                 if self.errors:
                     ack = self.errors.popleft()
                     raise ConnectionError("kvs: ERROR {} for fragment {}".format(ack.error_id, ack.fragment_timecode))
@@ -230,6 +237,8 @@ class Producer(object):
 
     def stats(self):
         counters = dict(self.counts)
+        seconds = self.clock() - self.started_at if self.started_at is not None else 0.0
+        counters["upload_kbit_s"] = round(self.bytes_sent * 8 / 1000.0 / seconds, 1) if seconds > 0 else 0.0
         counters.update(store_depth=self.store.depth(), store_bytes=self.store.bytes(),
                         store_oldest_s=round(self.store.oldest_age_s() or 0.0, 1), store_dropped=self.store.dropped)
         return counters
