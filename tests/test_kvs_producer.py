@@ -327,3 +327,28 @@ def test_a_long_outage_keeps_the_store_within_its_bound_dropping_the_oldest_coun
     assert max(peak, store.bytes()) <= bound and stats["store_dropped"] == store.dropped > 0
     assert kept == sorted(kept) and kept[-1] == int(T0 * 1000) + 19000  # the newest kept, the oldest dropped
     assert stats["fragments_stored"] == 20 and len(kept) + store.dropped == 20
+
+
+def test_roadedge_run_in_events_mode_streams_only_from_the_first_damage_event(tmp_path, monkeypatch):
+    import json
+
+    from roadedge.cli import main
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    settings = tmp_path / "kvs.yaml"
+    # a looser tracker than the default makes the sample's damage an event from its frame 34 on (2.27 s)
+    settings.write_text(json.dumps({"events": {"iou": 0.1, "min_hits": 2, "max_age_s": 0.5},
+                                    "outputs": [{"type": "kvs", "stream_name": "cam", "producer": "python",
+                                                 "fragment_s": 1.0, "width": 320, "height": 180, "mode": "events",
+                                                 "pre_roll_s": 0.0, "post_roll_s": 10.0, "store": str(tmp_path / "s")}]}))
+    with KvsServer() as kvs:
+        code = main(["run", "--source", "sample", "--realtime", "--frames", "60", "--no-preview", "--quiet",
+                     "--config", str(settings), "--kvs-region", REGION, "--kvs-endpoint-url", kvs.url,
+                     "--output", "jsonl:" + str(tmp_path / "d.jsonl")])
+        got = received(kvs)
+    assert code == 0
+    # fragments of frames 0-14 and 15-29 precede every event and are not sent; 30-44 and 45-59 are (the post-roll
+    # of 10 s covers the rest of the run, however long the tracker keeps its tracks)
+    assert len(got) == 2 and 28 <= frames_of(got) <= 30 and all(key for _, _, key in got)  # a paced-out frame or two
+    assert got[1][0] - got[0][0] in range(950, 1050)
