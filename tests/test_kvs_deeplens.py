@@ -71,3 +71,26 @@ def test_off_the_device_or_without_credentials_it_is_one_line(dkv, monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "DeepLens_Kinesis_Video", None)
     with pytest.raises(RoadedgeError, match="exists only on an AWS DeepLens"):
         open_stream("car", 2, "eu-west-1", Frozen("A", "s", "t"))
+
+
+def test_the_kvs_sink_with_the_deeplens_producer_starts_and_stops_the_device_stream(dkv, monkeypatch):
+    import numpy as np
+
+    from edge.sinks import kvs
+    from edge.sinks.base import FrameResult
+    from edge.sources.base import Frame
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIADEVICE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "token")
+    sink = kvs.open({"stream_name": "deeplens-cam", "producer": "deeplens", "region": "us-west-2", "mode": "events",
+                     "post_roll_s": 2.0}, {})
+    frame = np.zeros((4, 4, 3), np.uint8)
+    sink.write(FrameResult(Frame(0, frame, 10.0), [], None, events=[{"event": "new", "track_id": 1}]))
+    assert sink.stats()["active"]
+    sink.write(FrameResult(Frame(1, frame, 11.0), [], None, events=[{"event": "end", "track_id": 1}]))
+    sink.write(FrameResult(Frame(2, frame, 13.5), [], None))
+    assert not sink.stats()["active"]  # the post-roll is over
+    sink.close()
+    assert dkv.calls[:2] == [("createProducer", "AKIADEVICE", "us-west-2", True), ("createStream", "deeplens-cam", 24)]
+    assert [c[0] for c in dkv.calls[2:]] == ["start", "stop"]

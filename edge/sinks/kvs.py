@@ -73,12 +73,10 @@ class KvsSink(Sink):
             self.producer.submit(image, when)
 
     def _events(self, result):
-        if not result.events:
-            return
         if self.kind == "python":
             for message in result.events:
                 self.producer.event(message["event"], message["track_id"], result.frame.timestamp)
-        elif self.kind == "deeplens":
+        elif self.kind == "deeplens":  # every frame: the post-roll's end is found on a frame without events
             self.producer.events(result.events, result.frame.timestamp)
 
     def stats(self):
