@@ -36,6 +36,7 @@ import threading
 import time
 
 from edge.fault_spell import FaultSpell
+from edge.sqlite_queue import SqliteQueue
 from roadedge.core.errors import RoadedgeError
 
 Row = collections.namedtuple("Row", "id topic payload qos retain created size")
@@ -72,10 +73,10 @@ def _plural(n, word="message"):
     return "{} {}{}".format(n, word, "" if n == 1 else "s")
 
 
-class Outbox(object):
+class Outbox(SqliteQueue):
     def __init__(self, path, max_bytes=64 << 20, max_age_s=7 * 86400.0, log=None, clock=time.time, max_pages=None):
         """`max_pages`: limit_pages(max_pages) at once (tests: a file that fills up without filling a disk)."""
-        self.path = path
+        self.path, self.what = path, "outbox " + str(path)
         self.max_bytes = int(max_bytes)
         self.max_age_s = float(max_age_s)
         self.log = log or logging.getLogger("roadedge.outbox")
@@ -85,7 +86,7 @@ class Outbox(object):
         self._unlogged_drops = 0
         self._last_drop_log = self._drop_reason = None
         self._stale = False  # the count and size could not be re-read after a failed transaction: try again
-        self._spell = FaultSpell("outbox " + str(path), "message", "the pipeline goes on", "outbox_not_stored",
+        self._spell = FaultSpell(self.what, "message", "the pipeline goes on", "outbox_not_stored",
                                  FAULT_LOG_INTERVAL)  # while puts fail
         self._delete_fault = None  # the fault's name while deleting acknowledged rows fails
         self._undeleted = []  # acknowledged ids whose DELETE failed: tried again with the next ack()
@@ -168,26 +169,6 @@ class Outbox(object):
         self._expire()
         return ids
 
-    def _write(self, work):
-        """work() in one write transaction (the caller holds the lock). On any error: roll back, unless SQLite has
-        already done so (it does on SQLITE_FULL and some I/O errors), forget the drops counted inside, re-read the
-        count and size from the file (the in-memory ones may be off), and re-raise the error."""
-        before = self._unlogged_drops, self._drop_reason, self._dropped
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            result = work()
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._unlogged_drops, self._drop_reason, self._dropped = before
-            try:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-            except sqlite3.Error as err:  # nothing more to undo: the error that matters is the one re-raised
-                self.log.debug("outbox %s: rollback failed: %s", self.path, err)
-            self._resync()
-            raise
-        return result
-
     def _failed_to_store(self, fault, n, err):
         """Count n messages not stored; the log lines due: at the start of a fault, then once a minute at most."""
         self._not_stored += n
@@ -197,10 +178,6 @@ class Outbox(object):
 
     def _storing_again(self):
         return self._spell.stored()
-
-    def _emit(self, notes):
-        for note in notes:
-            self.log.log(note[0], note[1], *note[2:])
 
     def _drop_oldest_over_size(self):
         """Delete the oldest rows until the total fits max_bytes (inside the caller's transaction)."""
@@ -278,13 +255,6 @@ class Outbox(object):
             self.log.debug("outbox %s: cannot count the stored messages: %s", self.path, err)
             return
         self._count, self._bytes, self._stale = int(count), int(total), False
-
-    def limit_pages(self, pages):
-        """Cap the file at `pages` database pages (SQLite's PRAGMA max_page_count, for this connection): a write
-        that needs more fails as on a full disk. For tests. Returns the cap in effect: never below the pages in
-        use (limit_pages(1) makes the outbox full as it is)."""
-        with self._lock:
-            return int(self._db.execute("PRAGMA max_page_count = {:d}".format(int(pages))).fetchone()[0])
 
     # -- reading and acknowledging --------------------------------------------------------------------------------
     def pending(self, limit=100, after_id=0):

@@ -36,6 +36,7 @@ import time
 
 from edge.fault_spell import FaultSpell
 from edge.outbox import storage_fault
+from edge.sqlite_queue import SqliteQueue
 from roadedge.core.errors import RoadedgeError
 
 Fragment = collections.namedtuple(
@@ -64,9 +65,10 @@ def _plural(n):
     return "{} fragment{}".format(n, "" if n == 1 else "s")
 
 
-class FragmentStore(object):
+class FragmentStore(SqliteQueue):
     def __init__(self, path, max_bytes, max_age_s, log=None, clock=time.time):
         self.path, self.max_bytes, self.max_age_s = path, int(max_bytes), float(max_age_s)
+        self.what = "kvs store " + str(path)
         self.log = log or logging.getLogger("roadedge.kvs.store")
         self.clock = clock
         self._lock = threading.Lock()
@@ -74,7 +76,7 @@ class FragmentStore(object):
         self._hidden = set()  # acknowledged ids whose DELETE failed: not pending, deleted with the next acknowledge
         self._unlogged_drops, self._drop_reason, self._last_drop_log = 0, None, None
         self._delete_fault, self._not_stored, self._last_expiry = None, 0, 0.0
-        self._spell = FaultSpell("kvs store " + str(path), "fragment", "the encoder goes on", "not_stored",
+        self._spell = FaultSpell(self.what, "fragment", "the encoder goes on", "not_stored",
                                  FAULT_LOG_INTERVAL)
         try:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -151,28 +153,9 @@ class FragmentStore(object):
         self._bytes += size
         return cursor.lastrowid
 
-    def _write(self, work):
-        """work() in one write transaction (the caller holds the lock). On an error: roll back unless SQLite did,
-        forget the drops counted inside, re-read the count, size and header ids from the file, re-raise."""
-        before = self._unlogged_drops, self._drop_reason, self._dropped
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            result = work()
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._unlogged_drops, self._drop_reason, self._dropped = before
-            try:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-            except sqlite3.Error as err:
-                self.log.debug("kvs store %s: rollback failed: %s", self.path, err)
-            try:
-                self._resync()
-            except sqlite3.Error as err:
-                self._count = None  # re-read when asked
-                self.log.debug("kvs store %s: cannot count the stored fragments: %s", self.path, err)
-            raise
-        return result
+    def _resync_failed(self, err):
+        self._count = None  # re-read when asked
+        self.log.debug("%s: cannot count the stored fragments: %s", self.what, err)
 
     def _resync(self):
         count, total = self._db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM fragments").fetchone()
@@ -183,10 +166,6 @@ class FragmentStore(object):
     def _failed_to_store(self, fault, err):
         self._not_stored += 1
         return self._spell.failed(fault, 1, err)
-
-    def _emit(self, notes):
-        for note in notes:
-            self.log.log(note[0], note[1], *note[2:])
 
     def _drop_oldest(self, excess):
         victims, freed = [], 0
@@ -247,12 +226,6 @@ class FragmentStore(object):
             self._unlogged_drops, self._last_drop_log = 0, now
         self.log.warning("kvs store %s: dropped %s, the oldest (%s); %d dropped in total", self.path,
                          _plural(n), self._drop_reason, self.dropped)
-
-    def limit_pages(self, pages):
-        """Cap the file at `pages` pages (PRAGMA max_page_count, this connection): for tests, a full disk without
-        filling one. Returns the cap in effect (never below the pages in use)."""
-        with self._lock:
-            return int(self._db.execute("PRAGMA max_page_count = {:d}".format(int(pages))).fetchone()[0])
 
     # -- reading and acknowledging --------------------------------------------------------------------------------
     def _read(self, sql, args):
