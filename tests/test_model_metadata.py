@@ -58,7 +58,7 @@ def read_text(text):
     ("preprocessing", "RGB", r"preprocessing: \"RGB\"; expected an object"),
     ("preprocessing.mean", [0, float("nan"), 0], r"preprocessing.mean: \[0, NaN, 0\]; expected a list of 3 finite numbers"),
     ("preprocessing.scale", 0, r"preprocessing.scale: 0; expected a finite number > 0"),
-    ("preprocessing.scale", [1.0, 0.0, 1.0], r"preprocessing.scale: \[1.0, 0.0, 1.0\]; expected a finite number > 0 or a list of 3"),
+    ("preprocessing.scale", [1.0, 0.0, 1.0], r"preprocessing.scale: \[1.0, 0.0, 1.0\]; expected a finite number > 0 or a"),
     ("preprocessing.scale", [1.0, 1.0], r"preprocessing.scale: \[1.0, 1.0\]; expected a finite number > 0 or a list of 3"),
     ("preprocessing.color_order", ["RGB"], r"preprocessing.color_order: \[\"RGB\"\]; expected RGB or BGR"),
     ("preprocessing.embedded", "false", r"preprocessing.embedded: \"false\"; expected true or false"),
