@@ -136,11 +136,16 @@ def is_segmentation_artefact(path):
                     hyper = handle.read()
         elif _is_tarball(path):
             with tarfile.open(path, "r:*") as archive:
-                members = {os.path.basename(m.name): m for m in archive.getmembers() if m.isfile()}
-                if PARAMS in members:
-                    return True
-                if HYPERPARAMS in members:
-                    hyper = archive.extractfile(members[HYPERPARAMS]).read()
+                for member in archive:  # stops early: a large detection archive is not read twice
+                    base = os.path.basename(member.name)
+                    if not member.isfile():
+                        continue
+                    if base == PARAMS:
+                        return True
+                    if base.endswith("-symbol.json"):
+                        return False  # an MXNet symbol: SageMaker's object detection
+                    if base == HYPERPARAMS:
+                        hyper = archive.extractfile(member).read()
         if hyper is None:
             return False
         values = json.loads(hyper.decode("utf-8"))

@@ -60,6 +60,7 @@ def verify(model_path, ir_path, images=None, min_agreement=MIN_AGREEMENT):
                for frame, tensor in zip(frames, tensors)]
     agreement, diff = compare(reference, np.concatenate(outputs), meta["output"]["format"])
     return {"frames": len(frames), "pixels": int(reference.shape[0] * height * width), "agreement": agreement,
+            "classes": int(len(np.unique(reference.argmax(axis=1)))),
             "max_logit_diff": diff, "logit_range": float(reference.max() - reference.min()),
             "ok": agreement >= min_agreement}
 
@@ -72,7 +73,8 @@ def verify_segmentation_command(args):
     report = verify(args.model, args.ir, images, min_agreement)
     diff = "n/a (the IR outputs the argmax mask)" if report["max_logit_diff"] is None else "{:.2e} of the logits' range " \
         "({:.3g})".format(report["max_logit_diff"], report["logit_range"])
-    print("MXNet/GluonCV vs OpenVINO on {} frame(s), {} pixels: argmax agreement {:.4%} (needed {:.4%}); largest logit "
-          "difference {}".format(report["frames"], report["pixels"], report["agreement"], min_agreement, diff))
+    print("MXNet/GluonCV vs OpenVINO on {} frame(s), {} pixels ({} classes in MXNet's masks): argmax agreement {:.4%} "
+          "(needed {:.4%}); largest logit difference {}".format(report["frames"], report["pixels"], report["classes"],
+                                                               report["agreement"], min_agreement, diff))
     print("OK: the IR matches MXNet" if report["ok"] else "MISMATCH: the IR does not match MXNet")
     return 0 if report["ok"] else 1
