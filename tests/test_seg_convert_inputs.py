@@ -70,6 +70,14 @@ def test_labels_argmax_embedded_and_the_input_shape_option(tmp_path):
     assert mask.shape == (1, 1, 40, 56) and mask.dtype == np.int32 and 0 <= mask.min() <= mask.max() < 5
 
 
+def test_output_inside_a_model_folder_is_fine_but_not_over_its_files(tmp_path, capsys):
+    folder = tiny(tmp_path, "fcn", name="model", folder=True)
+    assert main(["convert", "optimize", folder, "--output", str(tmp_path / "model" / "ir")]) == 0
+    assert (tmp_path / "model" / "ir" / "fcn_resnet-tiny.xml").is_file()
+    err = one_line_error(capsys, ["convert", "optimize", folder, "--output", str(tmp_path / "model" / "model_algo-1")])
+    assert "model_algo-1" in err
+
+
 def test_class_names_default_to_class_indices(tmp_path):
     assert main(["convert", "optimize", tiny(tmp_path, "fcn"), "--output", str(tmp_path / "ir")]) == 0
     meta = json.loads((tmp_path / "ir" / "fcn_resnet-tiny.json").read_text())

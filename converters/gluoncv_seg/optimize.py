@@ -14,7 +14,7 @@ import time
 
 import openvino as ov
 
-from converters.gluoncv_seg.artefact import load_artefact
+from converters.gluoncv_seg.artefact import HYPERPARAMS, PARAMS, load_artefact
 from converters.gluoncv_seg.build import LOGITS, MASK, build_model, check_input_size, finish_model
 from converters.gluoncv_seg.gluon_net import run_job
 from converters.openvino_native import convert_graph
@@ -86,7 +86,8 @@ def mxnet_engine_model(artefact, height, width, argmax, name):
 
 def optimize_segmentation(args):
     started = time.time()
-    check_not_overlapping(args.output, [args.model])
+    inputs = [os.path.join(args.model, n) for n in (HYPERPARAMS, PARAMS)] if os.path.isdir(args.model) else [args.model]
+    check_not_overlapping(args.output, inputs)  # an output folder beside the two files of a model folder is fine
     check_output_dir(args.output, "--output")
     artefact = load_artefact(args.model)
     height, width = input_size(artefact, args.input_shape)
