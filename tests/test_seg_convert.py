@@ -186,3 +186,16 @@ def test_artefact_writer_uses_gluoncvs_names_and_shapes(tmp_path):
     for algorithm in ("fcn", "psp", "deeplab"):  # GluonCV's own widths and depths: its own classes build the reference
         artefact = load_artefact(write_artefact(str(tmp_path / algorithm), algorithm, "resnet-50", 6, 64, folder=True))
         assert artefact.gluoncv_backbone == "resnet50"
+
+
+def test_mxnet_engine_names_a_missing_parameter_in_one_line(tmp_path, capsys):
+    require_mxnet()
+    from tests.seg_artefacts import random_params
+
+    params = random_params(param_shapes("psp", "resnet-tiny", 5), seed=1)
+    del params["layer2.0.bn2.running_var"]
+    folder = write_artefact(str(tmp_path / "model"), "psp", "resnet-tiny", 5, 48, params=params, folder=True)
+    assert main(["convert", "optimize", folder, "--output", str(tmp_path / "o"), "--engine", "mxnet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "model/model_algo-1: GluonCV could not build or run the psp network" in err
+    assert "Parameter 'layer2.0.bn2.running_var' is missing in file '{}'".format(os.path.join(folder, "model_algo-1")) in err

@@ -101,7 +101,8 @@ def _params(algorithm="psp", **changes):
     (dict(crop_size="abc"), "hyperparams.json: crop_size 'abc': expected a positive whole number"),
     (dict(crop_size=None), "hyperparams.json: field 'crop_size' missing; give the input size with --input-shape H W"),
     (dict(num_classes="7"), "model_algo-1: parameter head.block.4.weight has 5 output channels, but num_classes is 7"),
-    (dict(crop_size="60"), "hyperparams.json: crop_size 60 60: psp needs a height and width that are multiples of 8"),
+    (dict(crop_size="60"), "hyperparams.json: crop_size 60: psp needs a height and width that are multiples of 8"),
+    (dict(crop_size="16"), "hyperparams.json: crop_size 16: expected a height and width in 32..4096"),
     (dict(backbone=["resnet-50"]), "hyperparams.json: backbone [\"resnet-50\"]: expected text"),
 ])
 def test_bad_hyperparameters_are_one_line_errors_naming_the_field(tmp_path, capsys, hyper, expected):

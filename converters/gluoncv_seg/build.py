@@ -24,13 +24,15 @@ LOGITS, MASK = "logits", "mask"
 MAX_SIDE = 4096
 
 
-def check_input_size(artefact, height, width, where="--input-shape"):
-    """GluonCV's psp and deeplab resize their pooled branches to (H // 8, W // 8): the input must be a multiple of 8."""
+def check_input_size(artefact, height, width, what=None):
+    """GluonCV's psp and deeplab resize their pooled branches to (H // 8, W // 8): the input must be a multiple of 8.
+    `what` names the value in errors (default: --input-shape H W)."""
+    what = what or "--input-shape {} {}".format(height, width)
     if not (32 <= height <= MAX_SIDE and 32 <= width <= MAX_SIDE):
-        raise RoadedgeError("{} {} {}: expected a height and width in 32..{}".format(where, height, width, MAX_SIDE))
+        raise RoadedgeError("{}: expected a height and width in 32..{}".format(what, MAX_SIDE))
     if artefact.algorithm in ("psp", "deeplab") and (height % 8 or width % 8):
-        raise RoadedgeError("{} {} {}: {} needs a height and width that are multiples of 8 (its pooled branches are "
-                            "resized to the input / 8, as GluonCV builds it)".format(where, height, width, artefact.algorithm))
+        raise RoadedgeError("{}: {} needs a height and width that are multiples of 8 (its pooled branches are "
+                            "resized to the input / 8, as GluonCV builds it)".format(what, artefact.algorithm))
 
 
 def structure_text(structure):

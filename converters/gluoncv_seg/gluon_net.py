@@ -43,8 +43,9 @@ def run_job(artefact, height, width, inputs=None, export_prefix=None, timeout=18
         result = run_in_venv(["-m", "converters.gluoncv_seg.gluon_net", job_path], timeout=timeout)
         if result.returncode != 0:
             lines = [line for line in result.stderr.decode("utf-8", "replace").strip().splitlines() if line.strip()]
+            reason = lines[-1].strip().replace(params_path, artefact.params_source) if lines else "no message"
             raise RoadedgeError("{}: GluonCV could not build or run the {} network in the MXNet environment: {}".format(
-                artefact.params_source, artefact.algorithm, lines[-1].strip() if lines else "no message"))
+                artefact.params_source, artefact.algorithm, reason))
         if inputs is None:
             return None
         with np.load(job["outputs"]) as outputs:

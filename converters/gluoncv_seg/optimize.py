@@ -48,7 +48,8 @@ def input_size(artefact, input_shape):
     if artefact.crop_size is None:
         raise RoadedgeError("{}: field 'crop_size' missing; give the input size with --input-shape H W".format(
             artefact.hyperparams_source))
-    check_input_size(artefact, artefact.crop_size, artefact.crop_size, where=artefact.where("crop_size"))
+    check_input_size(artefact, artefact.crop_size, artefact.crop_size,
+                     "{} {}".format(artefact.where("crop_size"), artefact.crop_size))
     return artefact.crop_size, artefact.crop_size
 
 
@@ -89,12 +90,12 @@ def optimize_segmentation(args):
     inputs = [os.path.join(args.model, n) for n in (HYPERPARAMS, PARAMS)] if os.path.isdir(args.model) else [args.model]
     check_not_overlapping(args.output, inputs)  # an output folder beside the two files of a model folder is fine
     check_output_dir(args.output, "--output")
-    artefact = load_artefact(args.model)
-    height, width = input_size(artefact, args.input_shape)
     engine = "native" if args.engine == "auto" else args.engine
     if engine not in ENGINES:
         raise RoadedgeError("--engine {}: segmentation models convert with {} (or auto)".format(
             engine, " or ".join(ENGINES)))
+    artefact = load_artefact(args.model)
+    height, width = input_size(artefact, args.input_shape)
     classes = int(artefact.params["head.block.4.weight"].shape[0]) if "head.block.4.weight" in artefact.params \
         else artefact.num_classes or 0
     labels = labels_for(classes, _labels_option(args.labels), artefact.hyperparams)
