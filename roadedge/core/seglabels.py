@@ -17,8 +17,10 @@ IGNORE = 255  # VOC: void / "do not score" pixels in SegmentationClass PNGs
 SYNTH_SEG_LABELS = ("background", "road", "lane_marking", "crosswalk") + tuple(SYNTH_CLASSES) + (
     "sidewalk", "building", "vegetation", "sky", "pole")
 
-# what a car may drive on (the runtime's default drivable classes): the road and everything painted or broken on it
+# the road surface: the road and everything painted or broken on it
 ROAD_SURFACE_LABELS = ("road", "lane_marking", "crosswalk") + tuple(SYNTH_CLASSES)
+# what a car may drive on (the runtime's default road classes): the surface, except potholes
+DRIVABLE_LABELS = tuple(label for label in ROAD_SURFACE_LABELS if label != "D40")
 
 
 def label_index(name, labels=SYNTH_SEG_LABELS):
@@ -51,7 +53,7 @@ def _flat_palette(palette):
     return flat
 
 
-def index_png_bytes(mask, palette=None):
+def index_png_bytes(mask, palette=None, compress_level=6):
     """PNG bytes of a 2-D uint8 class-index mask as a palette ('P') image; palette default: VOC (255 stays void)."""
     from PIL import Image
 
@@ -61,7 +63,7 @@ def index_png_bytes(mask, palette=None):
     image = Image.frombytes("P", (mask.shape[1], mask.shape[0]), np.ascontiguousarray(mask).tobytes())
     image.putpalette(_flat_palette(palette or voc_palette(256)))
     buf = io.BytesIO()
-    image.save(buf, format="PNG", optimize=False, compress_level=6)
+    image.save(buf, format="PNG", optimize=False, compress_level=compress_level)
     return buf.getvalue()
 
 
