@@ -147,6 +147,26 @@ def test_damage_pixels_lie_in_their_boxes_and_nothing_else_changes_without_damag
     assert sum(found.values()) >= 8
 
 
+def test_roadside_objects_label_exactly_the_pixels_they_paint():
+    """Each building, tree and pole drawn alone: the pixels its colour lands on are the pixels its class lands on."""
+    from edge.synth.roadside import Building, Pole, Tree
+
+    kinds = {Building: L["building"], Tree: L["vegetation"], Pole: L["pole"]}
+    seen = set()
+    for index in range(6):
+        world, cam, look, _ = build_scene(12, index, SIZE)
+        for item in world.part.roadside:
+            img = np.full(SIZE[::-1] + (3,), -1.0, np.float32)
+            lab = np.full(SIZE[::-1], IGNORE, np.uint8)
+            item.draw(img, cam, look, lab)
+            painted = (img != -1.0).any(axis=2)
+            assert np.array_equal(painted, lab != IGNORE)
+            assert (lab[painted] == kinds[type(item)]).all()
+            if painted.any():
+                seen.add(type(item))
+    assert seen == set(kinds)
+
+
 def test_every_class_appears_over_a_few_seeds():
     seen = np.zeros(len(SYNTH_SEG_LABELS), np.int64)
     for seed in range(4):
