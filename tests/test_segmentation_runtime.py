@@ -16,7 +16,14 @@ from PIL import Image
 
 from edge import app, config
 from edge.processing.overlay import annotate_mask, blend
-from edge.processing.segmentation import NearestResize, SegmentationResult, class_mask, class_shares, free_rows
+from edge.processing.segmentation import (
+    MaskAnalysis,
+    NearestResize,
+    SegmentationResult,
+    class_mask,
+    class_shares,
+    free_rows,
+)
 from tests.mosquitto import Broker, require_mosquitto
 from tests.seg_ir import LABELS, expected_mask, make_seg_ir, scene
 
@@ -170,6 +177,23 @@ def test_property_shares_and_free_rows_agree_with_plain_loops(h, w, band, fill, 
         assert shares[index] == sum(1 for v in mask.ravel() if v == index) / float(mask.size)
     road = mask == 1
     assert free_rows(road, band, fill) == reference_free_rows(road, band, fill)
+
+
+@given(st.integers(1, 30), st.integers(1, 30), st.integers(1, 80), st.integers(1, 80), st.floats(0.01, 1.0),
+       st.floats(0.01, 1.0), st.integers(0, 2 ** 32 - 1))
+def test_property_figures_on_the_model_mask_equal_those_of_the_frame_sized_mask(h, w, out_h, out_w, band, fill, seed):
+    """The analysis computes on the small mask with weights; the figures must be those of the resized one, exactly."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 4, (h, w), dtype=np.uint8)
+    small[h // 3:] = np.where(rng.random((h - h // 3, w)) < 0.85, 1, small[h // 3:])
+    analysis = MaskAnalysis(["a", "road", "c", "d"], [(0, 0, 0)] * 4, "segmentation_mask", [1, 2], band, fill)
+    result = analysis(small[None, None], (out_w, out_h))
+    big = cv2.resize(small, (out_w, out_h), interpolation=cv2.INTER_NEAREST)
+    np.testing.assert_array_equal(result.mask, big)
+    assert list(result.shares) == list(class_shares(big, 4))
+    road = np.isin(big, [1, 2])
+    assert result.drivable == road.mean() and result.free_rows == reference_free_rows(road, band, fill)
+    assert result.free_share == result.free_rows / float(out_h)
 
 
 def test_class_mask_reads_logits_and_folded_masks():

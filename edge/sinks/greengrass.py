@@ -51,7 +51,7 @@ from edge.messages import kind_of
 from edge.plugins import Option, checked
 from edge.sinks import durable
 from edge.sinks.base import Sink
-from edge.topics import DEFAULT_PREFIX, topic, validate_topic_prefix
+from edge.topics import DEFAULT_PREFIX, KINDS, topic, validate_topic_prefix
 from roadedge.core.errors import RoadedgeError
 
 TYPE = "greengrass"
@@ -159,7 +159,7 @@ class GreengrassSink(Sink):
 
     def __init__(self, publisher, prefix, outbox, drain_timeout_s=5.0, log=log, retry_s=None):
         self.publisher, self.prefix, self.outbox, self.log = publisher, prefix, outbox, log
-        self.topics = dict((kind, topic(prefix, kind)) for kind in ("detections", "segmentation", "events", "stats"))
+        self.topics = dict((kind, topic(prefix, kind)) for kind in KINDS if kind != "status")
         self.drain_timeout_s = float(drain_timeout_s)
         self.retry_s = tuple(retry_s or RETRY_S)
         self.published = self.publish_failures = 0

@@ -15,9 +15,12 @@ import queue
 import tempfile
 import threading
 
+import numpy as np
+
 from edge.plugins import Option, checked
 from edge.sinks.base import Sink, require_folder
 from roadedge.core.errors import RoadedgeError, os_reason
+from roadedge.core.seglabels import index_png_bytes, voc_palette
 
 TYPE = "masks"
 OPTIONS = {
@@ -27,26 +30,14 @@ QUEUE = 8
 _DONE = object()
 
 
-def palette_bytes(palette):
-    """[(r, g, b)] -> the 768 bytes of a PNG palette (unused entries black)."""
-    flat = bytearray(768)
-    for index, (r, g, b) in enumerate(palette[:256]):
-        flat[3 * index:3 * index + 3] = bytes((int(r), int(g), int(b)))
-    return bytes(flat)
-
-
 def write_mask_png(path, mask, palette):
-    """`mask` (H, W) uint8 as a palette PNG at `path`, atomically."""
-    from PIL import Image
-
-    height, width = mask.shape
-    image = Image.frombytes("P", (width, height), mask.astype("uint8", copy=False).tobytes())
-    image.putpalette(palette_bytes(palette))
+    """`mask` (H, W) uint8 as a palette PNG at `path`, atomically (fast compression: masks compress well anyway)."""
+    data = index_png_bytes(np.ascontiguousarray(mask, np.uint8), palette, compress_level=1)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".partial", dir=folder)
     try:
         with os.fdopen(fd, "wb") as handle:
-            image.save(handle, format="PNG", compress_level=1)
+            handle.write(data)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -126,7 +117,7 @@ def open(options, context=None):  # noqa: A001 - the plugin entry point's name
         os.makedirs(folder, exist_ok=True)
     except OSError as err:
         raise RoadedgeError("masks sink: {}: cannot create the folder ({})".format(options["path"], os_reason(err))) from None
-    from edge.tasks.segmentation import model_palette, voc_palette
+    from edge.tasks.segmentation import model_palette
 
     palette = model_palette(model) if model is not None else voc_palette(256)
     return MasksSink(folder, palette, context.get("log"))

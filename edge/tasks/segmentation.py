@@ -9,11 +9,11 @@ from edge.plugins import Option, between, list_of
 from edge.processing.overlay import annotate_mask
 from edge.processing.segmentation import MASK_FORMATS, MaskAnalysis
 from roadedge.core.errors import RoadedgeError
+from roadedge.core.seglabels import DRIVABLE_LABELS, voc_palette
 
 TASK = "segmentation"
 KIND = "segmentation"
 SECTION = "segmentation"
-DEFAULT_ROAD_CLASSES = ("road", "lane_marking", "crosswalk", "D00", "D01", "D10", "D11", "D20", "D43", "D44")
 OPTIONS = {
     "road_classes": Option(list, [], "class names that count as drivable road (empty: road, lane_marking, crosswalk "
                            "and the crack and marking damage classes the model has)", check=list_of(str)),
@@ -25,28 +25,14 @@ OPTIONS = {
                             check=between(0.0, 1.0)),
 }
 VOC_PALETTE_SIZE = 256
-
-
-def voc_palette(count):
-    """Pascal VOC's colour map: class i -> (r, g, b) from the bits of i, the colours VOC's PNGs use."""
-    palette = []
-    for index in range(count):
-        r = g = b = 0
-        value = index
-        for shift in range(7, -1, -1):
-            r |= ((value >> 0) & 1) << shift
-            g |= ((value >> 1) & 1) << shift
-            b |= ((value >> 2) & 1) << shift
-            value >>= 3
-        palette.append((r, g, b))
-    return palette
+DEFAULT_ROAD_CLASSES = DRIVABLE_LABELS  # the synthetic set's road surface, markings and cracks: not potholes
 
 
 def model_palette(model):
     """The metadata's palette ([[r, g, b]] per label), else VOC's colour map; checked."""
     palette = model.metadata.get("palette")
     if palette is None:
-        return voc_palette(len(model.labels))
+        return [tuple(colour) for colour in voc_palette(len(model.labels))]
     if not isinstance(palette, list) or len(palette) != len(model.labels) or not all(
             isinstance(c, list) and len(c) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in c) for c in palette):
         raise RoadedgeError("model {}: palette: expected one [r, g, b] (0-255) per label ({} labels)".format(
