@@ -20,13 +20,13 @@ from converters.gluoncv_seg.gluon_net import run_job
 from converters.openvino_native import convert_graph
 from converters.optimize import _labels_option, embed_preprocessing
 from converters.ssd_deploy import check_output_dir
-from edge.tasks.segmentation import voc_palette
 from roadedge import __version__
 from roadedge.core.errors import RoadedgeError
 from roadedge.core.fsutil import check_not_overlapping, staging_dir
 from roadedge.core.model_metadata import SCHEMA, labels_for
 from roadedge.core.mxnet_params import load_params, split_arg_aux
 from roadedge.core.mxnet_symbol import load_symbol
+from roadedge.core.seglabels import voc_palette
 
 ENGINES = ("native", "mxnet")
 # GluonCV's normalisation: RGB / 255, minus mean, over std = (RGB - 255 * mean) * 1 / (255 * std)
