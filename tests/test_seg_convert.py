@@ -170,7 +170,7 @@ print(json.dumps(found))
 """
 
 
-def test_artefact_writer_uses_gluoncvs_names_and_shapes(tmp_path):
+def test_artefact_writer_uses_gluoncvs_names_and_shapes(cases):
     """What tests/seg_artefacts.py writes is what GluonCV's save_parameters writes (structural names, with aux)."""
     require_mxnet()
     from converters.mxnet_env import run_in_venv
@@ -184,8 +184,7 @@ def test_artefact_writer_uses_gluoncvs_names_and_shapes(tmp_path):
         assert ours == found[key], key
     assert len(found["fcn-101"]) > len(found["fcn"]) > 250 and any(n.startswith("auxlayer.") for n in found["psp"])
     for algorithm in ("fcn", "psp", "deeplab"):  # GluonCV's own widths and depths: its own classes build the reference
-        artefact = load_artefact(write_artefact(str(tmp_path / algorithm), algorithm, "resnet-50", 6, 64, folder=True))
-        assert artefact.gluoncv_backbone == "resnet50"
+        assert load_artefact(cases(algorithm)["folder"]).gluoncv_backbone == "resnet50"
 
 
 def test_mxnet_engine_names_a_missing_parameter_in_one_line(tmp_path, capsys):
