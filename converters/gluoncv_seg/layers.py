@@ -12,6 +12,7 @@ import openvino as ov
 import openvino.opset13 as ops
 
 from converters.openvino_native.core import const, shape_text
+from converters.openvino_native.norm import batch_norm_affine
 from roadedge.core.errors import RoadedgeError, printable
 
 BN_EPS = 1e-5  # gluon.nn.BatchNorm's epsilon, which GluonCV keeps
@@ -80,9 +81,7 @@ class Layers:
         channels = (channels_of(x),)
         gamma, beta = self.get(name + ".gamma", channels), self.get(name + ".beta", channels)
         mean, var = self.get(name + ".running_mean", channels), self.get(name + ".running_var", channels)
-        scale = gamma.astype(np.float64) / np.sqrt(var.astype(np.float64) + BN_EPS)
-        shift = beta.astype(np.float64) - mean.astype(np.float64) * scale
-        return ops.add(ops.multiply(x, const(scale.reshape(1, -1, 1, 1))), const(shift.reshape(1, -1, 1, 1))).output(0)
+        return batch_norm_affine(x, gamma, beta, mean, var, BN_EPS).output(0)
 
     def conv_bn_relu(self, x, conv_name, bn_name, **conv_options):
         return relu(self.batch_norm(self.conv(x, conv_name, **conv_options), bn_name))

@@ -5,6 +5,15 @@ import openvino.opset13 as ops
 from converters.openvino_native.core import const, converts, ints
 
 
+def batch_norm_affine(data, gamma, beta, mean, var, eps, axis=1, rank=4):
+    """Inference BatchNorm as one multiply and one add (computed in float64): (x - mean) / sqrt(var + eps) * gamma + beta."""
+    scale = gamma.astype(np.float64) / np.sqrt(var.astype(np.float64) + eps)
+    shift = beta.astype(np.float64) - mean.astype(np.float64) * scale
+    broadcast = [1] * rank
+    broadcast[axis] = len(scale)
+    return ops.add(ops.multiply(data, const(scale.reshape(broadcast))), const(shift.reshape(broadcast)))
+
+
 @converts("BatchNorm")
 def batch_norm(ctx, node):
     """Inference form: (x - moving_mean) / sqrt(moving_var + eps) * gamma + beta, gamma = 1 under fix_gamma (the default)."""
@@ -21,11 +30,7 @@ def batch_norm(ctx, node):
     beta = ctx.weight(node, 2, channels)
     mean = ctx.weight(node, 3, channels)
     var = ctx.weight(node, 4, channels)
-    scale = (gamma.astype(np.float64) / np.sqrt(var.astype(np.float64) + eps))
-    shift = beta.astype(np.float64) - mean.astype(np.float64) * scale
-    broadcast = [1] * len(shape)
-    broadcast[axis] = channels[0]
-    out = ops.add(ops.multiply(data, const(scale.reshape(broadcast))), const(shift.reshape(broadcast)))
+    out = batch_norm_affine(data, gamma, beta, mean, var, eps, axis, len(shape))
     return [out, const(mean), const(var)]  # outputs 1 and 2 (mean, var) are hidden in MXNet; given for completeness
 
 
