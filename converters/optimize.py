@@ -68,7 +68,7 @@ def _output_name(xml):
     return ov.Core().read_model(xml).outputs[0].get_any_name()
 
 
-def _labels_option(spec):
+def labels_option(spec):
     if spec is None:
         return None
     from converters.classmap import read_name_list
@@ -118,7 +118,7 @@ def optimize_command(args):
     check_params(deploy, model.params, model.params_source, model.graph)
     head = deploy.nodes[deploy.heads[0][0]]
     classes = num_classes(deploy, head.inputs[0]) if head.inputs else None
-    labels = labels_for(classes or 0, _labels_option(args.labels), model.hyperparams)
+    labels = labels_for(classes or 0, labels_option(args.labels), model.hyperparams)
     if classes is not None and len(labels) != classes:
         raise RoadedgeError("--labels: {} names given, the model predicts {} classes".format(len(labels), classes))
     engine = choose_engine(args.engine)

@@ -18,7 +18,7 @@ from converters.gluoncv_seg.artefact import HYPERPARAMS, PARAMS, load_artefact
 from converters.gluoncv_seg.build import LOGITS, MASK, build_model, check_input_size, finish_model
 from converters.gluoncv_seg.gluon_net import run_job
 from converters.openvino_native import convert_graph
-from converters.optimize import _labels_option, embed_preprocessing
+from converters.optimize import embed_preprocessing, labels_option
 from converters.ssd_deploy import check_output_dir
 from roadedge import __version__
 from roadedge.core.errors import RoadedgeError
@@ -98,7 +98,7 @@ def optimize_segmentation(args):
     height, width = input_size(artefact, args.input_shape)
     classes = int(artefact.params["head.block.4.weight"].shape[0]) if "head.block.4.weight" in artefact.params \
         else artefact.num_classes or 0
-    labels = labels_for(classes, _labels_option(args.labels), artefact.hyperparams)
+    labels = labels_for(classes, labels_option(args.labels), artefact.hyperparams)
     if len(labels) != classes:
         raise RoadedgeError("{}: {} names given, the model predicts {} classes".format(
             "--labels" if args.labels else artefact.where("class_names"), len(labels), classes))
