@@ -1,5 +1,8 @@
 """The runtime's one door into the converters: `--model model.tar.gz` (or an MXNet prefix) converted in memory.
 
+A SageMaker semantic-segmentation artefact (hyperparams.json with an algorithm, model_algo-1) is rebuilt natively
+(converters.gluoncv_seg) with the metadata `roadedge convert optimize` would write.
+
 A SageMaker training graph becomes its deploy graph (converters.ssd_deploy, what MXNet's deploy.py does) with
 the labels and preprocessing `roadedge convert` would record; the OpenVINO backend then converts it with
 converters.openvino_native, the MXNet backend binds it with MXNet itself. No other runtime module imports
@@ -35,3 +38,19 @@ def to_openvino(model, input_size):
 
     width, height = (int(v) for v in input_size)
     return convert_graph(model.graph, model.args, model.aux, (1, 3, height, width), model.name)
+
+
+def is_segmentation(path):
+    """True for a SageMaker segmentation artefact (tarball or folder); never raises."""
+    from converters.gluoncv_seg.artefact import is_segmentation_artefact
+
+    return is_segmentation_artefact(path)
+
+
+def load_segmentation(path, input_size=None, labels=None):
+    """(openvino.Model, roadedge.model/1 metadata) of a SageMaker segmentation artefact; `input_size` (width,
+    height), default the artefact's crop_size. RoadedgeError naming the file and field when it cannot be built."""
+    from converters.gluoncv_seg.optimize import segmentation_model
+
+    shape = (int(input_size[1]), int(input_size[0])) if input_size else None
+    return segmentation_model(path, shape, list(labels) if labels else None)

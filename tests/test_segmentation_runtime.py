@@ -218,3 +218,27 @@ def test_the_overlay_blends_the_palette_and_lists_the_classes_present():
     assert (legend == (255, 0, 0)).all(axis=2).sum() > 4 and (legend == (0, 0, 255)).all(axis=2).sum() > 4
     np.testing.assert_array_equal(blend(image, mask, np.array([[0, 0, 0], [255, 255, 255]] + [[0, 0, 0]] * 254,
                                                                 np.uint8), 0.0), image)
+
+
+def test_a_sagemaker_segmentation_artefact_runs_in_memory_as_its_converted_ir_does(tmp_path):
+    """--model model.tar.gz of a segmentation model: converted natively in memory, the same figures as the IR that
+    `roadedge convert optimize` writes from it."""
+    from tests.seg_artefacts import write_artefact
+
+    write_frames(str(tmp_path / "frames"), 3, size=(96, 64))
+    tarball = str(tmp_path / "model.tar.gz")
+    write_artefact(tarball, "psp", "resnet-tiny", num_classes=6, crop_size=64, seed=3)
+    converted = subprocess.run([sys.executable, "-m", "roadedge", "convert", "optimize", tarball, "--output",
+                                str(tmp_path / "ir"), "--name", "psp"], cwd=ROOT, capture_output=True, text=True)
+    assert converted.returncode == 0, converted.stderr
+    runs = {}
+    for key, model in (("tarball", tarball), ("ir", str(tmp_path / "ir" / "psp.xml"))):
+        done = run_cli("--source", str(tmp_path / "frames"), "--model", model, "--output",
+                       "jsonl:" + str(tmp_path / (key + ".jsonl")))
+        assert done.returncode == 0, done.stderr
+        runs[key] = [json.loads(line) for line in open(str(tmp_path / (key + ".jsonl")))]
+    assert len(runs["ir"]) == 3
+    for from_tarball, from_ir in zip(runs["tarball"], runs["ir"]):
+        jsonschema.validate(from_tarball, SCHEMA)
+        assert from_tarball["classes"] == from_ir["classes"] and len(from_ir["classes"]) >= 2
+        assert from_tarball["drivable_share"] is None  # class0..class5: no road class

@@ -85,6 +85,27 @@ def mxnet_engine_model(artefact, height, width, argmax, name):
     return finish_model(model.get_results()[0].input_value(0), argmax, model.get_parameters(), name)
 
 
+def segmentation_model(path, input_shape=None, labels=None, argmax=False, engine="native", name=None,
+                       precision="FP32", embedded=False):
+    """(openvino.Model, its roadedge.model/1 metadata) of a SageMaker segmentation artefact: `roadedge convert
+    optimize` writes them, `roadedge run --model model.tar.gz` runs them in memory (edge.conversion)."""
+    artefact = load_artefact(path)
+    height, width = input_size(artefact, input_shape)
+    classes = int(artefact.params["head.block.4.weight"].shape[0]) if "head.block.4.weight" in artefact.params \
+        else artefact.num_classes or 0
+    names = labels_for(classes, labels, artefact.hyperparams)
+    if len(names) != classes:
+        raise RoadedgeError("{}: {} names given, the model predicts {} classes".format(
+            "--labels" if labels else artefact.where("class_names"), len(names), classes))
+    name = name or artefact.name
+    build = build_model if engine == "native" else mxnet_engine_model
+    model = build(artefact, height, width, argmax, name)
+    metadata = segmentation_metadata(name, names, voc_palette(len(names)), height, width,
+                                     gluoncv_preprocessing(embedded), MASK if argmax else LOGITS, argmax, artefact,
+                                     engine, precision)
+    return model, metadata
+
+
 def optimize_segmentation(args):
     started = time.time()
     inputs = [os.path.join(args.model, n) for n in (HYPERPARAMS, PARAMS)] if os.path.isdir(args.model) else [args.model]
@@ -94,25 +115,16 @@ def optimize_segmentation(args):
     if engine not in ENGINES:
         raise RoadedgeError("--engine {}: segmentation models convert with {} (or auto)".format(
             engine, " or ".join(ENGINES)))
-    artefact = load_artefact(args.model)
-    height, width = input_size(artefact, args.input_shape)
-    classes = int(artefact.params["head.block.4.weight"].shape[0]) if "head.block.4.weight" in artefact.params \
-        else artefact.num_classes or 0
-    labels = labels_for(classes, labels_option(args.labels), artefact.hyperparams)
-    if len(labels) != classes:
-        raise RoadedgeError("{}: {} names given, the model predicts {} classes".format(
-            "--labels" if args.labels else artefact.where("class_names"), len(labels), classes))
-    name = args.name or artefact.name
-    build = build_model if engine == "native" else mxnet_engine_model
-    model = build(artefact, height, width, args.argmax, name)
-    preprocessing = gluoncv_preprocessing(args.embed_preprocessing)
+    model, metadata = segmentation_model(args.model, args.input_shape, labels_option(args.labels), args.argmax,
+                                         engine, args.name, args.precision, args.embed_preprocessing)
+    name, labels, preprocessing = metadata["name"], metadata["labels"], metadata["preprocessing"]
+    height, width = metadata["input"]["height"], metadata["input"]["width"]
+    segmentation = metadata["segmentation"]
     with staging_dir(os.path.join(args.output, name)) as staging:
         xml = os.path.join(staging, name + ".xml")
         ov.save_model(model, xml, compress_to_fp16=(args.precision == "FP16"))
         if args.embed_preprocessing:
             embed_preprocessing(xml, preprocessing, args.precision)
-        metadata = segmentation_metadata(name, labels, voc_palette(len(labels)), height, width, preprocessing,
-                                         MASK if args.argmax else LOGITS, args.argmax, artefact, engine, args.precision)
         with open(os.path.join(staging, name + ".json"), "w", encoding="utf-8") as handle:
             json.dump(metadata, handle, indent=2, allow_nan=False)
             handle.write("\n")
@@ -125,7 +137,7 @@ def optimize_segmentation(args):
         for file_name in produced:
             os.replace(os.path.join(staging, file_name), os.path.join(args.output, file_name))
     print("wrote {} ({} engine, {}, {} {} on {}, input {}x{}, {} classes, {}{}) in {:.1f} s".format(
-        os.path.join(args.output, name + ".xml"), engine, args.precision, artefact.algorithm, "segmentation",
-        artefact.backbone, height, width, len(labels), "argmax mask" if args.argmax else "logits",
+        os.path.join(args.output, name + ".xml"), engine, args.precision, segmentation["algorithm"], "segmentation",
+        segmentation["backbone"], height, width, len(labels), "argmax mask" if args.argmax else "logits",
         ", preprocessing embedded" if args.embed_preprocessing else "", time.time() - started))
     return 0

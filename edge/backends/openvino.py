@@ -59,8 +59,10 @@ def _default_metadata(model, options):
 
 def _load_mxnet(core, path, options):
     """A SageMaker model.tar.gz or MXNet prefix, converted in memory (edge.conversion)."""
-    from edge.conversion import load_deploy, to_openvino
+    from edge.conversion import is_segmentation, load_deploy, load_segmentation, to_openvino
 
+    if is_segmentation(path):
+        return load_segmentation(path, options["input_size"] or None, options["labels"] or None)
     if not options["input_size"]:
         raise RoadedgeError("{}: an MXNet model needs backend.input_size [width, height] (--input-size)".format(path))
     width, height = (int(v) for v in options["input_size"])
@@ -157,7 +159,8 @@ def open(options, context=None):  # noqa: A001 - the plugin entry point's name
 
     path = bundled_model() if options["model"] in ("", "bundled") else os.path.expanduser(options["model"])
     core = ov.Core()
-    is_mxnet = path.endswith(".tar.gz") or os.path.isfile(path + "-symbol.json")
+    is_mxnet = path.endswith(".tar.gz") or os.path.isfile(path + "-symbol.json") or os.path.isfile(
+        os.path.join(path, "model_algo-1"))
     if not is_mxnet and not os.path.isfile(path):
         raise RoadedgeError("backend.model {}: no such file; expected an IR .xml, an .onnx file, an MXNet prefix or "
                             "model.tar.gz".format(path))
