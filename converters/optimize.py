@@ -50,6 +50,22 @@ def run_engine(engine, deploy, params, input_shape, staging, name, precision, pa
     return xml
 
 
+def publish_ir(staging, output, name, metadata, package=False):
+    """NAME.json (the metadata) beside staging/NAME.xml + .bin, optionally model.tar.gz of the IR, then all of them
+    moved into `output` (a rename each: nothing half-written under a final name)."""
+    with open(os.path.join(staging, name + ".json"), "w", encoding="utf-8") as handle:
+        json.dump(metadata, handle, indent=2, allow_nan=False)
+        handle.write("\n")
+    produced = [name + ".xml", name + ".bin", name + ".json"]
+    if package:
+        with tarfile.open(os.path.join(staging, "model.tar.gz"), "w:gz") as archive:
+            for file_name in produced[:2]:
+                archive.add(os.path.join(staging, file_name), arcname=file_name)
+        produced.append("model.tar.gz")
+    for file_name in produced:
+        os.replace(os.path.join(staging, file_name), os.path.join(output, file_name))
+
+
 def embed_preprocessing(xml, preprocessing, precision):
     """Fold resize, BGR->RGB, mean and scale into the IR: its input becomes BGR uint8 NHWC frames of any size."""
     import openvino as ov
@@ -136,17 +152,7 @@ def optimize_command(args):
                    "force_suppress": attr_bool(head, "force_suppress", False)}
         metadata = model_metadata(name, labels, (1, 3, height, width), preprocessing, _output_name(xml), label_offset,
                                   nms, engine, args.precision, model.sources)
-        with open(os.path.join(staging, name + ".json"), "w", encoding="utf-8") as handle:
-            json.dump(metadata, handle, indent=2, allow_nan=False)
-            handle.write("\n")
-        produced = [name + ".xml", name + ".bin", name + ".json"]
-        if args.package:
-            with tarfile.open(os.path.join(staging, "model.tar.gz"), "w:gz") as archive:
-                for file_name in produced[:2]:
-                    archive.add(os.path.join(staging, file_name), arcname=file_name)
-            produced.append("model.tar.gz")
-        for file_name in produced:
-            os.replace(os.path.join(staging, file_name), os.path.join(args.output, file_name))
+        publish_ir(staging, args.output, name, metadata, args.package)
     print("wrote {} ({} engine, {}, input {}x{}, {} classes{}) in {:.1f} s".format(
         os.path.join(args.output, name + ".xml"), engine, args.precision, height, width, len(labels),
         ", preprocessing embedded" if args.embed_preprocessing else "", time.time() - started))

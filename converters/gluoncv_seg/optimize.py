@@ -6,9 +6,7 @@ symbol, which the native symbol converter turns into the IR); auto = native.
 --argmax folds the class argmax into the IR (int32 [1, 1, H, W] mask);
 --embed-preprocessing folds resize, BGR->RGB, mean and per-channel scale in.
 """
-import json
 import os
-import tarfile
 import tempfile
 import time
 
@@ -18,7 +16,7 @@ from converters.gluoncv_seg.artefact import HYPERPARAMS, PARAMS, load_artefact
 from converters.gluoncv_seg.build import LOGITS, MASK, build_model, check_input_size, finish_model
 from converters.gluoncv_seg.gluon_net import run_job
 from converters.openvino_native import convert_graph
-from converters.optimize import embed_preprocessing, labels_option
+from converters.optimize import embed_preprocessing, labels_option, publish_ir
 from converters.ssd_deploy import check_output_dir
 from roadedge import __version__
 from roadedge.core.errors import RoadedgeError
@@ -125,17 +123,7 @@ def optimize_segmentation(args):
         ov.save_model(model, xml, compress_to_fp16=(args.precision == "FP16"))
         if args.embed_preprocessing:
             embed_preprocessing(xml, preprocessing, args.precision)
-        with open(os.path.join(staging, name + ".json"), "w", encoding="utf-8") as handle:
-            json.dump(metadata, handle, indent=2, allow_nan=False)
-            handle.write("\n")
-        produced = [name + ".xml", name + ".bin", name + ".json"]
-        if args.package:
-            with tarfile.open(os.path.join(staging, "model.tar.gz"), "w:gz") as archive:
-                for file_name in produced[:2]:
-                    archive.add(os.path.join(staging, file_name), arcname=file_name)
-            produced.append("model.tar.gz")
-        for file_name in produced:
-            os.replace(os.path.join(staging, file_name), os.path.join(args.output, file_name))
+        publish_ir(staging, args.output, name, metadata, args.package)
     print("wrote {} ({} engine, {}, {} {} on {}, input {}x{}, {} classes, {}{}) in {:.1f} s".format(
         os.path.join(args.output, name + ".xml"), engine, args.precision, segmentation["algorithm"], "segmentation",
         segmentation["backbone"], height, width, len(labels), "argmax mask" if args.argmax else "logits",
