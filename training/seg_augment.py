@@ -1,0 +1,129 @@
+"""Segmentation training augmentation in plain numpy (runs in the MXNet environment: numpy 1.23, no OpenCV).
+
+GluonCV's segmentation recipe: a random rescale, a random crop of the crop size
+(padding with the mean colour and the ignore label where the rescaled frame
+is smaller), a horizontal flip, then its normalisation RGB / 255 - mean over
+std. Added: brightness / contrast / saturation jitter (the synthetic frames'
+lighting varies). Images are RGB uint8 [H, W, 3], masks uint8 [H, W] class
+indices with 255 = ignore; batches come out float32 NCHW and float32 [N, H, W].
+"""
+import numpy as np
+
+MEAN = np.array([0.485, 0.456, 0.406], np.float32)  # GluonCV / ImageNet, RGB 0..1
+STD = np.array([0.229, 0.224, 0.225], np.float32)
+IGNORE = 255
+PAD_RGB = np.round(MEAN * 255).astype(np.uint8)  # pads become ~0 after normalisation
+
+
+def _axis(out_size, in_size):
+    """(index0, index1, weight1) of half-pixel-centre linear interpolation along one axis (OpenCV's convention)."""
+    src = (np.arange(out_size, dtype=np.float32) + 0.5) * (in_size / float(out_size)) - 0.5
+    src = np.clip(src, 0, in_size - 1)
+    i0 = np.floor(src).astype(np.int64)
+    i1 = np.minimum(i0 + 1, in_size - 1)
+    return i0, i1, (src - i0).astype(np.float32)
+
+
+def resize_bilinear(image, height, width):
+    """uint8 [H, W, C] -> uint8 [height, width, C], bilinear with half-pixel centres."""
+    y0, y1, wy = _axis(height, image.shape[0])
+    x0, x1, wx = _axis(width, image.shape[1])
+    img = image.astype(np.float32)
+    top = img[y0][:, x0] * (1 - wx)[None, :, None] + img[y0][:, x1] * wx[None, :, None]
+    bottom = img[y1][:, x0] * (1 - wx)[None, :, None] + img[y1][:, x1] * wx[None, :, None]
+    out = top * (1 - wy)[:, None, None] + bottom * wy[:, None, None]
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+def resize_nearest(mask, height, width):
+    """[H, W] -> [height, width] by nearest neighbour (class indices stay class indices)."""
+    rows = np.minimum((np.arange(height) + 0.5) * mask.shape[0] / float(height), mask.shape[0] - 1).astype(np.int64)
+    cols = np.minimum((np.arange(width) + 0.5) * mask.shape[1] / float(width), mask.shape[1] - 1).astype(np.int64)
+    return mask[rows][:, cols]
+
+
+def scale_crop(image, mask, rng, crop, scale_range=(0.75, 1.5)):
+    """Rescale by a random factor, then take a random crop x crop patch (padded where the frame is smaller)."""
+    scale = rng.uniform(*scale_range)
+    height, width = max(1, int(round(image.shape[0] * scale))), max(1, int(round(image.shape[1] * scale)))
+    if (height, width) != image.shape[:2]:
+        image, mask = resize_bilinear(image, height, width), resize_nearest(mask, height, width)
+    if height < crop or width < crop:
+        padded_image = np.empty((max(height, crop), max(width, crop), 3), np.uint8)
+        padded_image[:] = PAD_RGB
+        padded_mask = np.full(padded_image.shape[:2], IGNORE, np.uint8)
+        padded_image[:height, :width], padded_mask[:height, :width] = image, mask
+        image, mask = padded_image, padded_mask
+    top = int(rng.integers(0, image.shape[0] - crop + 1))
+    left = int(rng.integers(0, image.shape[1] - crop + 1))
+    return image[top:top + crop, left:left + crop], mask[top:top + crop, left:left + crop]
+
+
+def photometric(image, rng, strength=1.0):
+    """Brightness, contrast and saturation jitter; float32 0..255 out."""
+    img = image.astype(np.float32)
+    if strength <= 0:
+        return img
+    img *= 1.0 + strength * rng.uniform(-0.25, 0.25)  # brightness
+    mean = img.mean()
+    img = (img - mean) * (1.0 + strength * rng.uniform(-0.25, 0.25)) + mean  # contrast
+    grey = img.mean(axis=2, keepdims=True)
+    img = (img - grey) * (1.0 + strength * rng.uniform(-0.3, 0.3)) + grey  # saturation
+    return np.clip(img, 0, 255)
+
+
+def normalise(images):
+    """uint8 / float RGB 0..255 [N, H, W, 3] -> float32 NCHW, GluonCV's (x / 255 - mean) / std."""
+    x = np.asarray(images, np.float32) / 255.0
+    return np.ascontiguousarray(((x - MEAN) / STD).transpose(0, 3, 1, 2))
+
+
+def augment_batch(images, masks, rng, crop, scale_range=(0.75, 1.5), flip_p=0.5, strength=1.0):
+    """(data float32 [N, 3, crop, crop] normalised, labels float32 [N, crop, crop]) for uint8 images and masks."""
+    out_images = np.empty((len(images), crop, crop, 3), np.float32)
+    out_masks = np.empty((len(images), crop, crop), np.float32)
+    for i, (image, mask) in enumerate(zip(images, masks)):
+        image, mask = scale_crop(image, mask, rng, crop, scale_range)
+        if rng.uniform() < flip_p:
+            image, mask = image[:, ::-1], mask[:, ::-1]
+        out_images[i] = photometric(image, rng, strength)
+        out_masks[i] = mask
+    return normalise(out_images), out_masks
+
+
+def plain_batch(images):
+    """Evaluation input: the frames as they are (already at the network's size), normalised."""
+    return normalise(images)
+
+
+def class_weights(masks, num_classes, power=0.5, low=0.25, high=5.0):
+    """Per-class loss weights (inverse pixel frequency to `power`, normalised to a pixel mean of 1, clipped);
+    classes absent from the masks get weight 1."""
+    counts = np.bincount(np.asarray(masks).ravel(), minlength=256)[:num_classes].astype(np.float64)
+    present = counts > 0
+    weights = np.ones(num_classes)
+    if present.any():
+        freq = counts[present] / counts[present].sum()
+        raw = freq ** -power
+        weights[present] = raw / float((raw * freq).sum())
+    return np.clip(weights, low, high).astype(np.float32)
+
+
+def confusion(prediction, truth, num_classes):
+    """Confusion matrix [truth, prediction] over the pixels whose truth is a class (255 and others ignored)."""
+    truth = np.asarray(truth).ravel().astype(np.int64)
+    prediction = np.asarray(prediction).ravel().astype(np.int64)
+    keep = truth < num_classes
+    return np.bincount(truth[keep] * num_classes + prediction[keep], minlength=num_classes ** 2).reshape(
+        num_classes, num_classes)
+
+
+def scores(matrix):
+    """(pixel accuracy, mean IoU over the classes present in the truth, per-class IoU with None for absent ones)."""
+    matrix = np.asarray(matrix, np.float64)
+    total = matrix.sum()
+    tp = np.diag(matrix)
+    truth, predicted = matrix.sum(axis=1), matrix.sum(axis=0)
+    ious = [float(tp[c] / (truth[c] + predicted[c] - tp[c])) if truth[c] > 0 else None for c in range(len(matrix))]
+    present = [v for v in ious if v is not None]
+    return (float(tp.sum() / total) if total else 0.0), (float(np.mean(present)) if present else 0.0), ious
