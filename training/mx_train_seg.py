@@ -6,7 +6,7 @@ Run by training.seg_recipe in the MXNet environment:
 
 PREFIX-images.npy (uint8 [N, S, S, 3] RGB) and PREFIX-masks.npy (uint8
 [N, S, S], 255 = ignore) come from training.seg_data. The network is a GluonCV
-FCN on a narrow dilated ResNetV1b (converters.gluon_resnet_seg, GluonCV's own
+FCN on a narrow dilated ResNetV1b (training.seg_network, GluonCV's own
 blocks, output stride 8), trained with Gluon autograd: GluonCV's preprocessing,
 random rescale / crop / flip / photometric jitter (training.seg_augment),
 softmax cross-entropy ignoring 255 with square-root inverse-frequency class
@@ -40,7 +40,7 @@ VARIANTS = {
 
 
 def structure(variant, num_classes):
-    """The converters.gluon_resnet_seg structure of a variant."""
+    """The training.seg_network structure of a variant."""
     v = VARIANTS[variant]
     return {"stem": list(v["stem"]), "block": "basic", "planes": list(v["planes"]), "layers": list(v["layers"]),
             "head_channels": v["planes"][3] // 4, "num_classes": num_classes}
@@ -147,7 +147,7 @@ def main(argv=None):
     import mxnet as mx
     from mxnet import autograd, gluon
 
-    from converters.gluon_resnet_seg import build_fcn
+    from training.seg_network import build_fcn
 
     started = time.time()
     rng = np.random.default_rng(args.seed)

@@ -12,19 +12,16 @@ GluonCV's (`conv1.0.weight`, `layer1.0.bn1.running_mean`,
 `layer2.0.downsample.0.weight`, `head.block.4.bias`, ...), and the forward pass
 ends, like GluonCV's, in `contrib.BilinearResize2D` to the input size.
 
-`structure_from_shapes` reads the structure back from a parameter file's
-names and shapes alone (pure; no MXNet), so a converter or an oracle can
-rebuild any such network from SageMaker's `model_algo-1`.
+The converters rebuild it independently, from the parameter names and shapes
+alone (converters.gluoncv_seg), so `roadedge convert verify` compares two
+constructions of the network.
 
     structure = {"stem": [16, 16, 32], "block": "basic", "planes": [32, 64, 96, 128],
                  "layers": [1, 1, 1, 1], "head_channels": 32, "num_classes": 15}
 """
-import re
-
 from roadedge.core.errors import RoadedgeError
 
 BLOCKS = ("basic", "bottleneck")
-_LAYER = re.compile(r"^layer([1-4])\.(\d+)\.(conv[123])\.weight$")
 
 
 def check_structure(structure):
@@ -43,31 +40,6 @@ def check_structure(structure):
                             "num_classes at least 2")
     return {"stem": [int(v) for v in stem], "block": block, "planes": [int(v) for v in planes],
             "layers": [int(v) for v in layers], "head_channels": head, "num_classes": classes}
-
-
-def structure_from_shapes(shapes, where="model_algo-1"):
-    """The structure of a network saved by `save_parameters`, from {name: shape} (no MXNet needed)."""
-    def shape(name):
-        if name not in shapes:
-            raise RoadedgeError("{}: parameter {} missing (expected a GluonCV FCN on a deep-stem ResNetV1b)".format(
-                where, name))
-        return tuple(int(v) for v in shapes[name])
-
-    stem = [shape("conv1.0.weight")[0], shape("conv1.3.weight")[0], shape("conv1.6.weight")[0]]
-    counts, third = [0, 0, 0, 0], False
-    for name in shapes:
-        match = _LAYER.match(name)
-        if match:
-            counts[int(match.group(1)) - 1] = max(counts[int(match.group(1)) - 1], int(match.group(2)) + 1)
-            third = third or match.group(3) == "conv3"
-    if min(counts) < 1:
-        raise RoadedgeError("{}: no blocks in layer{} (expected layer1..layer4 with conv1/conv2 weights)".format(
-            where, counts.index(0) + 1))
-    planes = [shape("layer%d.0.conv1.weight" % (i + 1))[0] for i in range(4)]
-    head = shape("head.block.0.weight")[0]
-    classes = shape("head.block.4.weight")[0]
-    return check_structure({"stem": stem, "block": "bottleneck" if third else "basic", "planes": planes,
-                            "layers": counts, "head_channels": head, "num_classes": classes})
 
 
 def build_fcn(structure, crop_size):
