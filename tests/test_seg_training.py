@@ -125,9 +125,9 @@ def test_channel_arrays_match_the_masks(tmp_path):
     write_voc_seg_tree(tmp_path / "voc", count=6, size=(48, 32), seed=3)
     names = ["c%d" % i for i in range(15)]
     convert_segmentation(tmp_path / "voc", tmp_path / "sm", names, progress=False)
-    assert seg_data.prepare_seg_channel(str(tmp_path / "sm"), "train", 32, str(tmp_path / "train"), 15) == 4
+    assert seg_data.prepare_seg_channel(str(tmp_path / "sm"), "train", (40, 24), str(tmp_path / "train"), 15) == 4
     images, masks = np.load(tmp_path / "train-images.npy"), np.load(tmp_path / "train-masks.npy")
-    assert images.shape == (4, 32, 32, 3) and masks.shape == (4, 32, 32) and images.dtype == np.uint8
+    assert images.shape == (4, 24, 40, 3) and masks.shape == (4, 24, 40) and images.dtype == np.uint8
     sky = masks == 13
     assert sky.any() and images[sky][:, 2].mean() > images[sky][:, 0].mean() + 80  # sky is painted blue (RGB order)
 
@@ -145,7 +145,7 @@ def test_a_mask_with_a_class_beyond_the_list_names_the_file(tmp_path):
     write_voc_seg_tree(tmp_path, count=2, size=(32, 32), seed=4)
     item = tmp_path / "SegmentationClass" / "000000.png"
     with pytest.raises(RoadedgeError, match="000000.png: pixel value 13 \\(expected class ids 0..9 or 255\\)"):
-        seg_data.decode_pair(str(tmp_path / "JPEGImages" / "000000.jpg"), str(item), 16, 10)
+        seg_data.decode_pair(str(tmp_path / "JPEGImages" / "000000.jpg"), str(item), (16, 16), 10)
 
 
 # ---------------------------------------------------------------------------
@@ -154,7 +154,8 @@ def test_a_mask_with_a_class_beyond_the_list_names_the_file(tmp_path):
 
 def _args(**over):
     values = dict(quick=False, images=None, epochs=None, eval_images=None, batch_size=None, network=None,
-                  crop_size=None, size=None, seed=1, eval_seed=12345, learning_rate=0.002, name=None, time_budget=25.0)
+                  crop_size=None, size=None, input_size=None, seed=1, eval_seed=12345, learning_rate=0.002, name=None,
+                  time_budget=25.0)
     values.update(over)
     return argparse.Namespace(**values)
 
@@ -162,10 +163,13 @@ def _args(**over):
 def test_settings_take_segmentation_defaults_and_explicit_options():
     s = seg_recipe.settings(_args())
     assert (s["name"], s["crop_size"], s["size"], s["images"]) == ("road-seg", 192, "640x360", 1500)
+    assert (s["input_width"], s["input_height"]) == (448, 256)
     s = seg_recipe.settings(_args(quick=True, crop_size=96, name="x"))
     assert (s["name"], s["crop_size"], s["max_iterations"], s["quick"]) == ("x", 96, 3, True)
     with pytest.raises(RoadedgeError, match="--crop-size 100"):
         seg_recipe.settings(_args(crop_size=100))
+    with pytest.raises(RoadedgeError, match="--input-size 450x256: expected WxH, multiples of 8"):
+        seg_recipe.settings(_args(input_size="450x256"))
     with pytest.raises(RoadedgeError, match="--eval-seed 1 equals --seed"):
         seg_recipe.settings(_args(eval_seed=1))
 
@@ -173,12 +177,13 @@ def test_settings_take_segmentation_defaults_and_explicit_options():
 def test_card_metrics_list_every_class_and_the_figures():
     report = {"images": 5, "pixel_accuracy": 0.93, "miou": 0.71,
               "classes": [{"name": "road", "pixels": 100, "iou": 0.9}, {"name": "pole", "pixels": 0, "iou": None}]}
-    summary = {"settings": {"eval_seed": 9, "seed": 1, "size": "640x360", "crop_size": 192, "batch_size": 16},
+    summary = {"settings": {"eval_seed": 9, "seed": 1, "size": "640x360", "crop_size": 192, "batch_size": 16,
+                            "input_size": "448x256"},
                "training": {"seconds": 600, "iterations": 900, "epochs": 10,
                             "validation": {"pixel_accuracy": 0.95, "miou": 0.8}},
                "seconds": 1500, "ir_bytes": 1_500_000, "verify": "OK: 100.000 % of pixels agree"}
     text = seg_card.metrics_markdown(report, summary)
     assert "| road | 100 | 0.900 |" in text and "| pole | 0 | - |" in text
     assert "**Pixel accuracy 0.930, mIoU 0.710** (mean over the 1 classes present" in text
-    assert "640x360 stretched to 192x192" in text and "100.000 % of pixels agree" in text
+    assert "640x360 stretched to 448x256" in text and "crops 192x192" in text and "100.000 % of pixels agree" in text
     assert text.startswith(seg_card.CARD_START) and text.endswith(seg_card.CARD_END)

@@ -4,8 +4,10 @@ Run by training.seg_recipe in the MXNet environment:
 
     python -m training.mx_train_seg --train PREFIX [--validation PREFIX] --output DIR [options]
 
-PREFIX-images.npy (uint8 [N, S, S, 3] RGB) and PREFIX-masks.npy (uint8
-[N, S, S], 255 = ignore) come from training.seg_data. The network is a GluonCV
+PREFIX-images.npy (uint8 [N, H, W, 3] RGB, the frames at the IR's input size)
+and PREFIX-masks.npy (uint8 [N, H, W], 255 = ignore) come from
+training.seg_data; training takes --crop-size square crops of them (SageMaker's
+crop_size), validation the whole frames. The network is a GluonCV
 FCN on a narrow dilated ResNetV1b (training.seg_network, GluonCV's own
 blocks, output stride 8), trained with Gluon autograd: GluonCV's preprocessing,
 random rescale / crop / flip / photometric jitter (training.seg_augment),
@@ -128,7 +130,7 @@ def save_artifacts(net, output, hyper):
 
 
 def predict(mx, net, images, batch_size):
-    """Class-index masks [N, S, S] of frames already at the network's size."""
+    """Class-index masks [N, H, W] of frames already at the network's input size."""
     out = []
     for start in range(0, len(images), batch_size):
         logits = net(mx.nd.array(plain_batch(images[start:start + batch_size])))
@@ -157,7 +159,7 @@ def main(argv=None):
     num_classes = len(names)
     images, masks = np.load(args.train + "-images.npy"), np.load(args.train + "-masks.npy")
     batch = max(1, min(args.batch_size, len(images)))
-    net = build_fcn(structure(args.network, num_classes), args.crop_size)
+    net = build_fcn(structure(args.network, num_classes))
     net.initialize(mx.init.Xavier(rnd_type="gaussian", factor_type="in", magnitude=2))
     net.hybridize(static_alloc=True, static_shape=True)
     weights = class_weights(masks, num_classes, args.class_weight_power) if args.class_weight_power else \

@@ -48,7 +48,9 @@ def add_arguments(p):
                    help="size the synthetic frames are rendered at (default: 600x600; 640x360 for segmentation)")
     p.add_argument("--image-shape", type=int, default=256, help="network input size (square; detection)")
     p.add_argument("--crop-size", type=int, default=None,
-                   help="segmentation: SageMaker's crop_size, the training crop and the IR's input size (default: 192)")
+                   help="segmentation: SageMaker's crop_size, the square training crops (default: 192)")
+    p.add_argument("--input-size", default=None, metavar="WxH",
+                   help="segmentation: the IR's input size, frames are stretched to it (default: 448x256)")
     p.add_argument("--batch-size", type=int, default=None, help="mini-batch size (default: %d)" % DEFAULTS["batch_size"])
     p.add_argument("--learning-rate", type=float, default=0.002, help="Adam learning rate (cosine schedule)")
     p.add_argument("--network", choices=("tiny", "small", "base"), default=None,

@@ -18,10 +18,9 @@ def metrics_markdown(report, summary):
     width, height = s["size"].split("x")
     lines = [CARD_START, "",
              "Measured by `roadedge train --task segmentation` on {} synthetic frames rendered with seed {} (the "
-             "training set used seed {}), {}x{} stretched to {}x{}, with the OpenVINO IR (FP32, CPU); the mask is "
+             "training set used seed {}), {}x{} stretched to {}, with the OpenVINO IR (FP32, CPU); the mask is "
              "resized back to the frame (nearest) and compared with the rendered ground truth; void pixels (255) "
-             "ignored.".format(report["images"], s["eval_seed"], s["seed"], width, height, s["crop_size"],
-                               s["crop_size"]),
+             "ignored.".format(report["images"], s["eval_seed"], s["seed"], width, height, s["input_size"]),
              "", "| class | pixels | IoU |", "|---|---:|---:|"]
     for entry in report["classes"]:
         lines.append("| {} | {} | {} |".format(entry["name"], entry.get("pixels", "-"), _figure(entry["iou"])))
@@ -33,11 +32,11 @@ def metrics_markdown(report, summary):
         lines += ["IR against MXNet/GluonCV (`roadedge convert verify`): {}.".format(verify), ""]
     validation = t.get("validation") or {}
     lines += ["Recipe time {:.1f} min on this machine ({} CPU cores), training {:.1f} min ({} iterations, {} epochs, "
-              "mini-batch {}, crop {}){}; IR weights {:.2f} MB.".format(
+              "mini-batch {}, crops {}x{}){}; IR weights {:.2f} MB.".format(
                   summary["seconds"] / 60, os.cpu_count(), t["seconds"] / 60, t["iterations"], t["epochs"],
-                  s["batch_size"], s["crop_size"],
-                  "; validation split at {0}x{0}: pixel accuracy {1:.3f}, mIoU {2:.3f}".format(
-                      s["crop_size"], validation["pixel_accuracy"], validation["miou"]) if validation else "",
+                  s["batch_size"], s["crop_size"], s["crop_size"],
+                  "; validation split at {}: pixel accuracy {:.3f}, mIoU {:.3f}".format(
+                      s["input_size"], validation["pixel_accuracy"], validation["miou"]) if validation else "",
                   summary["ir_bytes"] / 1e6), "", CARD_END]
     return "\n".join(lines)
 

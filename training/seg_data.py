@@ -5,8 +5,8 @@ the same stem, 255 = ignore), what `roadedge dataset convert-seg` writes.
 Images are decoded here (OpenCV lives in the main environment, not in the
 MXNet one), converted to RGB and stretched to the network's input size with
 the runtime's resize (`resize: stretch`, bilinear); masks are resized by
-nearest neighbour. Written as PREFIX-images.npy (uint8 [N, S, S, 3]) and
-PREFIX-masks.npy (uint8 [N, S, S]).
+nearest neighbour. Written as PREFIX-images.npy (uint8 [N, H, W, 3]) and
+PREFIX-masks.npy (uint8 [N, H, W]).
 """
 import os
 
@@ -40,7 +40,7 @@ def read_seg_channel(root, channel):
 
 
 def decode_pair(image_path, mask_path, size, num_classes):
-    """(RGB uint8 [size, size, 3] stretched bilinearly, uint8 [size, size] class indices by nearest neighbour)."""
+    """(RGB uint8 [H, W, 3] stretched bilinearly, uint8 [H, W] class indices by nearest neighbour); size (W, H)."""
     import cv2
     from PIL import Image
 
@@ -59,16 +59,16 @@ def decode_pair(image_path, mask_path, size, num_classes):
     if bad.any():
         raise RoadedgeError("{}: pixel value {} (expected class ids 0..{} or 255)".format(
             mask_path, int(mask[bad].max()), num_classes - 1))
-    frame = cv2.resize(frame, (size, size), interpolation=cv2.INTER_LINEAR)
-    mask = cv2.resize(mask, (size, size), interpolation=cv2.INTER_NEAREST)
+    frame = cv2.resize(frame, tuple(size), interpolation=cv2.INTER_LINEAR)
+    mask = cv2.resize(mask, tuple(size), interpolation=cv2.INTER_NEAREST)
     return np.ascontiguousarray(frame[:, :, ::-1]), mask
 
 
 def prepare_seg_channel(root, channel, size, out_prefix, num_classes, progress=None):
-    """Write OUT_PREFIX-images.npy and OUT_PREFIX-masks.npy for a channel; returns the number of images."""
+    """Write OUT_PREFIX-images.npy and OUT_PREFIX-masks.npy for a channel at size (W, H); returns the image count."""
     pairs = read_seg_channel(root, channel)
-    images = np.empty((len(pairs), size, size, 3), np.uint8)
-    masks = np.empty((len(pairs), size, size), np.uint8)
+    images = np.empty((len(pairs), size[1], size[0], 3), np.uint8)
+    masks = np.empty((len(pairs), size[1], size[0]), np.uint8)
     for i, (image_path, mask_path) in enumerate(pairs):
         images[i], masks[i] = decode_pair(image_path, mask_path, size, num_classes)
         if progress is not None:

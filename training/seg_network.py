@@ -10,7 +10,9 @@ at stride 2, 1, 1 with BatchNorm + ReLU between), `bn1`, `relu`, `maxpool`,
 GluonCV's `dilated=True`) and `head`. Its `save_parameters` names are therefore
 GluonCV's (`conv1.0.weight`, `layer1.0.bn1.running_mean`,
 `layer2.0.downsample.0.weight`, `head.block.4.bias`, ...), and the forward pass
-ends, like GluonCV's, in `contrib.BilinearResize2D` to the input size.
+ends, like GluonCV's, in `contrib.BilinearResize2D` to the input size (here in
+its `like` mode, so one network trains on crops and validates on whole frames;
+GluonCV's `predict` does the same by resetting its target size).
 
 The converters rebuild it independently, from the parameter names and shapes
 alone (converters.gluoncv_seg), so `roadedge convert verify` compares two
@@ -42,7 +44,7 @@ def check_structure(structure):
             "layers": [int(v) for v in layers], "head_channels": head, "num_classes": classes}
 
 
-def build_fcn(structure, crop_size):
+def build_fcn(structure):
     """The network as a Gluon HybridBlock (runs where mxnet and gluoncv are installed: the MXNet environment)."""
     from gluoncv.model_zoo.fcn import _FCNHead
     from gluoncv.model_zoo.resnetv1b import BasicBlockV1b, BottleneckV1b
@@ -57,7 +59,6 @@ def build_fcn(structure, crop_size):
     class ResNetV1bFCN(nn.HybridBlock):
         def __init__(self):
             super().__init__()
-            self._size = {"height": int(crop_size), "width": int(crop_size)}
             with self.name_scope():
                 self.conv1 = nn.HybridSequential(prefix="conv1")
                 for index, width in enumerate(s["stem"]):
@@ -76,9 +77,9 @@ def build_fcn(structure, crop_size):
                 self.head = _FCNHead(inplanes, s["num_classes"])  # conv3x3 to in // 4, BN, ReLU, Dropout, conv1x1
 
         def hybrid_forward(self, F, x):
-            x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-            x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-            return F.contrib.BilinearResize2D(self.head(x), **self._size)
+            features = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+            features = self.layer4(self.layer3(self.layer2(self.layer1(features))))
+            return F.contrib.BilinearResize2D(self.head(features), x, mode="like")
 
     return ResNetV1bFCN()
 

@@ -3,7 +3,7 @@
 Steps, each with the project's own tools:
   1. render the training set          roadedge synth --segmentation (a VOC 2012 segmentation tree)
   2. SageMaker channels               roadedge dataset convert-seg --classes <the synth segmentation labels>
-  3. arrays for MXNet                 training.seg_data (decoded frames stretched to the crop size, masks)
+  3. arrays for MXNet                 training.seg_data (frames stretched to the IR's input size, masks)
   4. train in the MXNet environment   python -m training.mx_train_seg (GluonCV FCN, SageMaker's model.tar.gz)
   5. OpenVINO IR                      roadedge convert optimize --engine native
   6. IR against MXNet                 roadedge convert verify (must agree)
@@ -24,10 +24,12 @@ from training import recipe
 from training.recipe import Steps, _cli
 
 MODEL_NAME = "road-seg"
+# size: the frames rendered (the sample drive's 640x360); input_size: the IR's input (W x H, the frame stretched to
+# it, about 0.7 of the frame each way); crop_size: SageMaker's, the square training crops taken from those frames
 DEFAULTS = {"images": 1500, "epochs": 60, "eval_images": 100, "batch_size": 16, "network": "tiny", "crop_size": 192,
-            "size": "640x360"}
+            "size": "640x360", "input_size": "448x256"}
 QUICK = {"images": 12, "epochs": 1, "eval_images": 4, "batch_size": 4, "network": "tiny", "crop_size": 64,
-         "size": "160x96", "max_iterations": 3}
+         "size": "160x96", "input_size": "96x64", "max_iterations": 3}
 POST_TRAINING_SECONDS = 120  # optimize, verify, render and evaluate the unseen set, bundle
 
 
@@ -41,7 +43,7 @@ def labels():
 def settings(args):
     """The run's settings: --quick's or the segmentation defaults, overridden by explicit options."""
     base = dict(QUICK if args.quick else DEFAULTS)
-    for key in ("images", "epochs", "eval_images", "batch_size", "network", "crop_size", "size"):
+    for key in ("images", "epochs", "eval_images", "batch_size", "network", "crop_size", "size", "input_size"):
         if getattr(args, key, None) is not None:
             base[key] = getattr(args, key)
     name = args.name or MODEL_NAME
@@ -55,7 +57,19 @@ def settings(args):
         raise RoadedgeError("--images must be at least 4, --eval-images, --epochs and --batch-size at least 1")
     if not 32 <= base["crop_size"] <= 1024 or base["crop_size"] % 8:
         raise RoadedgeError("--crop-size {}: expected a multiple of 8 in 32..1024".format(base["crop_size"]))
+    base["input_width"], base["input_height"] = input_size(base["input_size"])
     return base
+
+
+def input_size(text):
+    """(width, height) of a WxH input size; both multiples of 8 in 32..1024 (the network's output stride)."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        width = height = 0
+    if not (32 <= width <= 1024 and 32 <= height <= 1024) or width % 8 or height % 8:
+        raise RoadedgeError("--input-size {}: expected WxH, multiples of 8 in 32..1024, e.g. 448x256".format(text))
+    return width, height
 
 
 def _synth(out_dir, count, seed, size, workers):
@@ -73,8 +87,8 @@ def _arrays(channels, arrays, s):
     for channel in ("train", "validation"):
         total = len(os.listdir(os.path.join(channels, channel + "_annotation")))
         with tqdm(total=total, desc="decoding " + channel, unit="img", disable=None, file=sys.stderr) as bar:
-            counts[channel] = prepare_seg_channel(channels, channel, s["crop_size"], os.path.join(arrays, channel),
-                                                  len(labels()), bar.update) if total else 0
+            counts[channel] = prepare_seg_channel(channels, channel, (s["input_width"], s["input_height"]),
+                                                  os.path.join(arrays, channel), len(labels()), bar.update) if total else 0
     return counts
 
 
@@ -165,7 +179,7 @@ def train_command(args):
         steps.run("render %d training frames with masks (seed %d)" % (s["images"], s["seed"]), _synth, voc,
                   s["images"], s["seed"], s["size"], args.workers)
         steps.run("SageMaker channels", _cli, ["dataset", "convert-seg", voc, channels, "--classes", ",".join(labels())])
-        counts = steps.run("decode and resize to %dx%d" % (s["crop_size"], s["crop_size"]), _arrays, channels, arrays, s)
+        counts = steps.run("decode and resize to " + s["input_size"], _arrays, channels, arrays, s)
         deadline = max(60.0, s["time_budget_minutes"] * 60 - (time.time() - started) - POST_TRAINING_SECONDS) \
             if s["time_budget_minutes"] else 0.0
         done = steps.run("train (MXNet, GluonCV FCN, SageMaker's artefact)", _train, arrays, model_dir, s,
@@ -174,8 +188,9 @@ def train_command(args):
         if not args.keep_arrays:
             shutil.rmtree(arrays)
         tarball = os.path.join(model_dir, "model.tar.gz")
-        steps.run("OpenVINO IR", _cli, ["convert", "optimize", tarball, "--output", ir_dir, "--name", s["name"],
-                                        "--engine", "native", "--labels", ",".join(labels())])
+        steps.run("OpenVINO IR", _cli, ["convert", "optimize", tarball, "--input-shape", str(s["input_height"]),
+                                        str(s["input_width"]), "--output", ir_dir, "--name", s["name"], "--engine",
+                                        "native", "--labels", ",".join(labels())])
         ir_xml = os.path.join(ir_dir, s["name"] + ".xml")
         verify = steps.run("verify the IR against MXNet", _verify, tarball, ir_xml)
         report = steps.run("evaluate on %d frames of seed %d" % (s["eval_images"], s["eval_seed"]), _evaluate, ir_xml,
