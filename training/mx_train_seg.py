@@ -14,7 +14,7 @@ random rescale / crop / flip / photometric jitter (training.seg_augment),
 softmax cross-entropy ignoring 255 with square-root inverse-frequency class
 weights, Adam with a linear warm-up and GluonCV's poly (power 0.9) decay over
 the larger of the iteration and time shares (--deadline). Progress goes to
-stdout as JSON lines ({"event": "start" | "iteration" | "done", ...}).
+stdout as JSON lines ({"event": "start" | "iteration" | "validation" | "done", ...}).
 
 Output, as SageMaker leaves it: DIR/model_algo-1 (Gluon `save_parameters`),
 DIR/hyperparams.json (string values) and DIR/model.tar.gz holding exactly those
@@ -71,6 +71,8 @@ def parse_args(argv=None):
     p.add_argument("--class-weight-power", type=float, default=0.5, help="0: unweighted cross-entropy")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--validate-every", type=int, default=0,
+                   help="validation pixel accuracy / mIoU every N iterations (0: at the end only)")
     p.add_argument("--deadline", type=float, default=0,
                    help="time budget in seconds: the schedule decays over the larger of the iteration and time shares "
                    "and training stops when either is used up (0: iterations only)")
@@ -198,6 +200,10 @@ def main(argv=None):
                 emit("iteration", iteration=iteration, epoch=epoch + 1, loss=round(smoothed, 4),
                      lr=float(schedule(iteration)), progress=round(schedule.progress(iteration), 4),
                      seconds=round(time.time() - started, 1))
+            if args.validate_every and args.validation and iteration % args.validate_every == 0 and iteration < total:
+                result = validate(mx, net, args.validation, num_classes, batch)
+                emit("validation", iteration=iteration, pixel_accuracy=round(result["pixel_accuracy"], 4),
+                     miou=round(result["miou"], 4), seconds=round(time.time() - started, 1))
             if schedule.progress(iteration) >= 1.0:
                 stopped = iteration < total
                 break

@@ -42,21 +42,35 @@ def resize_nearest(mask, height, width):
     return mask[rows][:, cols]
 
 
+def _crop_axis(out_size, in_size, scale, rng):
+    """Source coordinates of a random out_size window of an axis rescaled by `scale`, and which outputs fall inside
+    the rescaled frame (the rest is padding when the frame is smaller than the window)."""
+    scaled = max(1, int(round(in_size * scale)))
+    offset = int(rng.integers(0, scaled - out_size + 1)) if scaled > out_size else 0
+    position = offset + np.arange(out_size)
+    inside = position < scaled
+    factor = in_size / float(scaled)
+    linear = np.clip((position + 0.5) * factor - 0.5, 0, in_size - 1).astype(np.float32)
+    nearest = np.minimum(((position + 0.5) * factor).astype(np.int64), in_size - 1)
+    i0 = np.floor(linear).astype(np.int64)
+    return i0, np.minimum(i0 + 1, in_size - 1), linear - i0, nearest, inside
+
+
 def scale_crop(image, mask, rng, crop, scale_range=(0.75, 1.5)):
-    """Rescale by a random factor, then take a random crop x crop patch (padded where the frame is smaller)."""
+    """Rescale by a random factor and take a random crop x crop window (padded with the mean colour and the ignore
+    label where the rescaled frame is smaller); only the window is interpolated (bilinear image, nearest mask)."""
     scale = rng.uniform(*scale_range)
-    height, width = max(1, int(round(image.shape[0] * scale))), max(1, int(round(image.shape[1] * scale)))
-    if (height, width) != image.shape[:2]:
-        image, mask = resize_bilinear(image, height, width), resize_nearest(mask, height, width)
-    if height < crop or width < crop:
-        padded_image = np.empty((max(height, crop), max(width, crop), 3), np.uint8)
-        padded_image[:] = PAD_RGB
-        padded_mask = np.full(padded_image.shape[:2], IGNORE, np.uint8)
-        padded_image[:height, :width], padded_mask[:height, :width] = image, mask
-        image, mask = padded_image, padded_mask
-    top = int(rng.integers(0, image.shape[0] - crop + 1))
-    left = int(rng.integers(0, image.shape[1] - crop + 1))
-    return image[top:top + crop, left:left + crop], mask[top:top + crop, left:left + crop]
+    y0, y1, wy, ny, rows = _crop_axis(crop, image.shape[0], scale, rng)
+    x0, x1, wx, nx, cols = _crop_axis(crop, image.shape[1], scale, rng)
+    wx, wy = wx[None, :, None], wy[:, None, None]
+    top = image[np.ix_(y0, x0)] * (1 - wx) + image[np.ix_(y0, x1)] * wx
+    bottom = image[np.ix_(y1, x0)] * (1 - wx) + image[np.ix_(y1, x1)] * wx
+    out_image = np.clip(np.round(top * (1 - wy) + bottom * wy), 0, 255).astype(np.uint8)
+    out_mask = mask[np.ix_(ny, nx)]
+    outside = ~(rows[:, None] & cols[None, :])
+    out_image[outside] = PAD_RGB
+    out_mask[outside] = IGNORE
+    return out_image, out_mask
 
 
 def photometric(image, rng, strength=1.0):
