@@ -11,6 +11,8 @@ import time
 
 from _models import REPO, metadata
 
+from roadedge.core.model_metadata import channel_scale
+
 E2E_CONFIG = {  # --config layers on top of the x86-openvino-cpu profile; publish_empty: every frame gets a timestamp
     "latency": "pipeline: {publish_empty: true}\n",
     "throughput": "pipeline: {publish_empty: true}\nbackend: {type: openvino, performance_hint: THROUGHPUT}\n",
@@ -122,7 +124,7 @@ def sync_loop(xml, video, frames):
     width, height = int(meta["input"]["width"]), int(meta["input"]["height"])
     pre = meta["preprocessing"]
     mean = np.asarray(pre.get("mean", [0, 0, 0]), np.float32).reshape(1, 1, 3)
-    scale = float(pre.get("scale", 1.0))
+    scale = np.asarray(channel_scale(pre), np.float32).reshape(1, 1, 3)
     rgb = pre.get("color_order", "RGB") == "RGB"
     keep = DetectionFilter(meta["labels"], 0.5, None, 100, int(meta["output"].get("label_offset", 0)))
     started = time.perf_counter()

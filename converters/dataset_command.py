@@ -64,7 +64,7 @@ def _register_convert_seg(commands):
     p.add_argument("out_dir", metavar="OUT_DIR")
     p.add_argument("--classes", default=None,
                    help="class names in index order, comma-separated or a file (one per line); "
-                   "default: the 21 Pascal VOC classes")
+                   "default: VOC_ROOT/labels.txt if there is one, else the 21 Pascal VOC classes")
     p.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it exists")
     p.set_defaults(handler=lazy_handler("converters.segmentation", "convert_seg_command"))
 

@@ -2,7 +2,9 @@
 
 Input: ImageSets/Segmentation/{train,val}.txt, JPEGImages/<id>.jpg and
 SegmentationClass/<id>.png, whose pixel values are class indices (palette "P"
-or grayscale "L" PNGs; 255 = ignore, the VOC object borders).
+or grayscale "L" PNGs; 255 = ignore, the VOC object borders). The class list
+is --classes, else VOC_ROOT/labels.txt (one name per line, as `roadedge synth
+--segmentation` writes it), else the 21 VOC classes.
 
 Output, written atomically (all or nothing):
 
@@ -34,6 +36,7 @@ VOC_CLASSES = (
     "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
 )
 IGNORE = 255
+LABELS_FILE = "labels.txt"  # VOC_ROOT/labels.txt: the class list when --classes is not given
 MIN_CLASSES, MAX_CLASSES = 2, 254  # SageMaker's valid num_classes
 SPLITS = (("train", "train.txt", "train", "train_annotation"),
           ("validation", "val.txt", "validation", "validation_annotation"))
@@ -203,7 +206,10 @@ def _write_json(path, data, indent=2):
 
 
 def convert_seg_command(args):
-    classes = load_classes(args.classes)
+    spec = args.classes
+    if spec is None and os.path.isfile(os.path.join(args.voc_root, LABELS_FILE)):
+        spec = os.path.join(args.voc_root, LABELS_FILE)  # the tree names its classes (roadedge synth --segmentation)
+    classes = load_classes(spec)
     summary = convert_segmentation(args.voc_root, args.out_dir, classes, overwrite=args.overwrite)
     print("converted {} train + {} validation images ({} classes) to {}".format(
         summary["counts"]["train"], summary["counts"]["validation"], summary["num_classes"], args.out_dir))

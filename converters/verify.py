@@ -13,6 +13,7 @@ import numpy as np
 
 from converters.ssd_deploy import check_number
 from roadedge.core.errors import RoadedgeError, openvino_reason
+from roadedge.core.model_metadata import channel_scale
 
 
 def mxnet_rows(output, min_score):
@@ -92,7 +93,7 @@ def mxnet_input(frame, preprocessing):
     """What the MXNet graph takes: NCHW float32, colour order, (x - mean) * scale."""
     pixels = frame[:, :, ::-1] if preprocessing.get("color_order", "RGB") == "RGB" else frame
     pixels = (pixels.astype(np.float32) - np.asarray(preprocessing.get("mean", (0, 0, 0)), np.float32)) \
-        * float(preprocessing.get("scale", 1.0))
+        * np.asarray(channel_scale(preprocessing), np.float32)
     return np.ascontiguousarray(pixels.transpose(2, 0, 1)[None])
 
 

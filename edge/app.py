@@ -60,6 +60,7 @@ def build(config, extra_sinks=()):
         runtime.backend = open_backend()
         runtime.source = open_source()
         context["source_fps"] = getattr(runtime.source, "fps", None)
+        context["model"] = runtime.backend.model  # ModelInfo: sinks that need the task's output check it (masks)
         for section in config["outputs"]:
             runtime.sinks.append(plugins.plugin("sink", section["type"]).open(_section(section), context))
         runtime.sinks.extend(extra_sinks)

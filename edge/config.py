@@ -8,6 +8,7 @@ A configuration is a plain dict:
     source:   {type: opencv, ...}      # edge/sources/<type>.py OPTIONS
     backend:  {type: openvino, ...}    # edge/backends/<type>.py OPTIONS
     detection: {...}                   # DETECTION below
+    segmentation: {...}                # a task's own section (edge/tasks/<task>.py SECTION, OPTIONS)
     pipeline: {...}                    # PIPELINE below
     outputs:  [{type: jsonl, ...}, ...]  # edge/sinks/<type>.py OPTIONS
 """
@@ -49,6 +50,13 @@ EVENTS = {
     "min_hits": Option(int, 2, "detections before a track becomes an event"),
     "update_interval_s": Option(float, 5.0, "at most one update event per track this often, when its best score rises"),
 }
+def task_sections():
+    """{section: OPTIONS} of the tasks that bring their own settings (edge/tasks/<task>.py SECTION and OPTIONS)."""
+    from edge.tasks import tasks
+
+    return {module.SECTION: module.OPTIONS for module in tasks().values() if getattr(module, "OPTIONS", None)}
+
+
 TOP = {
     "description": Option(str, "", "what the profile is for"),
     "device_name": Option(str, "", "device name in messages and topics (default: the host name)"),
@@ -59,6 +67,7 @@ TOP = {
     "events": Option(dict, {}, "damage events from the tracker"),
     "outputs": Option(list, [], "sink sections"),
 }
+TOP.update((section, Option(dict, {}, "settings of the {} task".format(section))) for section in task_sections())
 
 
 def profile_names():
@@ -154,7 +163,8 @@ def check_layer(origin, layer, merged):
                 raise RoadedgeError("{}: {}.type: missing; expected one of {}".format(
                     origin, kind, ", ".join(sorted(plugins.plugins(kind)))))
             _check_section(origin, kind, layer[kind], _plugin_options(origin, kind, kind, type_name), kind)
-    for key, options in (("detection", DETECTION), ("pipeline", PIPELINE), ("events", EVENTS)):
+    for key, options in [("detection", DETECTION), ("pipeline", PIPELINE), ("events", EVENTS)] + sorted(
+            task_sections().items()):
         if key in layer:
             _check_section(origin, key, layer[key], options)
     for index, sink in enumerate(layer.get("outputs", [])):
@@ -199,6 +209,7 @@ def load(profile=None, config_file=None, overrides=None):
               "detection": with_defaults(DETECTION, merged.get("detection", {})),
               "pipeline": with_defaults(PIPELINE, merged.get("pipeline", {})),
               "events": with_defaults(EVENTS, merged.get("events", {})),
+              **{section: with_defaults(options, merged.get(section, {})) for section, options in task_sections().items()},
               "outputs": [with_defaults(plugins.plugin("sink", s["type"]).OPTIONS, s) for s in merged.get("outputs", [])]}
     for key in ("source", "backend"):
         config[key]["type"] = merged[key]["type"]

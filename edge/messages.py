@@ -22,14 +22,20 @@ DETECTIONS_SCHEMA = "roadedge.detections/1"
 EVENTS_SCHEMA = "roadedge.events/1"
 STATS_SCHEMA = "roadedge.stats/1"
 STATUS_SCHEMA = "roadedge.status/1"
+SEGMENTATION_SCHEMA = "roadedge.segmentation/1"
 STATUS_STATES = ("online", "stalled", "offline", "stopped")
-KINDS = ("detections", "events", "stats")
+KINDS = ("detections", "segmentation", "events", "stats")
 
 
 def iso_utc(timestamp):
     """Seconds since the epoch -> '2026-11-21T08:15:02.123Z'."""
     moment = datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (moment.microsecond // 1000)
+
+
+def kind_of(message):
+    """A message's kind from its schema: 'roadedge.segmentation/1' -> 'segmentation' (its topic's last level)."""
+    return message["schema"].split(".", 1)[1].split("/", 1)[0]
 
 
 def _box(box):
@@ -77,6 +83,25 @@ class Envelope(object):
             "latency_ms": round(float(latency_ms), 3),
             "detections": [{"label": d.label, "name": class_name(d.label), "score": round(float(d.score), 4),
                             "box": _box(d.box)} for d in detections],
+        })
+        return message
+
+    def segmentation(self, *, timestamp, frame_index, frame_size, model_name, model_sha256, latency_ms, segmentation):
+        """roadedge.segmentation/1 from an edge.processing.segmentation SegmentationResult: the classes present with
+        their pixel shares (largest first), the drivable share and the free distance ahead; never the mask."""
+        width, height = frame_size
+        message = self._head(SEGMENTATION_SCHEMA, "segmentation", timestamp)
+        free = None
+        if segmentation.free_rows is not None:
+            free = {"rows": int(segmentation.free_rows), "share": round(float(segmentation.free_share), 4)}
+        message.update({
+            "frame": {"index": int(frame_index), "width": int(width), "height": int(height)},
+            "model": {"name": model_name, "sha256": model_sha256},
+            "latency_ms": round(float(latency_ms), 3),
+            "classes": [{"label": segmentation.labels[index], "share": round(share, 5)}
+                        for index, share in segmentation.present()],
+            "drivable_share": None if segmentation.drivable is None else round(float(segmentation.drivable), 5),
+            "free_distance": free,
         })
         return message
 

@@ -33,8 +33,8 @@ class Pipeline(object):
         self.watchdog = Watchdog(config["pipeline"]["watchdog_s"], config["pipeline"]["watchdog_restarts"])
         self.lost_frames, self.recovering = 0, False
         self.model = backend.model  # ModelInfo: the decoder, its filter and the annotator come from it
-        task = task_for(self.model)
-        self.decode = task.decoder(self.model, config["detection"])
+        self.task = task = task_for(self.model)
+        self.decode = task.decoder(self.model, config[task.SECTION])
         self.resize_mode = config["detection"]["resize"]
         self.boot_id = boot_id or uuid.uuid4().hex
         self.envelope = Envelope(config["device_name"], self.boot_id)  # one seq per message kind, per boot
@@ -43,7 +43,7 @@ class Pipeline(object):
         self.frames_done, self.sink_errors, self.detections = 0, collections.Counter(), 0
         self.started = self.ended = self.first_done = None
         self.needs_image = any(sink.needs_image for sink in self.sinks)
-        self.annotate = task.annotate if self.needs_image else None
+        self.annotate = task.annotator(self.model, config[task.SECTION]) if self.needs_image else None
         self.clock = clock
         self.fps_window = collections.deque(maxlen=30)
         self.capture = None
@@ -105,13 +105,10 @@ class Pipeline(object):
         started = time.perf_counter()
         found = self.decode(raw, job["resize"])
         now = self.clock()
-        message = None
-        if found or self.config["pipeline"]["publish_empty"]:
-            latency = (now - frame.timestamp) * 1000.0
-            message = self.envelope.detections(
-                timestamp=now, frame_index=frame.index, frame_size=(frame.image.shape[1], frame.image.shape[0]),
-                model_name=self.model.name, model_sha256=self.model.sha256, latency_ms=max(latency, 0.0),
-                detections=found)
+        message = self.task.message(
+            self.envelope, timestamp=now, frame_index=frame.index, frame_size=(frame.image.shape[1], frame.image.shape[0]),
+            model=self.model, latency_ms=max((now - frame.timestamp) * 1000.0, 0.0), results=found,
+            publish_empty=self.config["pipeline"]["publish_empty"])
         timings["decode"] = (time.perf_counter() - started) * 1000.0
         self.fps_window.append(time.perf_counter())
         annotated = None
@@ -119,9 +116,10 @@ class Pipeline(object):
             started = time.perf_counter()
             annotated = self.annotate(frame.image, found, fps=self.current_fps())
             timings["annotate"] = (time.perf_counter() - started) * 1000.0
-        events, best = self._events(found, frame.index, now)
-        result = FrameResult(frame, found, message, annotated, timings, events=events, stats=self._stats_due(now))
-        result.best_tracks = best
+        boxes = self.task.tracked(found)
+        events, best = self._events(boxes, frame.index, now)
+        result = FrameResult(frame, boxes, message, annotated, timings, events=events, stats=self._stats_due(now))
+        result.best_tracks, result.output = best, found
         self._deliver(result)
         self._count(result)
         return result
@@ -288,7 +286,7 @@ class Pipeline(object):
                 "startup_seconds": round(self.first_done - self.started, 3) if self.first_done else None,
                 "steady_fps": round((self.frames_done - 1) / (end - self.first_done), 2)
                 if self.first_done and self.frames_done > 1 and end > self.first_done else None,
-                "detections": self.detections, "messages": self.envelope.count("detections"),
+                "detections": self.detections, "messages": self.envelope.count(self.task.KIND),
                 "events": self.envelope.count("events"),
                 "dropped": self.capture.dropped if self.capture else 0, "lost": self.lost_frames,
                 "stalls": self.watchdog.stats(),

@@ -7,7 +7,7 @@ import sys
 
 from roadedge.core.commands import lazy_handler
 
-OUTPUT_KINDS = ("jsonl", "record", "fifo")
+OUTPUT_KINDS = ("jsonl", "record", "fifo", "masks")  # the sinks whose one setting is a path
 
 
 def register(subparsers):
@@ -38,7 +38,8 @@ def register(subparsers):
     preview.add_argument("--preview", metavar="HOST:PORT", help="serve the annotated preview here (default 127.0.0.1:8080)")
     preview.add_argument("--no-preview", action="store_true", help="no HTTP preview")
     p.add_argument("--output", action="append", default=[], metavar="KIND:PATH",
-                   help="jsonl:PATH (replaces stdout; jsonl:- is stdout), record:PATH.mp4, fifo:PATH; repeatable")
+                   help="jsonl:PATH (replaces stdout; jsonl:- is stdout), record:PATH.mp4, fifo:PATH, masks:DIR (one class-index "
+                   "PNG per frame, segmentation models); repeatable")
     mqtt = p.add_argument_group("MQTT (AWS IoT Core, Greengrass, any broker), through an on-disk outbox")
     mqtt.add_argument("--mqtt", metavar="URL", help="publish to mqtt://HOST[:PORT] (1883) or mqtts://HOST[:PORT] (8883; "
                       "443 with --mqtt-alpn); adds or replaces the profile's mqtt output")

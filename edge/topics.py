@@ -14,7 +14,7 @@ makes, so a prefix that passes works for every kind.
 """
 from roadedge.core.errors import RoadedgeError
 
-KINDS = ("detections", "events", "stats", "status")
+KINDS = ("detections", "segmentation", "events", "stats", "status")
 MAX_TOPIC_BYTES = 256
 MAX_SLASHES = 7
 DEFAULT_PREFIX = "roadedge/{device}"

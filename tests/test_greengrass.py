@@ -161,12 +161,12 @@ def test_topic_prefix_rules():
     assert validate_topic_prefix("$aws/things/deeplens_x/infer", DEVICE) == "$aws/things/deeplens_x/infer"
     assert validate_topic_prefix("a/b/c/d/e/f/g", DEVICE) == "a/b/c/d/e/f/g"  # 7 levels: 7 slashes with /stats
     problems = {"": "empty", "road+edge/x": "'+'", "road/#": "'#'", "a\0b": "NUL", "a/b/c/d/e/f/g/h": "levels",
-                "x" * 246: "bytes", "/roadedge": "empty topic level", "roadedge/": "empty topic level",
+                "x" * 244: "bytes", "/roadedge": "empty topic level", "roadedge/": "empty topic level",
                 "a//b": "empty topic level", "roadedge/{thing}": "only {device}", "{device}/x": "device name is empty"}
     for prefix, problem in problems.items():
         with pytest.raises(RoadedgeError, match=problem.replace("+", r"\+")):
             validate_topic_prefix(prefix, "" if problem == "device name is empty" else DEVICE, "topic_prefix")
-    assert validate_topic_prefix("x" * 245, DEVICE)  # 245 + len("/detections") == 256
+    assert validate_topic_prefix("x" * 243, DEVICE)  # 243 + len("/segmentation") == 256, the longest kind
 
 
 def test_greengrass_options_are_checked_before_anything_is_imported(v1):

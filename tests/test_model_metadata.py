@@ -58,6 +58,8 @@ def read_text(text):
     ("preprocessing", "RGB", r"preprocessing: \"RGB\"; expected an object"),
     ("preprocessing.mean", [0, float("nan"), 0], r"preprocessing.mean: \[0, NaN, 0\]; expected a list of 3 finite numbers"),
     ("preprocessing.scale", 0, r"preprocessing.scale: 0; expected a finite number > 0"),
+    ("preprocessing.scale", [1.0, 0.0, 1.0], r"preprocessing.scale: \[1.0, 0.0, 1.0\]; expected a finite number > 0 or a"),
+    ("preprocessing.scale", [1.0, 1.0], r"preprocessing.scale: \[1.0, 1.0\]; expected a finite number > 0 or a list of 3"),
     ("preprocessing.color_order", ["RGB"], r"preprocessing.color_order: \[\"RGB\"\]; expected RGB or BGR"),
     ("preprocessing.embedded", "false", r"preprocessing.embedded: \"false\"; expected true or false"),
     ("task", {"detection": 1}, r"task: \{\"detection\": 1\}; expected text"),
@@ -139,3 +141,22 @@ def test_property_random_json_as_metadata(value):
         check_info(ModelInfo.from_metadata(value, where="m.json"))
     except RoadedgeError as err:
         assert str(err).startswith("m.json: ") and "\n" not in str(err), str(err)
+
+
+def test_a_per_channel_scale_is_folded_into_openvino_per_channel():
+    """GluonCV's models divide by a std per channel: the metadata's scale list multiplies channel by channel."""
+    import numpy as np
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    from roadedge.core.openvino_preprocessing import add_preprocessing
+
+    data = ops.parameter([1, 3, 4, 6], ov.Type.f32, name="data")
+    model = ov.Model([ops.result(data)], [data], "identity")
+    preprocessing = {"color_order": "RGB", "mean": [10.0, 20.0, 30.0], "scale": [0.5, 0.25, 0.125]}
+    compiled = ov.Core().compile_model(add_preprocessing(model, preprocessing, (6, 4)), "CPU")
+    frame = np.random.default_rng(3).integers(0, 256, (1, 4, 6, 3), dtype=np.uint8)  # BGR, the frame's size
+    got = compiled(frame)[0][0]
+    rgb = frame[0, :, :, ::-1].astype(np.float32)
+    want = ((rgb - np.array([10.0, 20.0, 30.0])) * np.array([0.5, 0.25, 0.125])).transpose(2, 0, 1)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-4)

@@ -7,7 +7,7 @@ import pytest
 
 from roadedge.core.errors import RoadedgeError
 from tests.seg_tree import write_voc_seg_tree
-from training import mx_train_seg, seg_augment, seg_card, seg_data, seg_recipe
+from training import mx_train_seg, seg_arrays, seg_augment, seg_card, seg_recipe
 from training.seg_network import check_structure
 
 # ---------------------------------------------------------------------------
@@ -125,27 +125,18 @@ def test_channel_arrays_match_the_masks(tmp_path):
     write_voc_seg_tree(tmp_path / "voc", count=6, size=(48, 32), seed=3)
     names = ["c%d" % i for i in range(15)]
     convert_segmentation(tmp_path / "voc", tmp_path / "sm", names, progress=False)
-    assert seg_data.prepare_seg_channel(str(tmp_path / "sm"), "train", (40, 24), str(tmp_path / "train"), 15) == 4
+    assert seg_arrays.prepare_seg_channel(str(tmp_path / "sm"), "train", (40, 24), str(tmp_path / "train"), 15) == 4
     images, masks = np.load(tmp_path / "train-images.npy"), np.load(tmp_path / "train-masks.npy")
     assert images.shape == (4, 24, 40, 3) and masks.shape == (4, 24, 40) and images.dtype == np.uint8
     sky = masks == 13
     assert sky.any() and images[sky][:, 2].mean() > images[sky][:, 0].mean() + 80  # sky is painted blue (RGB order)
 
 
-def test_a_channel_image_without_its_mask_is_reported(tmp_path):
-    (tmp_path / "train").mkdir()
-    (tmp_path / "train_annotation").mkdir()
-    (tmp_path / "train" / "a.jpg").write_bytes(b"x")
-    with pytest.raises(RoadedgeError) as err:
-        seg_data.read_seg_channel(str(tmp_path), "train")
-    assert "no mask" in "\n".join(err.value.problems)
-
-
 def test_a_mask_with_a_class_beyond_the_list_names_the_file(tmp_path):
     write_voc_seg_tree(tmp_path, count=2, size=(32, 32), seed=4)
     item = tmp_path / "SegmentationClass" / "000000.png"
     with pytest.raises(RoadedgeError, match="000000.png: pixel value 13 \\(expected class ids 0..9 or 255\\)"):
-        seg_data.decode_pair(str(tmp_path / "JPEGImages" / "000000.jpg"), str(item), (16, 16), 10)
+        seg_arrays.decode_pair(str(tmp_path / "JPEGImages" / "000000.jpg"), str(item), (16, 16), 10)
 
 
 # ---------------------------------------------------------------------------

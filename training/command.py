@@ -33,9 +33,11 @@ def _register_train(subparsers):
 def _register_eval(subparsers):
     p = subparsers.add_parser(
         "eval",
-        help="per-class AP@0.5, mAP@0.5 and COCO mAP@[.5:.95] of a model on a VOC or SageMaker data set",
+        help="detection: per-class AP and COCO mAP; segmentation: mIoU, per-class IoU, pixel accuracy",
         description="Run an OpenVINO IR (with its metadata JSON) or an MXNet prefix over a VOC-XML folder or a "
-        "SageMaker object-detection folder and print COCO-style metrics (the same numbers pycocotools gives).",
+        "SageMaker object-detection folder and print COCO-style metrics (the same numbers pycocotools gives). "
+        "An IR whose metadata says task segmentation runs over a VOC 2012 segmentation tree or a SageMaker "
+        "segmentation folder instead: per-class IoU, mIoU over the classes present and pixel accuracy (255 ignored).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.set_defaults(handler=lazy_handler("training.evaluate", "eval_command"))

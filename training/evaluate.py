@@ -24,9 +24,13 @@ SPLITS = ("train", "validation")
 
 def add_arguments(p):
     p.add_argument("model", metavar="MODEL", help="OpenVINO IR (.xml, with its .json metadata) or MXNet prefix / model.tar.gz")
-    p.add_argument("data_dir", metavar="DATA_DIR", help="VOC-XML folder or SageMaker object-detection folder")
-    p.add_argument("--split", choices=SPLITS, default="validation", help="channel of a SageMaker folder")
-    p.add_argument("--json", action="store_true", help="print a machine-readable report (JSON) on stdout")
+    p.add_argument("data_dir", metavar="DATA_DIR", help="VOC-XML folder or SageMaker object-detection folder; for a "
+                   "segmentation model a VOC 2012 segmentation tree or SageMaker segmentation folder")
+    p.add_argument("--split", choices=SPLITS + ("val", "trainval", "all"), default=None,
+                   help="channel of a SageMaker folder (default: validation); for segmentation also the VOC tree's "
+                   "ImageSets/Segmentation list (default: val, or all images when there is none)")
+    p.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
+                   help="machine-readable report (JSON): on stdout, or written to FILE (the table still printed)")
     p.add_argument("--score-threshold", type=float, default=0.5, help="score for the per-class precision and recall")
     p.add_argument("--min-score", type=float, default=0.01, help="lowest detection score kept for AP")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate the first N images only")
@@ -373,6 +377,12 @@ def format_report(report):
 
 
 def eval_command(args):
+    from training.evaluate_seg import eval_seg_command, model_task, write_json_report
+
+    if model_task(args.model) == "segmentation":  # the IR's metadata decides
+        return eval_seg_command(args)
+    if args.split not in (None,) + SPLITS:
+        raise RoadedgeError("--split {}: a SageMaker object-detection folder has {}".format(args.split, ", ".join(SPLITS)))
     if not 0.0 <= args.min_score <= 1.0 or not 0.0 <= args.score_threshold <= 1.0:
         raise RoadedgeError("--min-score {:g} / --score-threshold {:g}: expected scores in [0, 1]".format(
             args.min_score, args.score_threshold))
@@ -382,11 +392,12 @@ def eval_command(args):
         return tqdm(items, desc="evaluating", unit="image", disable=None, file=sys.stderr)
 
     report = evaluate_model(args.model, args.data_dir, args.score_threshold, args.min_score, progress=progress,
-                            split=args.split, limit=args.limit, labels=args.labels, ignore_unknown=args.ignore_unknown,
+                            split=args.split or "validation", limit=args.limit, labels=args.labels,
+                            ignore_unknown=args.ignore_unknown,
                             input_shape=tuple(args.input_shape) if args.input_shape else None, epoch=args.epoch)
     if args.json:
-        print(json.dumps(report, indent=2))
-    else:
+        write_json_report(report, args.json)
+    if args.json != "-":
         print(format_report(report))
     return 0
 

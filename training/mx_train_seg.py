@@ -6,7 +6,7 @@ Run by training.seg_recipe in the MXNet environment:
 
 PREFIX-images.npy (uint8 [N, H, W, 3] RGB, the frames at the IR's input size)
 and PREFIX-masks.npy (uint8 [N, H, W], 255 = ignore) come from
-training.seg_data; training takes --crop-size square crops of them (SageMaker's
+training.seg_arrays; training takes --crop-size square crops of them (SageMaker's
 crop_size), validation the whole frames. The network is a GluonCV
 FCN on a narrow dilated ResNetV1b (training.seg_network, GluonCV's own
 blocks, output stride 8), trained with Gluon autograd: GluonCV's preprocessing,

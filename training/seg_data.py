@@ -1,78 +1,149 @@
-"""SageMaker semantic-segmentation channels -> numpy arrays for the MXNet training process.
+"""The data `roadedge eval` scores segmentation on: a VOC 2012 segmentation tree or a SageMaker segmentation folder.
 
-A channel is `train/` (JPEG images) + `train_annotation/` (class-index PNGs of
-the same stem, 255 = ignore), what `roadedge dataset convert-seg` writes.
-Images are decoded here (OpenCV lives in the main environment, not in the
-MXNet one), converted to RGB and stretched to the network's input size with
-the runtime's resize (`resize: stretch`, bilinear); masks are resized by
-nearest neighbour. Written as PREFIX-images.npy (uint8 [N, H, W, 3]) and
-PREFIX-masks.npy (uint8 [N, H, W]).
+VOC: ImageSets/Segmentation/SPLIT.txt (or every SegmentationClass/*.png with
+--split all), JPEGImages/<id>.jpg, SegmentationClass/<id>.png; class names
+from labels.txt when the tree has one (`roadedge synth --segmentation`).
+SageMaker (`roadedge dataset convert-seg`): SPLIT/<id>.jpg with
+SPLIT_annotation/<id>.png; class names from summary.json when there is one.
 """
+import json
 import os
 
 import numpy as np
 
 from roadedge.core.errors import RoadedgeError, ValidationFailed
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+IGNORE = 255
+VOC_SPLITS = ("val", "train", "trainval", "all")
+SAGEMAKER_SPLITS = {"validation": "validation", "val": "validation", "train": "train"}
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
 
-def read_seg_channel(root, channel):
-    """[(image path, mask path)] of a SageMaker segmentation channel, sorted by name; every problem reported."""
-    images, masks = os.path.join(root, channel), os.path.join(root, channel + "_annotation")
-    for folder in (images, masks):
-        if not os.path.isdir(folder):
-            raise RoadedgeError("{}: channel folder not found (expected SageMaker's {}/ and {}_annotation/)".format(
-                folder, channel, channel))
-    pairs, problems = [], []
-    for name in sorted(os.listdir(images)):
-        stem, suffix = os.path.splitext(name)
-        if suffix.lower() not in IMAGE_SUFFIXES:
-            continue
+class SegItem:
+    __slots__ = ("stem", "image", "mask")
+
+    def __init__(self, stem, image, mask):
+        self.stem, self.image, self.mask = stem, image, mask
+
+
+def load_seg_data(root, split=None, limit=None):
+    """(kind, split, [SegItem], class names the data gives or None) of a VOC segmentation tree or SageMaker folder."""
+    if not os.path.isdir(root):
+        raise RoadedgeError("{}: not a folder; expected a VOC 2012 segmentation tree or a SageMaker segmentation "
+                            "folder".format(root))
+    if limit is not None and limit <= 0:
+        raise RoadedgeError("--limit {}: expected a positive number of images".format(limit))
+    channels = [name for name in ("train", "validation") if os.path.isdir(os.path.join(root, name + "_annotation"))]
+    if channels:
+        kind, labels = "sagemaker", _summary_classes(root)
+        channel = SAGEMAKER_SPLITS.get(split or "validation")
+        if channel not in channels:
+            raise RoadedgeError("{}: no {}_annotation/ folder (this SageMaker folder has {}); see --split".format(
+                root, channel or split, ", ".join(c + "_annotation" for c in channels)))
+        split, items = channel, _sagemaker_items(root, channel)
+    elif os.path.isdir(os.path.join(root, "SegmentationClass")):
+        kind, labels = "voc", _labels_file(root)
+        lists = os.path.join(root, "ImageSets", "Segmentation")
+        if split is None:
+            split = "val" if os.path.isfile(os.path.join(lists, "val.txt")) else "all"
+        if split not in VOC_SPLITS:
+            raise RoadedgeError("--split {}: a VOC tree's splits are {}".format(split, ", ".join(VOC_SPLITS)))
+        items = _voc_items(root, split)
+    else:
+        raise RoadedgeError("{}: neither a VOC 2012 segmentation tree (SegmentationClass/) nor a SageMaker segmentation "
+                            "folder (train_annotation/ or validation_annotation/)".format(root))
+    items = items[:limit]
+    if not items:
+        raise RoadedgeError("{}: no images to evaluate{}".format(root, " in split " + split if split else ""))
+    return kind, split, items, labels
+
+
+def _voc_items(root, split):
+    masks = os.path.join(root, "SegmentationClass")
+    if split == "all":
+        stems = sorted(os.path.splitext(n)[0] for n in os.listdir(masks) if n.lower().endswith(".png"))
+    else:
+        path = os.path.join(root, "ImageSets", "Segmentation", split + ".txt")
+        if not os.path.isfile(path):
+            raise RoadedgeError("{}: missing (expected one image id per line; or pass --split all)".format(path))
+        with open(path, encoding="utf-8") as handle:
+            stems = [line.strip() for line in handle if line.strip()]
+    problems, items = [], []
+    for stem in stems:
+        image = _find_image(os.path.join(root, "JPEGImages"), stem)
         mask = os.path.join(masks, stem + ".png")
-        if not os.path.isfile(mask):
-            problems.append("{}: no mask {} for it".format(os.path.join(images, name), mask))
-            continue
-        pairs.append((os.path.join(images, name), mask))
+        if image is None:
+            problems.append("{}: no image {}.jpg for mask {}".format(os.path.join(root, "JPEGImages"), stem, mask))
+        elif not os.path.isfile(mask):
+            problems.append("{}: missing (the mask of {})".format(mask, image))
+        else:
+            items.append(SegItem(stem, image, mask))
     if problems:
-        raise ValidationFailed(problems, "channel " + channel)
-    return pairs
+        raise ValidationFailed(problems, root)
+    return items
 
 
-def decode_pair(image_path, mask_path, size, num_classes):
-    """(RGB uint8 [H, W, 3] stretched bilinearly, uint8 [H, W] class indices by nearest neighbour); size (W, H)."""
-    import cv2
-    from PIL import Image
-
-    frame = cv2.imread(image_path, cv2.IMREAD_COLOR)
-    if frame is None:
-        raise RoadedgeError("{}: cannot decode image".format(image_path))
-    with Image.open(mask_path) as png:
-        if png.mode not in ("P", "L"):
-            raise RoadedgeError("{}: mode {} (expected a class-index PNG: palette 'P' or grayscale 'L')".format(
-                mask_path, png.mode))
-        mask = np.array(png, dtype=np.uint8)
-    if mask.shape != frame.shape[:2]:
-        raise RoadedgeError("{}: mask is {}x{}, its image {}x{}".format(mask_path, mask.shape[1], mask.shape[0],
-                                                                         frame.shape[1], frame.shape[0]))
-    bad = (mask >= num_classes) & (mask != 255)
-    if bad.any():
-        raise RoadedgeError("{}: pixel value {} (expected class ids 0..{} or 255)".format(
-            mask_path, int(mask[bad].max()), num_classes - 1))
-    frame = cv2.resize(frame, tuple(size), interpolation=cv2.INTER_LINEAR)
-    mask = cv2.resize(mask, tuple(size), interpolation=cv2.INTER_NEAREST)
-    return np.ascontiguousarray(frame[:, :, ::-1]), mask
+def _sagemaker_items(root, channel):
+    folder = os.path.join(root, channel + "_annotation")
+    problems, items = [], []
+    for name in sorted(n for n in os.listdir(folder) if n.lower().endswith(".png")):
+        stem = os.path.splitext(name)[0]
+        image = _find_image(os.path.join(root, channel), stem)
+        if image is None:
+            problems.append("{}: no image {}.jpg in {}/".format(os.path.join(folder, name), stem, channel))
+        else:
+            items.append(SegItem(stem, image, os.path.join(folder, name)))
+    if problems:
+        raise ValidationFailed(problems, root)
+    return items
 
 
-def prepare_seg_channel(root, channel, size, out_prefix, num_classes, progress=None):
-    """Write OUT_PREFIX-images.npy and OUT_PREFIX-masks.npy for a channel at size (W, H); returns the image count."""
-    pairs = read_seg_channel(root, channel)
-    images = np.empty((len(pairs), size[1], size[0], 3), np.uint8)
-    masks = np.empty((len(pairs), size[1], size[0]), np.uint8)
-    for i, (image_path, mask_path) in enumerate(pairs):
-        images[i], masks[i] = decode_pair(image_path, mask_path, size, num_classes)
-        if progress is not None:
-            progress(1)
-    np.save(out_prefix + "-images.npy", images)
-    np.save(out_prefix + "-masks.npy", masks)
-    return len(pairs)
+def _find_image(folder, stem):
+    for ext in IMAGE_EXTENSIONS:
+        path = os.path.join(folder, stem + ext)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def _labels_file(root):
+    path = os.path.join(root, "labels.txt")
+    if not os.path.isfile(path):
+        return None
+    from converters.classmap import read_name_list
+
+    return read_name_list(path)
+
+
+def _summary_classes(root):
+    path = os.path.join(root, "summary.json")
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            classes = json.load(handle).get("classes")
+    except (ValueError, AttributeError, OSError) as err:
+        raise RoadedgeError("{}: not the summary convert-seg writes ({})".format(path, err)) from None
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        raise RoadedgeError("{}: classes: expected a list of class names".format(path))
+    return classes
+
+
+def class_lut(data_labels, model_labels, where, ignore_unknown=False):
+    """A 256-entry table taking the data's class indices to the model's (by name); identity when the data names none.
+
+    Classes the model does not know are an error, or with ignore_unknown go to IGNORE (left out).
+    """
+    lut = np.arange(256, dtype=np.uint8)
+    if data_labels is None or list(data_labels) == list(model_labels):
+        return lut, []
+    index = {name: i for i, name in enumerate(model_labels)}
+    unknown = [name for name in data_labels if name not in index]
+    if unknown and not ignore_unknown:
+        raise RoadedgeError("{}: class{} {} not among the model's labels {} (pass --ignore-unknown to leave {} pixels "
+                            "out, or --labels to name the model's classes)".format(
+                                where, "es" if len(unknown) > 1 else "", ", ".join(unknown), ",".join(model_labels),
+                                "their" if len(unknown) > 1 else "its"))
+    for i, name in enumerate(data_labels):
+        lut[i] = index.get(name, IGNORE)
+    return lut, unknown

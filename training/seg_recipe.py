@@ -3,7 +3,7 @@
 Steps, each with the project's own tools:
   1. render the training set          roadedge synth --segmentation (a VOC 2012 segmentation tree)
   2. SageMaker channels               roadedge dataset convert-seg --classes <the synth segmentation labels>
-  3. arrays for MXNet                 training.seg_data (frames stretched to the IR's input size, masks)
+  3. arrays for MXNet                 training.seg_arrays (frames stretched to the IR's input size, masks)
   4. train in the MXNet environment   python -m training.mx_train_seg (GluonCV FCN, SageMaker's model.tar.gz)
   5. OpenVINO IR                      roadedge convert optimize --engine native
   6. IR against MXNet                 roadedge convert verify (must agree)
@@ -80,7 +80,7 @@ def _synth(out_dir, count, seed, size, workers):
 def _arrays(channels, arrays, s):
     from tqdm import tqdm
 
-    from training.seg_data import prepare_seg_channel
+    from training.seg_arrays import prepare_seg_channel
 
     os.makedirs(arrays)
     counts = {}

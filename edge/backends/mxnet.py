@@ -15,7 +15,7 @@ import numpy as np
 from edge.backends.base import SyncBackend
 from edge.plugins import Option, at_least, list_of
 from roadedge.core.errors import RoadedgeError
-from roadedge.core.model_metadata import ModelInfo, check_output_shape
+from roadedge.core.model_metadata import ModelInfo, channel_scale, check_output_shape
 
 TYPE = "mxnet"
 OPTIONS = {
@@ -46,7 +46,7 @@ class MXNetBackend(SyncBackend):
         if self.preprocessing.get("color_order", "RGB") == "RGB":
             resized = resized[:, :, ::-1]
         resized = (resized - np.asarray(self.preprocessing.get("mean", (0, 0, 0)), np.float32)) \
-            * float(self.preprocessing.get("scale", 1.0))
+            * np.asarray(channel_scale(self.preprocessing), np.float32)
         return np.ascontiguousarray(resized.transpose(2, 0, 1)[None])
 
     def infer(self, image):

@@ -163,6 +163,12 @@ def legend_rect(entries, style, width, height):
 
 
 def draw_legend(image, entries, style):
+    """The legend of class codes: [(code, text)] with the catalogue's colours."""
+    draw_color_legend(image, [(class_color(code), text) for code, text in entries], style)
+
+
+def draw_color_legend(image, entries, style):
+    """A legend panel top right: [(BGR colour, text)], one swatch and line each."""
     height, width = image.shape[:2]
     rect = legend_rect(entries, style, width, height)
     if rect is None:
@@ -171,10 +177,10 @@ def draw_legend(image, entries, style):
     darken_rect(image, x0, y0, x1, y1)
     swatch = style.text_height
     y = y0 + style.pad
-    for code, text in entries:
+    for color, text in entries:
         if y + swatch > y1:
             break
-        fill_rect(image, x0 + style.pad, y, x0 + style.pad + swatch, y + swatch, class_color(code))
+        fill_rect(image, x0 + style.pad, y, x0 + style.pad + swatch, y + swatch, color)
         tx = x0 + 2 * style.pad + swatch
         draw_text(image, tx, y, style.fit(text, x1 - tx - style.pad), WHITE, style.dot)
         y += swatch + style.pad
@@ -213,7 +219,12 @@ def annotate(image, detections, fps=None, legend=True):
         fill_rect(out, x0, y0, x1, y1, color)
         draw_text(out, x0 + style.pad, y0 + style.pad, text, text_color_on(color), style.dot)
     if fps is not None:
-        x0, y0, x1, y1, text = fps_rect(fps, style, width, height)
-        darken_rect(out, x0, y0, x1, y1)
-        draw_text(out, x0 + style.pad, y0 + style.pad, text, WHITE, style.dot)
+        draw_fps(out, fps, style)
     return out
+
+
+def draw_fps(image, fps, style):
+    height, width = image.shape[:2]
+    x0, y0, x1, y1, text = fps_rect(fps, style, width, height)
+    darken_rect(image, x0, y0, x1, y1)
+    draw_text(image, x0 + style.pad, y0 + style.pad, text, WHITE, style.dot)

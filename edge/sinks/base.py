@@ -59,8 +59,11 @@ class FrameResult(object):
     """One processed frame: what sinks see.
 
     frame        edge.sources.base.Frame (the original BGR image)
-    detections   list of edge.processing.decoders.Detection, boxes normalised to the frame
-    message      the v1 detections message (dict) for this frame (edge.messages)
+    detections   list of edge.processing.decoders.Detection, boxes normalised to the frame ([] for a task
+                 without boxes)
+    output       what the model's task decoded: the detections, or an edge.processing.segmentation
+                 SegmentationResult (its `mask` at the frame's size)
+    message      the frame's v1 message (dict; detections or segmentation, edge.messages), or None
     annotated    BGR image with boxes, legend and FPS drawn, or None when no sink needs it
     timings      {stage: milliseconds} for this frame
     events       damage-event messages (roadedge.events/1: new / update / end) the tracker made on this frame
@@ -70,11 +73,12 @@ class FrameResult(object):
                  and the last stats (its frame is the last frame again)
     """
 
-    __slots__ = ("frame", "detections", "message", "annotated", "timings", "events", "stats", "best_tracks", "final",
-                 "_jpeg")
+    __slots__ = ("frame", "detections", "output", "message", "annotated", "timings", "events", "stats", "best_tracks",
+                 "final", "_jpeg")
 
     def __init__(self, frame, detections, message, annotated=None, timings=None, events=None, stats=None):
         self.frame, self.detections, self.message = frame, detections, message
+        self.output = detections
         self.annotated, self.timings = annotated, dict(timings or {})
         self.events, self.stats = list(events or []), stats
         self.best_tracks = []

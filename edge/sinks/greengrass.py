@@ -1,6 +1,6 @@
 """Publish the v1 messages through the local AWS IoT Greengrass core: v1 (a DeepLens Lambda) or v2 (a component).
 
-Topics: `<topic_prefix>/detections` (result.message), `<topic_prefix>/events`
+Topics: `<topic_prefix>/detections` or `/segmentation` (result.message, by its kind), `<topic_prefix>/events`
 (each of result.events) and `<topic_prefix>/stats` (result.stats), payloads
 compact UTF-8 JSON. The prefix follows AWS IoT's topic rules (edge.topics).
 
@@ -47,10 +47,11 @@ import socket
 import threading
 import time
 
+from edge.messages import kind_of
 from edge.plugins import Option, checked
 from edge.sinks import durable
 from edge.sinks.base import Sink
-from edge.topics import DEFAULT_PREFIX, topic, validate_topic_prefix
+from edge.topics import DEFAULT_PREFIX, KINDS, topic, validate_topic_prefix
 from roadedge.core.errors import RoadedgeError
 
 TYPE = "greengrass"
@@ -158,7 +159,7 @@ class GreengrassSink(Sink):
 
     def __init__(self, publisher, prefix, outbox, drain_timeout_s=5.0, log=log, retry_s=None):
         self.publisher, self.prefix, self.outbox, self.log = publisher, prefix, outbox, log
-        self.topics = dict((kind, topic(prefix, kind)) for kind in ("detections", "events", "stats"))
+        self.topics = dict((kind, topic(prefix, kind)) for kind in KINDS if kind != "status")
         self.drain_timeout_s = float(drain_timeout_s)
         self.retry_s = tuple(retry_s or RETRY_S)
         self.published = self.publish_failures = 0
@@ -173,7 +174,7 @@ class GreengrassSink(Sink):
     def write(self, result):
         items = []
         if result.message is not None:
-            items.append((self.topics["detections"], _json(result.message)))
+            items.append((self.topics[kind_of(result.message)], _json(result.message)))
         items.extend((self.topics["events"], _json(message)) for message in result.events)
         if result.stats is not None:
             items.append((self.topics["stats"], _json(result.stats)))

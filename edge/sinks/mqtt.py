@@ -1,7 +1,8 @@
 """MQTT: detections, events, stats and status to any MQTT broker (AWS IoT Core, Greengrass, mosquitto), none lost.
 
-Topics under `topic_prefix` (default roadedge/<device>): `detections` (the same
-compact JSON the JSON-lines sink writes for that frame), `events`, `stats`, and
+Topics under `topic_prefix` (default roadedge/<device>): `detections` or, for a
+segmentation model, `segmentation` (the same compact JSON the JSON-lines sink
+writes for that frame), `events`, `stats`, and
 `status` (retained: `online` on connect, `stalled` while the watchdog reopens a
 part, `offline` as the last will, `stopped` on a clean exit). MQTT 3.1.1 (what AWS IoT speaks), QoS 1, client id = the
 thing name (the device name unless `client_id` is set), TLS with a client
@@ -42,7 +43,7 @@ import time
 import uuid
 
 from edge import topics
-from edge.messages import Envelope
+from edge.messages import Envelope, kind_of
 from edge.plugins import Option, at_least, between, checked
 from edge.sinks import durable
 from edge.sinks.base import Sink
@@ -111,7 +112,7 @@ class MqttSink(Sink):
             return
         items = []
         if result.message is not None:
-            items.append((self.topics["detections"], to_json(result.message)))
+            items.append((self.topics[kind_of(result.message)], to_json(result.message)))
         for event in getattr(result, "events", None) or ():
             items.append((self.topics["events"], to_json(event)))
         stats = getattr(result, "stats", None)

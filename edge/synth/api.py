@@ -59,8 +59,18 @@ def _nearest_ground(cam):
     return float(z[0, cam.width // 2])
 
 
-def render_scene(seed, index, size=(600, 600), classes=SYNTH_CLASSES, draw_damages=True, jpeg=True):
-    """render_image with internal switches: leave the damages out (same scene otherwise), skip the JPEG pass."""
+def render_scene(seed, index, size=(600, 600), classes=SYNTH_CLASSES, draw_damages=True, jpeg=True, labels=False):
+    """render_image with internal switches: leave the damages out (same scene otherwise), skip the JPEG pass.
+
+    Returns (image, objects), or (image, objects, class-index mask) with `labels`.
+    """
+    world, cam, look, r_post = build_scene(seed, index, size, classes)
+    image, objects, mask = compose(world, cam, look, r_post, draw_damages, jpeg, labels)
+    return (image, objects, mask) if labels else (image, objects)
+
+
+def build_scene(seed, index, size=(600, 600), classes=SYNTH_CLASSES):
+    """The still's (world, camera, look, rng of the passes after the ground), before drawing."""
     width, height = check_size(size)
     classes = check_classes(classes)
     ss = np.random.SeedSequence([int(seed), int(index)])
@@ -78,7 +88,7 @@ def render_scene(seed, index, size=(600, 600), classes=SYNTH_CLASSES, draw_damag
             add_crosswalk(r_scene, road, part, start, start + 9.0)
     part.features = surface_features(r_scene, road, z_near, z_near + 90)
     part.roadside = roadside_items(r_scene, road, -15.0, 170.0)
-    return compose(world, cam, look, r_post, draw_damages, jpeg)
+    return world, cam, look, r_post
 
 
 def render_image(seed, index, size=(600, 600), classes=SYNTH_CLASSES):
@@ -88,6 +98,15 @@ def render_image(seed, index, size=(600, 600), classes=SYNTH_CLASSES):
     Deterministic in (seed, index, size, classes).
     """
     return render_scene(seed, index, size, classes)
+
+
+def render_labelled(seed, index, size=(600, 600), classes=SYNTH_CLASSES):
+    """render_image plus its per-pixel ground truth: (image, objects, HxW uint8 mask of SYNTH_SEG_LABELS indices).
+
+    The image is the very one render_image gives; only damage classes in `classes` are drawn, so only those
+    appear in the mask (the label list, and so the indices, are always the full SYNTH_SEG_LABELS).
+    """
+    return render_scene(seed, index, size, classes, labels=True)
 
 
 def _place_damages(rng, world, cam, classes, z_near):
@@ -164,8 +183,12 @@ class DriveRenderer:
             + 0.002 * math.sin(2 * math.pi * 0.6 * t + self.bounce[1])
         return Camera(**p)
 
-    def frame(self, i, fps=15.0):
-        """(image, objects) of frame i; objects have name, bbox, truncated, difficult, track_id."""
+    def frame(self, i, fps=15.0, labels=False):
+        """(image, objects) of frame i; objects have name, bbox, truncated, difficult, track_id.
+
+        With `labels`: (image, objects, class-index mask) as render_labelled.
+        """
         cam = self.camera(i / float(fps))
         rng = np.random.default_rng([self.seed, 0x46524D, int(i)])
-        return compose(self.world, cam, self.look, rng, True, False)
+        image, objects, mask = compose(self.world, cam, self.look, rng, True, False, labels)
+        return (image, objects, mask) if labels else (image, objects)

@@ -3,6 +3,7 @@ import sys
 
 from roadedge.core.catalog import SYNTH_CLASSES
 from roadedge.core.errors import RoadedgeError
+from roadedge.core.seglabels import SYNTH_SEG_LABELS
 
 IMAGE_SIZE, VIDEO_SIZE = (600, 600), (640, 360)
 
@@ -14,8 +15,11 @@ def register(subparsers):
         description="Render procedural dashcam road frames with ground-truth road damage "
         "(D00 longitudinal crack, D10 lateral crack, D20 alligator crack, D40 pothole, D43 crosswalk blur, "
         "D44 white line blur). Writes OUT_DIR/JPEGImages/*.jpg + OUT_DIR/Annotations/*.xml (VOC, RDD layout), "
-        "or with --video OUT_DIR/drive.mp4 + OUT_DIR/drive.jsonl. The same seed gives the same files. "
-        "OUT_DIR is written atomically: nothing is left behind on failure.",
+        "or with --video OUT_DIR/drive.mp4 + OUT_DIR/drive.jsonl. With --segmentation also a Pascal VOC 2012 "
+        "segmentation tree: SegmentationClass/*.png (palette PNGs of per-pixel class indices, VOC colours), "
+        "ImageSets/Segmentation/{train,val,trainval}.txt and labels.txt (%s), which `roadedge dataset convert-seg` "
+        "takes as it is. The same seed gives the same files. "
+        "OUT_DIR is written atomically: nothing is left behind on failure." % ", ".join(SYNTH_SEG_LABELS),
     )
     p.add_argument("out_dir", metavar="OUT_DIR", help="output folder (must not exist unless --overwrite)")
     p.add_argument("--seed", type=int, default=0, help="random seed; the output depends only on it and the options (default: 0)")
@@ -27,6 +31,10 @@ def register(subparsers):
     p.add_argument("--flat", action="store_true",
                    help="write images and XML side by side in OUT_DIR (labelImg style) instead of JPEGImages/ + Annotations/")
     p.add_argument("--quality", type=int, default=None, help="JPEG quality 1-100 (default: 95; not with --video)")
+    p.add_argument("--segmentation", action="store_true",
+                   help="also write per-pixel ground truth as a VOC 2012 segmentation tree (not with --flat or --video)")
+    p.add_argument("--val-fraction", type=float, default=None, metavar="F",
+                   help="share of the images (the last ones) listed in val.txt (default: 0.2; --segmentation only)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it exists")
     p.add_argument("--video", action="store_true",
                    help="render one continuous drive instead: OUT_DIR/drive.mp4 (mp4v) and OUT_DIR/drive.jsonl "
@@ -64,7 +72,8 @@ def parse_classes(text):
 def _check(args):
     classes = parse_classes(args.classes)
     if args.video:
-        for name, value in (("--count", args.count), ("--quality", args.quality), ("--flat", args.flat or None)):
+        for name, value in (("--count", args.count), ("--quality", args.quality), ("--flat", args.flat or None),
+                            ("--segmentation", args.segmentation or None), ("--val-fraction", args.val_fraction)):
             if value is not None:
                 raise RoadedgeError("%s applies to image data sets, not to --video" % name)
         size = parse_size(args.size) if args.size else VIDEO_SIZE
@@ -85,9 +94,23 @@ def _check(args):
             raise RoadedgeError("--count must be at least 1, got %d" % args.count)
         if args.quality is not None and not 1 <= args.quality <= 100:
             raise RoadedgeError("--quality must be 1..100, got %d" % args.quality)
+        _check_segmentation(args)
     if args.workers is not None and args.workers < 1:
         raise RoadedgeError("--workers must be at least 1, got %d" % args.workers)
     return classes, size
+
+
+def _check_segmentation(args):
+    if not args.segmentation:
+        if args.val_fraction is not None:
+            raise RoadedgeError("--val-fraction applies to --segmentation only")
+        return
+    if args.flat:
+        raise RoadedgeError("--segmentation writes a VOC tree (JPEGImages/, SegmentationClass/, ImageSets/): not with --flat")
+    if args.val_fraction is not None and not 0 < args.val_fraction < 1:
+        raise RoadedgeError("--val-fraction must be between 0 and 1 (exclusive), got %g" % args.val_fraction)
+    if args.count is not None and args.count < 2:
+        raise RoadedgeError("--segmentation needs --count >= 2 (train.txt and val.txt each list one image at least)")
 
 
 def run(args):
@@ -101,9 +124,15 @@ def run(args):
             args.out_dir, summary["frames"], size[0], size[1], summary["tracks"], summary["boxes"], summary["seconds"]))
         return 0
     summary = writer.write_dataset(args.out_dir, args.count or 100, args.seed, size, classes, args.flat,
-                                   95 if args.quality is None else args.quality, args.overwrite, args.workers)
+                                   95 if args.quality is None else args.quality, args.overwrite, args.workers,
+                                   args.segmentation, 0.2 if args.val_fraction is None else args.val_fraction)
     per_class = ", ".join("%s %d" % (c, n) for c, n in summary["objects"].items())
     print("wrote %s: %d images, %d objects (%s) in %.1f s" % (
         args.out_dir, summary["images"], sum(summary["objects"].values()), per_class, summary["seconds"]))
+    if args.segmentation:
+        total = float(sum(summary["class_pixels"].values())) or 1.0
+        shares = ", ".join("%s %.1f%%" % (n, 100 * v / total) for n, v in summary["class_pixels"].items() if v)
+        print("segmentation: %d train + %d val, %d classes (%s); pixels: %s" % (
+            summary["train"], summary["val"], len(summary["labels"]), writer.SEG_LABELS_NAME, shares))
     sys.stdout.flush()
     return 0

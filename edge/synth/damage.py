@@ -26,6 +26,7 @@ class Damage:
         raise NotImplementedError
 
     def draw(self, img, cam, roi, state, ctx):
+        """Draw inside `roi`; return the bool mask (roi-shaped) of the pixels the damage owns (its segmentation)."""
         raise NotImplementedError
 
 
@@ -79,14 +80,18 @@ class CrackNetwork(Damage):
         pa, pb, thick, value, halo, outline_px = state
         view = roi.view(img)
         dark = np.zeros(roi.shape, np.float32)
-        if outline_px is not None and self.patch_dark > 0:
-            patch = raster.soft(raster.fill(roi.mask(), [outline_px], roi.origin), 1.0)
-            dark += self.patch_dark * patch
         halo_mask = raster.segments(roi.mask(), pa, pb, halo, np.full(len(pa), 255), roi.origin)
+        owned = halo_mask >= 128  # the crack and its spalled halo (the halo is wider than the crack)
+        if outline_px is not None and self.patch_dark > 0:
+            patch_mask = raster.fill(roi.mask(), [outline_px], roi.origin)
+            owned |= patch_mask >= 128
+            dark += self.patch_dark * raster.soft(patch_mask, 1.0)
         dark += self.halo * raster.soft(halo_mask, 0.8)
         crack = raster.segments(roi.mask(), pa, pb, thick, value, roi.origin)
+        owned |= crack >= 128
         dark += self.strength * raster.soft(crack, 0.0)
         view *= (1.0 - np.minimum(dark, 0.92))[:, :, None]
+        return owned
 
 
 def longitudinal_crack(rng, x, z, length):
@@ -200,13 +205,14 @@ class Pothole(Damage):
 
     def draw(self, img, cam, roi, state, ctx):
         rim_px, bottom_px, ring = state
-        rim = raster.soft(raster.fill(roi.mask(), [rim_px], roi.origin), 0)
+        rim_mask = raster.fill(roi.mask(), [rim_px], roi.origin)
+        rim = raster.soft(rim_mask, 0)
         bottom = np.zeros_like(rim)
         if bottom_px is not None:
             bottom = np.minimum(raster.soft(raster.fill(roi.mask(), [bottom_px], roi.origin), 0), rim)
-        edge = raster.soft(cv2.polylines(roi.mask(), [raster.fixed(rim_px, roi.origin)], True, 255, ring,
-                                         cv2.LINE_AA, raster.SHIFT), 0)
-        edge = np.maximum(edge - rim, 0)
+        edge_mask = cv2.polylines(roi.mask(), [raster.fixed(rim_px, roi.origin)], True, 255, ring, cv2.LINE_AA, raster.SHIFT)
+        owned = (rim_mask >= 128) | (edge_mask >= 128)  # the hole and its broken edge
+        edge = np.maximum(raster.soft(edge_mask, 0) - rim, 0)
         cell = 0.05
         to_src = np.array([[1 / cell, 0, -self.gravel_origin[0] / cell], [0, 1 / cell, -self.gravel_origin[1] / cell], [0, 0, 1]])
         gravel = warp_world(self.gravel, to_src, cam, roi.x0, roi.y0, roi.shape[1], roi.shape[0])
@@ -216,6 +222,7 @@ class Pothole(Damage):
         view = roi.view(img)
         view *= (1.0 - dark)[:, :, None]
         view += (edge * self.ring_light)[:, :, None] * (ctx.light_grey - view)
+        return owned
 
 
 # -- faded paint (crosswalk blur, white line blur) ---------------------------
@@ -242,7 +249,8 @@ class FadedPaint(Damage):
         return (polys, None), 1.0, polys
 
     def draw(self, img, cam, roi, state, ctx):
-        cover = raster.soft(raster.fill(roi.mask(), state, roi.origin), 0)
+        cover_mask = raster.fill(roi.mask(), state, roi.origin)
+        cover = raster.soft(cover_mask, 0)
         c = self.cell
         to_src = np.array([[1 / c, 0, -self.origin[0] / c], [0, 1 / c, -self.origin[1] / c], [0, 0, 1]])
         noise = warp_world(self.erosion, to_src, cam, roi.x0, roi.y0, roi.shape[1], roi.shape[0])
@@ -251,3 +259,4 @@ class FadedPaint(Damage):
         alpha = (cover * keep * self.alpha)[:, :, None]
         view = roi.view(img)
         view += alpha * (np.asarray(ctx.paint[self.colour], np.float32) - view)
+        return cover_mask >= 128  # the whole faded marking, worn-off parts included

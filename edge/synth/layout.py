@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from edge.synth import raster
+from roadedge.core.seglabels import SYNTH_SEG_LABELS
 
 
 class Line:
@@ -83,8 +84,8 @@ class Road:
         self._bands(rng)
 
     def _bands(self, rng):
-        """Lateral bands (x_from, x_to, colour, noise amplitude) out from the carriageway edges."""
-        asphalt = (self.asphalt, self.texture)
+        """Lateral bands (x_from, x_to, colour, noise amplitude, segmentation label) out from the carriageway edges."""
+        asphalt = (self.asphalt, self.texture, "road")
         bands = [(-self.half, self.half) + asphalt]
         self.frontage = {}  # where private land (building fronts, fields) starts, per side
         for side in (-1, 1):
@@ -95,17 +96,27 @@ class Road:
                 curb = np.full(3, rng.uniform(0.5, 0.72))
                 walk = np.clip(rng.uniform(0.42, 0.62) + rng.normal(0, 0.03, 3), 0, 1)
                 lot = np.clip(rng.uniform(0.25, 0.45) + rng.normal(0, 0.03, 3), 0, 1)
-                parts = [(curb_w, curb, 0.04), (walk_w, walk, 0.06), (80.0, lot, 0.1)]
+                parts = [(curb_w, curb, 0.04, "sidewalk"), (walk_w, walk, 0.06, "sidewalk"), (80.0, lot, 0.1, "background")]
             else:
                 gravel = np.array([0.36, 0.42, 0.46]) * rng.uniform(0.8, 1.2)
                 grass = np.array([0.12, 0.34, 0.24]) * rng.uniform(0.7, 1.3) + rng.normal(0, 0.03, 3)
-                parts = [(rng.uniform(0.3, 1.2), gravel, 0.12), (80.0, np.clip(grass, 0.03, 1), 0.22)]
-            for width, colour, amp in parts:
+                parts = [(rng.uniform(0.3, 1.2), gravel, 0.12, "background"),
+                         (80.0, np.clip(grass, 0.03, 1), 0.22, "vegetation")]
+            for width, colour, amp, name in parts:
                 self.frontage[side] = x
                 lo, hi = (x, x + width)
-                bands.append((lo, hi, colour, amp) if side > 0 else (-hi, -lo, colour, amp))
+                bands.append((lo, hi, colour, amp, name) if side > 0 else (-hi, -lo, colour, amp, name))
                 x += width
         self.bands = sorted(bands, key=lambda b: b[0])
+        self._band_starts = np.array([b[0] for b in self.bands[1:]], np.float32)
+        self._band_labels = np.array([SYNTH_SEG_LABELS.index(b[4]) for b in self.bands], np.uint8)
+
+    def surface_labels(self, xs):
+        """Segmentation class (index into SYNTH_SEG_LABELS) of the ground at lateral positions xs (any shape).
+
+        The bands are contiguous; beyond the outermost ones the ground continues as they do (as the colour LUT).
+        """
+        return self._band_labels[np.searchsorted(self._band_starts, xs, side="right")]
 
     def profile(self, xs):
         """Colour (N, 3) and texture amplitude (N,) of the ground at lateral positions xs."""
@@ -113,7 +124,7 @@ class Road:
         amp = np.empty(len(xs), np.float32)
         colour[:] = self.bands[0][2]
         amp[:] = self.bands[0][3]
-        for lo, hi, c, a in self.bands:
+        for lo, hi, c, a, _ in self.bands:
             sel = (xs >= lo) & (xs < hi)
             colour[sel] = c
             amp[sel] = a

@@ -1,12 +1,18 @@
 """What stands beside the road (buildings, trees, poles), their shadows, the sky and the distant skyline.
 
 Roadside objects stand beyond the carriageway edge, so (for a camera over the
-road) they never hide the road surface and never occlude a damage.
+road) they never hide the road surface and never occlude a damage. Drawing
+also writes each item's class into the label mask `lab` (when given), with
+the very polygons and rasterisation of its colour.
 """
 import math
 
 import cv2
 import numpy as np
+
+from roadedge.core.seglabels import SYNTH_SEG_LABELS
+
+BUILDING, VEGETATION, POLE, SKY = (SYNTH_SEG_LABELS.index(n) for n in ("building", "vegetation", "pole", "sky"))
 
 
 def _hazed(colour, depth, look):
@@ -14,7 +20,7 @@ def _hazed(colour, depth, look):
     return tuple(float(v) for v in (1 - k) * np.asarray(colour) + k * look.haze)
 
 
-def _fill3d(img, cam, quads, colour):
+def _fill3d(img, cam, quads, colour, lab=None, cls=0):
     polys = []
     for q in quads:
         q = cam.clip_polygon(q)
@@ -22,6 +28,8 @@ def _fill3d(img, cam, quads, colour):
             polys.append(np.round(cam.project(q) * 16).clip(-2 ** 26, 2 ** 26).astype(np.int32))
     if polys:
         cv2.fillPoly(img, polys, colour, cv2.LINE_8, 4)
+        if lab is not None:
+            cv2.fillPoly(lab, polys, cls, cv2.LINE_8, 4)
 
 
 class Building:
@@ -35,15 +43,15 @@ class Building:
         self.floors = max(1, int(self.height / 3.2))
         self.bays = max(1, int(length / rng.uniform(2.5, 4.5)))
 
-    def draw(self, img, cam, look):
+    def draw(self, img, cam, look, lab=None):
         x, x2, h = self.x, self.x + self.side * self.depth, self.height
         z0, z1 = self.zmin, self.zmax
         depth = max(float(cam.depth(np.array([[x, (z0 + z1) / 2]]))[0]), 0.5)
         face = [np.array([[x, 0, z0], [x, 0, z1], [x, h, z1], [x, h, z0]])]
         end = [np.array([[x, 0, z0], [x2, 0, z0], [x2, h, z0], [x, h, z0]])]
         lit = 1.0 + 0.25 * look.sun_strength * (1 if self.side * look.sun[0] < 0 else -1)
-        _fill3d(img, cam, end, _hazed(self.colour * 0.8, depth, look))
-        _fill3d(img, cam, face, _hazed(np.clip(self.colour * lit, 0, 1), depth, look))
+        _fill3d(img, cam, end, _hazed(self.colour * 0.8, depth, look), lab, BUILDING)
+        _fill3d(img, cam, face, _hazed(np.clip(self.colour * lit, 0, 1), depth, look), lab, BUILDING)
         if depth < 80:
             wins = []
             bay = (z1 - z0) / self.bays
@@ -71,14 +79,14 @@ class Tree:
         self.shape = 1.0 + 0.18 * rng.standard_normal(20)
         self.leaf = np.clip(np.array([0.1, 0.3, 0.18]) * rng.uniform(0.6, 1.3) + rng.normal(0, 0.03, 3), 0.02, 1)
 
-    def draw(self, img, cam, look):
+    def draw(self, img, cam, look, lab=None):
         depth = float(cam.depth(np.array([[self.x, self.z]]))[0])
         if depth < 1.0:
             return
         w = self.trunk_w / 2
         trunk = np.array([[self.x - w, 0, self.z], [self.x + w, 0, self.z], [self.x + w, self.trunk_h + self.r, self.z],
                           [self.x - w, self.trunk_h + self.r, self.z]])
-        _fill3d(img, cam, [trunk], _hazed((0.12, 0.16, 0.2), depth, look))
+        _fill3d(img, cam, [trunk], _hazed((0.12, 0.16, 0.2), depth, look), lab, VEGETATION)  # a trunk is vegetation
         centre = cam.project(np.array([[self.x, self.trunk_h + self.r * 0.8, self.z]]))[0]
         rad = self.r * cam.focal / depth
         t = np.linspace(0, 2 * math.pi, len(self.shape), endpoint=False)
@@ -86,6 +94,8 @@ class Tree:
             pts = centre + np.column_stack([np.cos(t), np.sin(t) * 0.9 + dy]) * (rad * scale * self.shape[:, None])
             poly = np.round(pts * 16).clip(-2 ** 26, 2 ** 26).astype(np.int32)
             cv2.fillPoly(img, [poly], _hazed(np.clip(self.leaf * shade, 0, 1), depth, look), cv2.LINE_8, 4)
+            if lab is not None:
+                cv2.fillPoly(lab, [poly], VEGETATION, cv2.LINE_8, 4)
 
     def shadow(self, look):
         length = (self.trunk_h + self.r) / math.tan(look.sun_elevation)
@@ -103,14 +113,14 @@ class Pole:
         self.x, self.z, self.zmin, self.zmax = x, z, z - 0.2, z + 0.2
         self.h, self.w = rng.uniform(5.0, 9.0), rng.uniform(0.15, 0.3)
 
-    def draw(self, img, cam, look):
+    def draw(self, img, cam, look, lab=None):
         depth = float(cam.depth(np.array([[self.x, self.z]]))[0])
         if depth < 1.0:
             return
         w = self.w / 2
         x, z, h = self.x, self.z, self.h
         quad = np.array([[x - w, 0, z], [x + w, 0, z], [x + w, h, z], [x - w, h, z]])
-        _fill3d(img, cam, [quad], _hazed((0.45, 0.46, 0.47), depth, look))
+        _fill3d(img, cam, [quad], _hazed((0.45, 0.46, 0.47), depth, look), lab, POLE)
 
     def shadow(self, look):
         length = self.h / math.tan(look.sun_elevation)
@@ -145,8 +155,11 @@ def roadside_items(rng, road, z0, z1):
     return items
 
 
-def sky(img, cam, look, skyline, yaw):
-    """Sky gradient, faint clouds and the distant skyline above the horizon row (in place)."""
+def sky(img, cam, look, skyline, yaw, lab=None, skyline_cls=BUILDING):
+    """Sky gradient, faint clouds and the distant skyline above the horizon row (in place).
+
+    Labels: sky, and `skyline_cls` where the skyline covers at least half of a pixel.
+    """
     top = max(0, min(cam.height, int(math.ceil(cam.horizon + 1))))
     if top == 0:
         return
@@ -161,6 +174,8 @@ def sky(img, cam, look, skyline, yaw):
     rows = np.arange(top, dtype=np.float32)[:, None]
     cover = np.clip(rows - (cam.horizon - heights[None, :]) + 0.5, 0, 1)
     img[:top] += cover[:, :, None] * (look.skyline_colour - img[:top])
+    if lab is not None:
+        lab[:top] = np.where(cover >= 0.5, np.uint8(skyline_cls), np.uint8(SKY))
 
 
 def skyline_profile(rng, urban):

@@ -6,6 +6,13 @@ Damages are drawn strictly inside their own clipped boxes, and every random
 draw after the ground comes from `post_rng` in a fixed order, so rendering the
 same scene without damages changes nothing outside the boxes but the final
 blur's spill.
+
+With `labels`, every drawing step also writes the class (SYNTH_SEG_LABELS
+index) of the surface it puts on a pixel into a uint8 mask, in drawing order,
+so whatever is drawn last on a pixel owns it: sky and skyline, the ground's
+lateral bands (at the pixel centre), markings and damages where they cover at
+least half a pixel, roadside objects with their own polygons. Tone-only steps
+(surface features, shadows, haze) and the camera's rendition leave it alone.
 """
 import math
 
@@ -14,7 +21,8 @@ import numpy as np
 
 from edge.synth import raster
 from edge.synth.noise import ground_noise
-from edge.synth.roadside import sky
+from edge.synth.roadside import BUILDING, VEGETATION, sky
+from roadedge.core.seglabels import SYNTH_SEG_LABELS
 
 PAINT = {"white": (0.86, 0.87, 0.87), "yellow": (0.15, 0.62, 0.85)}
 LUT_STEP, LUT_HALF, LUT_LEVELS = 0.02, 90.0, 10
@@ -22,6 +30,7 @@ OCTAVES = (6.0, 2.0, 0.7, 0.25, 0.09, 0.035)
 OCTAVE_AMPS = (0.25, 0.25, 0.2, 0.3, 0.45, 0.6)
 MAX_DEPTH = 220.0
 DAMAGE_RANGE = 70.0  # damages farther ahead are neither drawn nor labelled (they would be sub-pixel)
+PAINT_LABELS = ("lane_marking", "crosswalk")  # later ones own overlapping pixels
 
 
 class Look:
@@ -75,22 +84,28 @@ def ground_lut(road):
     return np.stack(levels)
 
 
-def compose(world, cam, look, post_rng, draw_damages=True, jpeg=True):
-    """Render the world through the camera. Returns (uint8 BGR image, objects with their damage)."""
+def compose(world, cam, look, post_rng, draw_damages=True, jpeg=True, labels=False):
+    """Render the world through the camera.
+
+    Returns (uint8 BGR image, objects with their damage, uint8 class-index mask or None without `labels`).
+    """
     height, width = cam.height, cam.width
     img = np.empty((height, width, 3), np.float32)
+    lab = np.zeros((height, width), np.uint8) if labels else None
     rows = np.arange(height, dtype=np.float64)
     footprint = cam.row_footprint(rows)
     y_g = min(height, max(0, int(math.floor(cam.horizon)) + 1))
-    sky(img, cam, look, world.skyline, cam.yaw)
+    sky(img, cam, look, world.skyline, cam.yaw, lab, BUILDING if world.road.urban else VEGETATION)
     z_near, z_far = cam.z0 - 20.0, cam.z0 + MAX_DEPTH
     items = world.items(z_near, z_far)
     noise = None
     if y_g < height:
-        noise = _ground(img, world, cam, look, post_rng, footprint, y_g)
+        noise, ground_x = _ground(img, world, cam, look, post_rng, footprint, y_g)
+        if lab is not None:
+            lab[y_g:] = world.road.surface_labels(ground_x)
         for feature in items["features"]:
             feature.draw(img, cam)
-        _paint(img, cam, look, items["paint"], noise, y_g)
+        _paint(img, cam, look, items["paint"], noise, y_g, lab)
     ctx = Context(footprint, look.paint, np.float32(min(0.9, float(world.road.asphalt.mean()) * 1.6 + 0.1)))
     objects = []
     for damage in items["damages"]:
@@ -109,15 +124,17 @@ def compose(world, cam, look, post_rng, draw_damages=True, jpeg=True):
         if draw_damages:
             # drawn in a padded rectangle, so that geometry poking out of its box would show (tests check it)
             roi = raster.Roi.around(obj["bbox"], 6, width, height)
-            damage.draw(img, cam, roi, state, ctx)
+            owned = damage.draw(img, cam, roi, state, ctx)
+            if lab is not None:
+                roi.view(lab)[owned] = SYNTH_SEG_LABELS.index(damage.name)
     if y_g < height:
         _shadows(img, cam, look, items["roadside"], y_g)
         depth = cam.row_depth(rows[y_g:])
         haze = (1.0 - np.exp(-np.minimum(depth, 1e4) / look.visibility)).astype(np.float32)[:, None, None]
         img[y_g:] += haze * (look.haze - img[y_g:])
     for item in sorted(items["roadside"], key=lambda it: -float(cam.depth(np.array([[it.x, it.zmin]]))[0])):
-        item.draw(img, cam, look)
-    return _finish(img, look, post_rng, jpeg), objects
+        item.draw(img, cam, look, lab)
+    return _finish(img, look, post_rng, jpeg), objects, lab
 
 
 def _ground(img, world, cam, look, rng, footprint, y_g):
@@ -138,20 +155,35 @@ def _ground(img, world, cam, look, rng, footprint, y_g):
     shade *= np.float32(1.6 * look.light)
     shade += np.float32(look.light)
     np.multiply(prof[..., :3], shade[..., None], out=img[y_g:])
-    return noise
+    return noise, X
 
 
-def _paint(img, cam, look, paints, noise, y_g):
-    by_colour = {}
-    for colour, poly in paints:
+def _paint(img, cam, look, paints, noise, y_g, lab=None):
+    """Intact markings, one antialiased layer per colour; labelled where a marking covers half a pixel or more."""
+    by_colour, by_label = {}, {}
+    for colour, poly, name in paints:
         poly = cam.clip_polygon(poly)
         if len(poly) >= 3:
-            by_colour.setdefault(colour, []).append(cam.project(poly))
+            px = cam.project(poly)
+            by_colour.setdefault(colour, []).append(px)
+            by_label.setdefault(name, []).append(px)
+    masks = {}
     for colour, polys in by_colour.items():
-        mask = raster.fill(np.zeros((cam.height - y_g, cam.width), np.uint8), polys, (0, y_g))
+        mask = masks[colour] = raster.fill(np.zeros((cam.height - y_g, cam.width), np.uint8), polys, (0, y_g))
         alpha = raster.soft(mask, 0) * (look.paint_opacity * (1.0 - 0.08 * np.clip(noise, -2, 2)))
         view = img[y_g:]
         view += alpha[:, :, None] * (np.asarray(look.paint[colour], np.float32) * look.light - view)
+    if lab is None:
+        return
+    for name in PAINT_LABELS:
+        polys = by_label.get(name)
+        if not polys:
+            continue
+        if len(by_label) == 1 and len(masks) == 1:  # one colour, one kind: its layer is the label's
+            mask = next(iter(masks.values()))
+        else:
+            mask = raster.fill(np.zeros((cam.height - y_g, cam.width), np.uint8), polys, (0, y_g))
+        lab[y_g:][mask >= 128] = SYNTH_SEG_LABELS.index(name)
 
 
 def _shadows(img, cam, look, roadside, y_g):

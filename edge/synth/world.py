@@ -23,12 +23,13 @@ class Part:
     def __init__(self):
         self.damages, self.features, self.roadside, self.paints = [], [], [], []
         self.gaps = {}  # line index -> [(z0, z1)] where the intact line is not painted
+        # paints: (colour, ground polygon, segmentation label) of intact markings other than the lines
 
     def add_gap(self, line_index, span):
         self.gaps.setdefault(line_index, []).append(span)
 
     def taken(self, z0, z1, pad=1.0):
-        spans = [(d.zmin, d.zmax) for d in self.damages] + [(p[:, 1].min(), p[:, 1].max()) for _, p in self.paints]
+        spans = [(d.zmin, d.zmax) for d in self.damages] + [(p[:, 1].min(), p[:, 1].max()) for _, p, _ in self.paints]
         return any(a - pad < z1 and z0 < b + pad for a, b in spans)
 
 
@@ -50,12 +51,12 @@ class World:
                 gaps.setdefault(k, []).extend(spans)
         paints = []
         for k, line in enumerate(self.road.lines):
-            paints += [(line.colour, q) for q in line.quads(line.pieces(z0, z1, gaps.get(k, ())))]
+            paints += [(line.colour, q, "lane_marking") for q in line.quads(line.pieces(z0, z1, gaps.get(k, ())))]
 
         def within(seq):
             return [it for part in parts for it in getattr(part, seq) if it.zmax >= z0 and it.zmin <= z1]
 
-        paints += [(c, p) for part in parts for c, p in part.paints if p[:, 1].max() >= z0 and p[:, 1].min() <= z1]
+        paints += [paint for part in parts for paint in part.paints if paint[1][:, 1].max() >= z0 and paint[1][:, 1].min() <= z1]
         return {"damages": within("damages"), "features": within("features"), "roadside": within("roadside"),
                 "paint": paints}
 
@@ -181,10 +182,10 @@ def add_crosswalk(rng, road, part, z_lo, z_hi):
     z = rng.uniform(z_lo + 3.0, z_hi - length)
     bar = rng.uniform(0.4, 0.5)
     for poly in layout.crosswalk_polys(road, z, length, bar, bar * rng.uniform(0.9, 1.15)):
-        part.paints.append(("white", poly))
+        part.paints.append(("white", poly, "crosswalk"))
     if rng.random() < 0.5:
         gap, side, width = rng.uniform(1.5, 3.0), rng.choice([-1, 1]), rng.uniform(0.3, 0.45)
-        part.paints.append(("white", layout.stop_line(road, z - gap, side, width)))
+        part.paints.append(("white", layout.stop_line(road, z - gap, side, width), "lane_marking"))
     for k, span in _centre_gaps(road, (z - 3.5, z + length + 1.0)):
         part.add_gap(k, span)
     return True

@@ -1,5 +1,10 @@
 """Writing synthetic data to disk: an RDD/labelImg VOC data set, or a drive video with per-frame labels.
 
+With `segmentation`, the data set is a Pascal VOC 2012 segmentation tree as
+well: SegmentationClass/<id>.png (palette PNGs of SYNTH_SEG_LABELS indices,
+VOC colours), ImageSets/Segmentation/{train,val,trainval}.txt and labels.txt
+(the class names in index order, for `roadedge dataset convert-seg --classes`).
+
 Frames are rendered in worker processes (each frame depends only on the
 seed and its index, so the output is identical whatever the worker count)
 and written by the parent, in order, into an `atomic_dir`.
@@ -13,13 +18,16 @@ import sys
 import time
 
 import cv2
+import numpy as np
 
-from edge.synth.api import DriveRenderer, render_image
+from edge.synth.api import DriveRenderer, render_image, render_labelled
 from roadedge.core.errors import RoadedgeError
 from roadedge.core.fsutil import atomic_dir
+from roadedge.core.seglabels import SYNTH_SEG_LABELS, index_png_bytes
 from roadedge.core.voc import write_voc_xml
 
 VIDEO_NAME, LABELS_NAME = "drive.mp4", "drive.jsonl"
+SEG_LABELS_NAME = "labels.txt"
 
 
 def stem_for(seed, index):
@@ -40,12 +48,16 @@ def _worker_init():
 
 
 def _render_still(job):
-    seed, index, size, classes, quality = job
-    image, objects = render_image(seed, index, size, classes)
+    seed, index, size, classes, quality, segmentation = job
+    if segmentation:
+        image, objects, mask = render_labelled(seed, index, size, classes)
+        seg = (index_png_bytes(mask), np.bincount(mask.ravel(), minlength=256))
+    else:
+        (image, objects), seg = render_image(seed, index, size, classes), None
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise RuntimeError("JPEG encoding failed")
-    return index, image.shape, buf.tobytes(), objects
+    return index, image.shape, buf.tobytes(), objects, seg
 
 
 _drive = {}
@@ -92,14 +104,29 @@ def _progress(total, unit):
     return tqdm(total=total, unit=unit, disable=None, file=sys.stderr, dynamic_ncols=True, leave=False)
 
 
+def val_count(count, val_fraction):
+    """Images of a segmentation set that go to val.txt (the last ones): at least one, and one left to train."""
+    if count < 2:
+        raise RoadedgeError("a segmentation set needs --count >= 2 (train.txt and val.txt each list one image at least)")
+    return min(count - 1, max(1, int(round(count * val_fraction))))
+
+
 def write_dataset(out_dir, count, seed, size=(600, 600), classes=None, flat=False, quality=95,
-                  overwrite=False, workers=None):
-    """Render `count` labelled stills into out_dir (RDD layout, or flat). Returns a summary dict."""
+                  overwrite=False, workers=None, segmentation=False, val_fraction=0.2):
+    """Render `count` labelled stills into out_dir (RDD layout, or flat). Returns a summary dict.
+
+    `segmentation` adds the VOC 2012 segmentation tree (not with `flat`); the last
+    round(count * val_fraction) images are the val split.
+    """
     from roadedge.core.catalog import SYNTH_CLASSES
 
     classes = tuple(classes or SYNTH_CLASSES)
+    if segmentation and flat:
+        raise RoadedgeError("--segmentation writes a VOC tree (JPEGImages/, SegmentationClass/, ImageSets/): not with --flat")
+    n_val = val_count(count, val_fraction) if segmentation else 0
     started = time.perf_counter()
     counts = {c: 0 for c in classes}
+    pixels = np.zeros(256, np.int64)
     workers = default_workers(count) if workers is None else max(1, int(workers))
     with atomic_dir(out_dir, overwrite) as tmp:
         if flat:
@@ -110,19 +137,43 @@ def write_dataset(out_dir, count, seed, size=(600, 600), classes=None, flat=Fals
             os.makedirs(img_dir)
             os.makedirs(ann_dir)
             folder = "JPEGImages"
-        jobs = [(seed, i, tuple(size), classes, quality) for i in range(count)]
+        if segmentation:
+            seg_dir = os.path.join(tmp, "SegmentationClass")
+            os.makedirs(seg_dir)
+        jobs = [(seed, i, tuple(size), classes, quality, segmentation) for i in range(count)]
         with _mapper(workers) as mapped, _progress(count, "img") as bar:
-            for index, shape, jpeg, objects in mapped(_render_still, jobs, 4):
+            for index, shape, jpeg, objects, seg in mapped(_render_still, jobs, 4):
                 stem = stem_for(seed, index)
                 with open(os.path.join(img_dir, stem + ".jpg"), "wb") as handle:
                     handle.write(jpeg)
                 xml = write_voc_xml(stem + ".jpg", folder, shape[1], shape[0], 3, objects)
                 with open(os.path.join(ann_dir, stem + ".xml"), "wb") as handle:
                     handle.write(xml)
+                if seg is not None:
+                    with open(os.path.join(seg_dir, stem + ".png"), "wb") as handle:
+                        handle.write(seg[0])
+                    pixels += seg[1]
                 for obj in objects:
                     counts[obj["name"]] += 1
                 bar.update(1)
-    return {"images": count, "objects": counts, "seconds": time.perf_counter() - started}
+        if segmentation:
+            _write_seg_lists(tmp, [stem_for(seed, i) for i in range(count)], n_val)
+    summary = {"images": count, "objects": counts, "seconds": time.perf_counter() - started}
+    if segmentation:
+        summary.update(train=count - n_val, val=n_val, labels=list(SYNTH_SEG_LABELS),
+                       class_pixels={name: int(pixels[i]) for i, name in enumerate(SYNTH_SEG_LABELS)})
+    return summary
+
+
+def _write_seg_lists(root, stems, n_val):
+    lists = os.path.join(root, "ImageSets", "Segmentation")
+    os.makedirs(lists)
+    train, val = stems[:len(stems) - n_val], stems[len(stems) - n_val:]
+    for name, ids in (("train.txt", train), ("val.txt", val), ("trainval.txt", stems)):
+        with open(os.path.join(lists, name), "w", encoding="utf-8") as handle:
+            handle.write("".join(i + "\n" for i in ids))
+    with open(os.path.join(root, SEG_LABELS_NAME), "w", encoding="utf-8") as handle:
+        handle.write("".join(name + "\n" for name in SYNTH_SEG_LABELS))
 
 
 def write_video(out_dir, seed, duration=10.0, fps=15, size=(640, 360), classes=None, speed=12.0,

@@ -3,8 +3,14 @@
 A task module defines:
 
     TASK = "detection"                  # the metadata's task
-    def decoder(model, settings)        # ModelInfo + the profile's `detection` section -> decode(raw, resize) -> results
-    def annotate(image, results, fps)   # the frame with the results drawn (BGR, a copy)
+    KIND = "detections"                 # the kind of its per-frame message (its topic and its seq)
+    SECTION = "detection"               # the configuration section of its settings
+    OPTIONS = {...}                     # those settings (edge.plugins.Option), unless edge/config.py owns the section
+    def decoder(model, settings)        # ModelInfo + its section -> decode(raw, resize) -> results
+    def annotator(model, settings)      # -> annotate(image, results, fps): the frame with the results drawn (a copy)
+    def message(envelope, *, timestamp, frame_index, frame_size, model, latency_ms, results, publish_empty)
+                                        # the frame's v1 message (edge.messages.Envelope), or None
+    def tracked(results)                # the detections the damage tracker follows ([] for a task without boxes)
 
 Pure: no cameras, network or files (the import contracts say so).
 """

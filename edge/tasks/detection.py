@@ -5,7 +5,7 @@ per-class thresholds, top-k) is built here from the model metadata and the profi
 """
 from functools import partial
 
-from edge.processing.annotate import annotate  # noqa: F401 - the task's annotator
+from edge.processing.annotate import annotate
 from edge.processing.decoders import (
     DetectionFilter,
     decode_awscam_ssd,
@@ -17,6 +17,8 @@ from edge.processing.decoders import (
 from roadedge.core.errors import RoadedgeError
 
 TASK = "detection"
+KIND = "detections"  # its messages' kind: roadedge.detections/1 on <prefix>/detections
+SECTION = "detection"  # its settings: the configuration's `detection` section (edge/config.py DETECTION)
 READERS = {"detection_output": decode_detection_output, "multibox_detection": decode_multibox_detection,
            "sagemaker_json": decode_sagemaker_prediction, "awscam_ssd": decode_awscam_ssd}
 
@@ -45,3 +47,22 @@ class DetectionDecoder(object):
 
 def decoder(model, settings):
     return DetectionDecoder(model, settings)
+
+
+def annotator(model, settings):
+    """(image, detections, fps) -> the frame with boxes, tags, legend and FPS drawn."""
+    return annotate
+
+
+def message(envelope, *, timestamp, frame_index, frame_size, model, latency_ms, results, publish_empty):
+    """roadedge.detections/1 for a frame with detections (or every frame with `publish_empty`), else None."""
+    if not results and not publish_empty:
+        return None
+    return envelope.detections(timestamp=timestamp, frame_index=frame_index, frame_size=frame_size,
+                               model_name=model.name, model_sha256=model.sha256, latency_ms=latency_ms,
+                               detections=results)
+
+
+def tracked(results):
+    """The detections are what the damage tracker follows."""
+    return results

@@ -40,6 +40,13 @@ def default_preprocessing(graph):
     return {"color_order": "RGB", "mean": list(mean), "scale": 1.0, "resize": "stretch"}
 
 
+def channel_scale(preprocessing):
+    """The preprocessing's `scale` (a multiplier, one number or one per channel) as 3 floats in channel order."""
+    scale = preprocessing.get("scale", 1.0)
+    values = [float(v) for v in scale] if isinstance(scale, (list, tuple)) else [float(scale)]
+    return tuple(values * 3 if len(values) == 1 else values)
+
+
 def labels_for(num_classes, labels=None, hyperparams=None):
     """Class names: --labels, else hyperparams.json's class_names/labels, else class0..classN-1."""
     if labels is None and hyperparams:
@@ -306,7 +313,8 @@ def _checked_preprocessing(preprocessing, fail):
         "color_order": (lambda v: v in ("RGB", "BGR"), "RGB or BGR"),
         "mean": (lambda v: isinstance(v, list) and len(v) in (1, 3) and all(_finite(x) for x in v),
                  "a list of 3 finite numbers (one per channel)"),
-        "scale": (lambda v: _finite(v) and v > 0, "a finite number > 0"),
+        "scale": (lambda v: _finite(v) and v > 0 or isinstance(v, list) and len(v) in (1, 3)
+                  and all(_finite(x) and x > 0 for x in v), "a finite number > 0 or a list of 3 (one per channel)"),
         "resize": (lambda v: v in ("stretch", "letterbox"), "stretch or letterbox"),
         "embedded": (lambda v: isinstance(v, bool), "true or false"),
     }

@@ -2,6 +2,9 @@
 OpenVINO backend compiles in, from the same roadedge.model/1 `preprocessing` record."""
 
 
+from roadedge.core.model_metadata import channel_scale
+
+
 def add_preprocessing(model, preprocessing, frame_size=None):
     """Fold resize (to the model input), BGR->RGB, NCHW layout, mean and scale into `model`.
 
@@ -23,7 +26,8 @@ def add_preprocessing(model, preprocessing, frame_size=None):
         steps.convert_color(ColorFormat.RGB)
     if any(preprocessing.get("mean", (0, 0, 0))):
         steps.mean([float(v) for v in preprocessing["mean"]])
-    if float(preprocessing.get("scale", 1.0)) != 1.0:
-        steps.scale(1.0 / float(preprocessing["scale"]))  # the metadata's scale multiplies, OpenVINO's divides
+    scale = channel_scale(preprocessing)
+    if any(value != 1.0 for value in scale):
+        steps.scale([1.0 / value for value in scale])  # the metadata's scale multiplies, OpenVINO's divides
     inp.model().set_layout(ov.Layout("NCHW"))
     return ppp.build()
