@@ -1,16 +1,19 @@
-"""The isolated MXNet environment: mxnet 1.9.1 + numpy 1.23.5 + openvino-dev 2024.4 (Model Optimizer).
+"""The isolated MXNet environment: mxnet 1.9.1 + numpy 1.23.5 + openvino-dev 2024.4 (Model Optimizer) + gluoncv.
 
 MXNet and MO's MXNet frontend cannot live beside the runtime (numpy 2,
 current openvino), so they get a virtual environment of their own, made
-by `roadedge convert setup-mo` and used for the `mo` engine and as the
-oracle that conversions are checked against. Its place: $ROADEDGE_MXNET_VENV,
+by `roadedge convert setup-mo` and used for the `mo` engine, for GluonCV's
+segmentation networks (the `mxnet` engine) and as the oracle that conversions
+are checked against. Its place: $ROADEDGE_MXNET_VENV,
 else ~/.cache/roadedge/mxnet-venv.
 
 `setup_environment` (the command's body) builds it with `python -m venv` and
-one `pip install` per pinned package, checks `import mxnet` and `mo --version`,
-and only then writes MARKER (the interpreter's version and the requirements);
-a later run reuses an environment whose marker matches and whose checks pass,
-and rebuilds one made for other requirements.
+one `pip install` per pinned package, checks `import mxnet, gluoncv` and
+`mo --version`, and only then writes MARKER (the interpreter's version and the
+requirements); a later run reuses an environment whose marker matches and
+whose checks pass, adopts one whose marker lists other requirements when the
+installed packages satisfy every pin (the marker is rewritten), and rebuilds
+one that does not.
 """
 import collections
 import os
@@ -22,7 +25,7 @@ import time
 from roadedge.core.errors import RoadedgeError
 
 VENV_VARIABLE = "ROADEDGE_MXNET_VENV"
-REQUIREMENTS = ("numpy==1.23.5", "mxnet==1.9.1", "openvino-dev[mxnet]==2024.4.0")
+REQUIREMENTS = ("numpy==1.23.5", "mxnet==1.9.1", "openvino-dev[mxnet]==2024.4.0", "gluoncv==0.10.5.post0")
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -61,8 +64,9 @@ _CHECK = (
     "import importlib.metadata as m, sys\n"
     "import mxnet, numpy\n"
     "import openvino.tools.mo\n"
+    "import gluoncv\n"
     "print('python %d.%d' % sys.version_info[:2])\n"
-    "for name in ('numpy', 'mxnet', 'openvino-dev'):\n"
+    "for name in ('numpy', 'mxnet', 'openvino-dev', 'gluoncv'):\n"
     "    print('%s==%s' % (name, m.version(name)))\n"
 )
 
@@ -119,7 +123,7 @@ def mo_executable(venv=None):
 
 
 def check_environment(venv=None):
-    """(ok, detail): `import mxnet` works, `mo --version` works and the installed versions are the pinned ones.
+    """(ok, detail): `import mxnet, gluoncv` works, `mo --version` works and the installed versions are the pinned ones.
 
     `detail` is the marker text the environment matches when ok, else what is wrong (one line).
     """
@@ -129,7 +133,7 @@ def check_environment(venv=None):
         return False, "no {}".format(python)
     code, output = _run([python, "-c", _CHECK], timeout=300, env=clean_env())
     if code != 0:
-        return False, "`import mxnet` / Model Optimizer import fails: " + _tail(output)
+        return False, "`import mxnet` / Model Optimizer / `import gluoncv` fails: " + _tail(output)
     found = dict(line.split("==", 1) for line in output.splitlines() if "==" in line)
     for name, version in _pins().items():
         if found.get(name) != version:
@@ -241,26 +245,27 @@ def setup_environment(recreate=False, log=print):
 
     Reuse: the marker records the requirements it was built with and the checks
     pass (a few seconds). A missing marker (an environment made by hand, or an
-    interrupted build) is adopted when the checks pass; a marker for other
-    requirements, or failing checks, means a rebuild. Returns the venv path.
+    interrupted build) or a marker for other requirements (an environment from
+    an older roadedge) is adopted when the checks pass, i.e. the installed
+    packages satisfy every pin: the marker is rewritten. Failing checks mean a
+    rebuild. Returns the venv path.
     """
     venv = venv_dir()
     started = time.monotonic()
     if recreate:
         _remove_venv(venv, log)
     status = environment_status(venv)
-    if status in ("ready", "incomplete"):
+    if status in ("ready", "incomplete", "stale"):
         ok, detail = check_environment(venv)
         if ok:
-            if status == "incomplete":
+            if status != "ready":
                 _write_marker(venv, detail)
-            log("MXNet environment at {} is ready ({}), reused in {:.1f} s".format(
-                venv, ", ".join(REQUIREMENTS), time.monotonic() - started))
+            how = "reused" if status != "stale" else "adopted (its marker listed older requirements; rewritten)"
+            log("MXNet environment at {} is ready ({}), {} in {:.1f} s".format(
+                venv, ", ".join(REQUIREMENTS), how, time.monotonic() - started))
             return venv
-        log("MXNet environment at {} does not work ({}); rebuilding it".format(venv, detail))
-        _remove_venv(venv, log)
-    elif status == "stale":
-        log("MXNet environment at {} was built for other requirements; rebuilding it".format(venv))
+        why = "was built for other requirements and " if status == "stale" else ""
+        log("MXNet environment at {} {}does not work ({}); rebuilding it".format(venv, why, detail))
         _remove_venv(venv, log)
     elif os.path.lexists(venv):  # a dangling link or an empty/foreign folder
         _remove_venv(venv, log)

@@ -271,6 +271,50 @@ def test_setup_reuses_a_working_environment(capsys):
         assert [line for line in handle.read().splitlines() if "==" in line] == list(REQUIREMENTS)
 
 
+def linked_venv(folder, real):
+    """A venv at `folder` that runs the real one's interpreter and packages (symlinks) with a marker of its own."""
+    (folder / "bin").mkdir(parents=True)
+    (folder / "pyvenv.cfg").write_text(open(os.path.join(real, "pyvenv.cfg"), encoding="utf-8").read())
+    for name in ("python", "mo"):
+        (folder / "bin" / name).symlink_to(os.path.join(real, "bin", name))
+    (folder / "lib").symlink_to(os.path.join(real, "lib"))
+    return folder
+
+
+def test_setup_adopts_an_environment_whose_packages_satisfy_newer_pins(tmp_path, monkeypatch, capsys):
+    """A marker from before gluoncv was pinned, gluoncv installed by hand: adopted (marker rewritten), not rebuilt."""
+    from converters import mxnet_env
+
+    require_mo_packages = mxnet_env.check_environment()
+    if not require_mo_packages[0]:
+        pytest.skip("the MXNet environment does not satisfy the pins: " + require_mo_packages[1])
+    venv = linked_venv(tmp_path / "venv", os.path.realpath(venv_dir()))
+    older = marker_text("3.11").replace(REQUIREMENTS[-1] + "\n", "")
+    assert "gluoncv" not in older
+    (venv / MARKER).write_text(older)
+    monkeypatch.setenv(mxnet_env.VENV_VARIABLE, str(venv))
+    assert environment_status() == "stale"
+    monkeypatch.setattr(mxnet_env, "_build", lambda *args: pytest.fail("rebuilt an environment that satisfies the pins"))
+    assert main(["convert", "setup-mo"]) == 0
+    assert "adopted" in capsys.readouterr().out
+    assert environment_status() == "ready"
+    assert [line for line in (venv / MARKER).read_text().splitlines() if "==" in line] == list(REQUIREMENTS)
+    assert "gluoncv==0.10.5.post0" in REQUIREMENTS
+
+
+def test_setup_rebuilds_a_stale_environment_that_fails_its_checks(tmp_path, monkeypatch, capsys):
+    from converters import mxnet_env
+
+    venv = fake_venv(tmp_path / "venv", marker_text("3.11").replace(REQUIREMENTS[-1] + "\n", ""))
+    monkeypatch.setenv(mxnet_env.VENV_VARIABLE, str(venv))
+    monkeypatch.setattr(mxnet_env, "check_environment", lambda venv=None: (False, "gluoncv not installed, 0.10.5.post0 wanted"))
+    built = []
+    monkeypatch.setattr(mxnet_env, "_build", lambda venv, log: built.append(venv) or (_ for _ in ()).throw(RoadedgeError("stop")))
+    with pytest.raises(RoadedgeError, match="stop"):
+        mxnet_env.setup_environment(log=print)
+    assert built == [str(venv)] and "gluoncv not installed" in capsys.readouterr().out
+
+
 def test_deploy_graph_from_the_fixture_symbol_is_fine_for_mo():
     graph = load_symbol(ssd_models.SAGEMAKER_SYMBOL)
     assert engine_mo.unsupported_reasons(to_deploy(graph), (512, 512)) == []
