@@ -146,6 +146,15 @@ def _zoo():
     head("transpose", "transpose_axes", [data], axes=(0, 2, 3, 1))
     head("_copy", "copy_case", [data])
     head("FullyConnected", "fc_case", [data, weight("fc_weight", (5, 840), 0.05), weight("fc_bias", (5,))], num_hidden=5)
+    # GluonCV's segmentation ops: bilinear resize (up, down, both corner conventions) and adaptive average pooling
+    head("_contrib_BilinearResize2D", "resize_up_align_corners", [data], height=23, width=31)
+    head("_contrib_BilinearResize2D", "resize_down_align_corners", [data], height=4, width=5, align_corners=True)
+    head("_contrib_BilinearResize2D", "resize_half_pixel", [data], height=7, width=20, align_corners=False)
+    head("_contrib_BilinearResize2D", "resize_down_half_pixel", [data], height=4, width=5, align_corners=False)
+    head("_contrib_BilinearResize2D", "resize_scales", [data], scale_height=2.0, scale_width=0.5)
+    for size in ((1,), (3,), (2, 5), (6, 4)):
+        head("_contrib_AdaptiveAvgPooling2D", "adaptive_avg_" + "x".join(map(str, size)), [data], output_size=size)
+    head("Dropout", "dropout_case", [data], p=0.5)
     return b.graph(heads, source="zoo"), params
 
 
@@ -181,6 +190,9 @@ def test_cases_are_not_trivial(zoo):
     assert mx("reshape_split").shape == (2, 2, 3, 10, 14) and mx("reshape_reverse").shape == (120, 14)
     assert mx("prior_default_steps").shape == (1, 10 * 14 * 4, 4)
     assert not np.allclose(mx("l2norm_default"), mx("l2norm_channel"))
+    assert mx("resize_up_align_corners").shape[2:] == (23, 31) and mx("resize_scales").shape[2:] == (20, 7)
+    assert not np.allclose(mx("resize_down_align_corners"), mx("resize_down_half_pixel"))
+    assert mx("adaptive_avg_6x4").shape[2:] == (6, 4) and mx("adaptive_avg_1").shape[2:] == (1, 1)
 
 
 def test_multibox_prior_numpy_matches_mxnet(zoo):

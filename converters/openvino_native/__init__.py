@@ -9,7 +9,7 @@ head as DetectionOutput rows [image_id, label, conf, x1, y1, x2, y2]
 (normalised corners, label = MXNet's 0-based class_id) ended by image_id -1.
 Weights stay float32; whether to store them as FP16 is the caller's choice.
 """
-from converters.openvino_native import conv, norm, pooling, shape_ops, ssd  # noqa: F401  (register the converters)
+from converters.openvino_native import conv, norm, pooling, resize, shape_ops, ssd  # noqa: F401  (register the converters)
 from converters.openvino_native.core import Context, supported_ops
 from converters.openvino_native.ssd import multibox_prior
 
