@@ -1,0 +1,64 @@
+"""The native engine: a SageMaker/GluonCV segmentation artefact -> an OpenVINO model, with neither MXNet nor GluonCV.
+
+    model = build_model(load_artefact("model.tar.gz"), 240, 240, argmax=False)
+
+Input `data`: float32 NCHW [1, 3, H, W], normalised as GluonCV does (RGB / 255,
+minus mean, over std). Output `logits`: float32 [1, num_classes, H, W], the
+head's output resized bilinearly (align_corners) to the input, as GluonCV's
+forward; with argmax, output `mask`: int32 [1, 1, H, W], the class with the
+largest logit (the first on ties, as numpy/MXNet argmax).
+"""
+import numpy as np
+import openvino as ov
+import openvino.opset11 as opset11
+import openvino.opset13 as ops
+
+from converters.gluoncv_seg.backbone import backbone, describe
+from converters.gluoncv_seg.heads import HEADS, classifier
+from converters.gluoncv_seg.layers import Layers
+from converters.openvino_native.core import DATA_INPUT, const
+from converters.openvino_native.resize import bilinear_resize
+from roadedge.core.errors import RoadedgeError, openvino_reason
+
+LOGITS, MASK = "logits", "mask"
+MAX_SIDE = 4096
+
+
+def check_input_size(artefact, height, width, where="--input-shape"):
+    """GluonCV's psp and deeplab resize their pooled branches to (H // 8, W // 8): the input must be a multiple of 8."""
+    if not (32 <= height <= MAX_SIDE and 32 <= width <= MAX_SIDE):
+        raise RoadedgeError("{} {} {}: expected a height and width in 32..{}".format(where, height, width, MAX_SIDE))
+    if artefact.algorithm in ("psp", "deeplab") and (height % 8 or width % 8):
+        raise RoadedgeError("{} {} {}: {} needs a height and width that are multiples of 8 (its pooled branches are "
+                            "resized to the input / 8, as GluonCV builds it)".format(where, height, width, artefact.algorithm))
+
+
+def structure_text(structure):
+    return "{} stem, {} blocks {}".format(structure["stem"], structure["block"], "-".join(map(str, structure["blocks"])))
+
+
+def build_model(artefact, height, width, argmax=False, name=None):
+    """openvino.Model of the artefact's network for an input of height x width; RoadedgeError (one line) on problems."""
+    check_input_size(artefact, height, width)
+    structure = describe(artefact.params, artefact.params_source)
+    what = "a GluonCV {} on {} ({})".format(artefact.algorithm, artefact.backbone, structure_text(structure))
+    layers = Layers(artefact.params, artefact.params_source, what)
+    data = ops.parameter([1, 3, height, width], np.float32, name=DATA_INPUT)
+    data.output(0).get_tensor().set_names({DATA_INPUT})
+    try:
+        _, c4 = backbone(layers, data.output(0), structure)
+        features = HEADS[artefact.algorithm](layers, c4)
+        logits = bilinear_resize(classifier(layers, features, artefact.num_classes), height, width)
+    except RuntimeError as err:  # OpenVINO's own shape checks, e.g. a kernel larger than a tiny input
+        raise RoadedgeError("{}: OpenVINO rejected the network for a {}x{} input: {}".format(
+            artefact.params_source, height, width, openvino_reason(err))) from None
+    layers.check_all_used()
+    if argmax:
+        top = opset11.topk(logits, const(1, np.int64), 1, "max", "none", "i32", stable=True)
+        output, output_name = top.output(1), MASK
+    else:
+        output, output_name = logits.output(0), LOGITS
+    result = ops.result(output)
+    result.set_friendly_name(output_name)
+    result.output(0).get_tensor().set_names({output_name})
+    return ov.Model([result], [data], name or artefact.name)
