@@ -44,17 +44,23 @@ def _register_deploy(commands):
 def _register_optimize(commands):
     p = commands.add_parser(
         "optimize",
-        help="MXNet SSD -> OpenVINO IR (.xml/.bin/.json)",
+        help="MXNet SSD or SageMaker segmentation model -> OpenVINO IR (.xml/.bin/.json)",
         description="Convert a training prefix, deploy prefix or SageMaker model.tar.gz to an OpenVINO IR. "
         "Engines: native (this project's converter, no MXNet or MO needed), mo (OpenVINO's Model Optimizer in "
         "the isolated MXNet environment), deeplens (mo.optimize on the device); auto picks deeplens on a "
-        "DeepLens, else native.",
+        "DeepLens, else native. A SageMaker semantic-segmentation model (model.tar.gz or a folder with "
+        "hyperparams.json and model_algo-1: GluonCV FCN, PSPNet or DeepLabV3) converts with native or mxnet "
+        "(GluonCV in the MXNet environment exports the network); its input size defaults to crop_size.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("model", metavar="PREFIX_OR_TARBALL")
-    p.add_argument("--input-shape", type=int, nargs=2, metavar=("H", "W"), required=True, help="input height and width")
+    p.add_argument("--input-shape", type=int, nargs=2, metavar=("H", "W"), default=None,
+                   help="input height and width (required for detection; segmentation: default crop_size)")
     p.add_argument("--output", "-o", required=True, metavar="DIR", help="output folder for NAME.xml/.bin/.json")
-    p.add_argument("--engine", choices=("auto", "deeplens", "mo", "native"), default="auto")
+    p.add_argument("--engine", choices=("auto", "deeplens", "mo", "native", "mxnet"), default="auto",
+                   help="mxnet: segmentation models only")
+    p.add_argument("--argmax", action="store_true",
+                   help="segmentation: fold the class argmax into the IR (output: an int32 [1, 1, H, W] mask)")
     p.add_argument("--precision", choices=("FP32", "FP16"), default="FP32", help="weight precision in the IR")
     p.add_argument("--epoch", type=int, default=0)
     p.add_argument("--name", default=None, help="IR file name (default: from the model)")
@@ -83,15 +89,20 @@ def _register_setup_mo(commands):
 def _register_verify(commands):
     p = commands.add_parser(
         "verify",
-        help="run MXNet and OpenVINO on the same input and compare detections",
+        help="run MXNet and OpenVINO on the same input and compare detections or masks",
         description="Run the MXNet deploy graph (in the isolated MXNet environment) and the IR at f32 on the same "
-        "image and report matched detections and the largest box and score differences; exit 1 on mismatch.",
+        "image and report matched detections and the largest box and score differences; exit 1 on mismatch. For a "
+        "SageMaker segmentation model, GluonCV's network runs instead, and the per-pixel argmax agreement and the "
+        "largest logit difference (relative to the logits' range) are reported; exit 1 below --min-agreement.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("model", metavar="MODEL_PREFIX", help="MXNet prefix (training or deploy) or model.tar.gz")
     p.add_argument("ir", metavar="IR_XML")
     p.add_argument("--epoch", type=int, default=0)
-    p.add_argument("--image", default=None, help="input image (default: a seeded synthetic road frame)")
+    p.add_argument("--image", action="append", default=None,
+                   help="input image (default: a seeded synthetic road frame); segmentation: may be repeated")
+    p.add_argument("--min-agreement", type=float, default=0.999,
+                   help="segmentation: the share of pixels whose class must agree")
     p.add_argument("--min-score", type=float, default=0.05, help="detections compared")
     p.add_argument("--tolerance", type=float, default=1e-3, help="largest allowed box/score difference")
     p.set_defaults(handler=lazy_handler("converters.verify", "verify_command"))

@@ -76,6 +76,19 @@ def _labels_option(spec):
     return read_name_list(spec)
 
 
+def check_detection_flags(args):
+    """What only segmentation models take, and what detection models need."""
+    if getattr(args, "input_shape", None) is None:
+        raise RoadedgeError("--input-shape H W: required for object detection models (segmentation models default to "
+                            "their crop_size)")
+    if getattr(args, "argmax", False):
+        raise RoadedgeError("--argmax: only for segmentation models (SageMaker's model.tar.gz with hyperparams.json and "
+                            "model_algo-1); {} is a detection model".format(args.model))
+    if args.engine == "mxnet":
+        raise RoadedgeError("--engine mxnet: only for segmentation models; detection models convert with native, mo "
+                            "or deeplens")
+
+
 def model_files(model, epoch):
     """The files a model argument reads: the tarball, or the prefix's symbol, params and hyperparams.json."""
     if os.path.isfile(model):
@@ -86,6 +99,13 @@ def model_files(model, epoch):
 
 
 def optimize_command(args):
+    from converters.gluoncv_seg.artefact import is_segmentation_artefact
+
+    if is_segmentation_artefact(args.model):  # SageMaker semantic segmentation: hyperparams.json + model_algo-1
+        from converters.gluoncv_seg.optimize import optimize_segmentation
+
+        return optimize_segmentation(args)
+    check_detection_flags(args)
     started = time.time()
     height, width = args.input_shape
     if not (0 < height <= 4096 and 0 < width <= 4096):

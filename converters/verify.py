@@ -167,6 +167,16 @@ def verify(model_path, ir_path, epoch=0, image=None, min_score=0.05, tolerance=1
 
 
 def verify_command(args):
+    from converters.gluoncv_seg.artefact import is_segmentation_artefact
+
+    if is_segmentation_artefact(args.model):
+        from converters.gluoncv_seg.verify import verify_segmentation_command
+
+        return verify_segmentation_command(args)
+    images = args.image or [None]
+    if len(images) > 1:
+        raise RoadedgeError("--image: {} given; detection models are verified on one image".format(len(images)))
+    args.image = images[0]
     check_number("--tolerance", args.tolerance, 0, 1, high_open=True, what="a largest allowed difference")
     check_number("--min-score", args.min_score, 0, 1, what="a score")
     check_number("--epoch", args.epoch, 0, 9999, what="an epoch number")

@@ -53,12 +53,18 @@ def build_model(artefact, height, width, argmax=False, name=None):
         raise RoadedgeError("{}: OpenVINO rejected the network for a {}x{} input: {}".format(
             artefact.params_source, height, width, openvino_reason(err))) from None
     layers.check_all_used()
+    return finish_model(logits.output(0), argmax, [data], name or artefact.name)
+
+
+def finish_model(logits, argmax, parameters, name):
+    """The model with one output: `logits`, or with argmax the int32 class-index `mask` (TopK k=1 over the classes,
+    stable: the first class wins a tie, as numpy's and MXNet's argmax)."""
     if argmax:
-        top = opset11.topk(logits, const(1, np.int64), 1, "max", "none", "i32", stable=True)
+        top = opset11.topk(logits, const(1, np.int64), 1, "max", "value", "i32", stable=True)
         output, output_name = top.output(1), MASK
     else:
-        output, output_name = logits.output(0), LOGITS
+        output, output_name = logits, LOGITS
     result = ops.result(output)
     result.set_friendly_name(output_name)
     result.output(0).get_tensor().set_names({output_name})
-    return ov.Model([result], [data], name or artefact.name)
+    return ov.Model([result], parameters, name)
