@@ -119,21 +119,26 @@ def param_shapes(algorithm, backbone="resnet-50", num_classes=21, aux=True):
 def random_params(shapes, seed=0):
     """Seeded weights: He-scaled convolutions, random biases and BatchNorm gamma, beta, running mean and variance."""
     rng = np.random.default_rng(seed)
+    f32 = np.float32
+
+    def uniform(low, high, shape):
+        return f32(low) + f32(high - low) * rng.random(shape, dtype=f32)
+
     params = OrderedDict()
     for name, shape in shapes.items():
         kind = name.rsplit(".", 1)[1]
         if kind == "weight":
             fan_in = int(np.prod(shape[1:]))
-            value = rng.normal(0.0, np.sqrt(2.0 / fan_in), size=shape)
+            value = rng.standard_normal(shape, dtype=f32) * f32(np.sqrt(2.0 / fan_in))
         elif kind == "gamma":
-            value = rng.uniform(0.4, 1.2, size=shape)
+            value = uniform(0.4, 1.2, shape)
         elif kind == "running_var":
-            value = rng.uniform(0.5, 2.0, size=shape)
+            value = uniform(0.5, 2.0, shape)
         elif kind in ("beta", "running_mean"):
-            value = rng.normal(0.0, 0.2, size=shape)
+            value = rng.standard_normal(shape, dtype=f32) * f32(0.2)
         else:  # bias
-            value = rng.normal(0.0, 0.1, size=shape)
-        params[name] = value.astype(np.float32)
+            value = rng.standard_normal(shape, dtype=f32) * f32(0.1)
+        params[name] = value
     return params
 
 
@@ -160,7 +165,7 @@ def write_artefact(path, algorithm="psp", backbone="resnet-50", num_classes=21, 
                 handle.write(data)
         return path
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with tarfile.open(path, "w:gz") as archive:
+    with tarfile.open(path, "w:gz", compresslevel=1) as archive:  # random weights do not compress: be quick
         for name, data in files.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)
