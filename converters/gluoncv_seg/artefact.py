@@ -105,20 +105,24 @@ def _is_tarball(path):
 
 
 def is_segmentation_artefact(path):
-    """True for a folder or tarball holding model_algo-1 and hyperparams.json with an `algorithm`: no error raised."""
+    """True for a folder or tarball that holds model_algo-1, or a hyperparams.json with an `algorithm` (SageMaker's
+    object detection has none): such a model is converted, or refused, as a segmentation model. Never raises."""
+    hyper = None
     try:
         if os.path.isdir(path):
-            if not os.path.isfile(os.path.join(path, PARAMS)):
-                return False
-            with open(os.path.join(path, HYPERPARAMS), "rb") as handle:
-                hyper = handle.read()
+            if os.path.isfile(os.path.join(path, PARAMS)):
+                return True
+            if os.path.isfile(os.path.join(path, HYPERPARAMS)):
+                with open(os.path.join(path, HYPERPARAMS), "rb") as handle:
+                    hyper = handle.read()
         elif _is_tarball(path):
             with tarfile.open(path, "r:*") as archive:
                 members = {os.path.basename(m.name): m for m in archive.getmembers() if m.isfile()}
-                if PARAMS not in members or HYPERPARAMS not in members:
-                    return False
-                hyper = archive.extractfile(members[HYPERPARAMS]).read()
-        else:
+                if PARAMS in members:
+                    return True
+                if HYPERPARAMS in members:
+                    hyper = archive.extractfile(members[HYPERPARAMS]).read()
+        if hyper is None:
             return False
         values = json.loads(hyper.decode("utf-8"))
     except (ARCHIVE_ERRORS + (ValueError, RecursionError)):
