@@ -78,8 +78,9 @@ def _register_setup_mo(commands):
     p = commands.add_parser(
         "setup-mo",
         help="create the isolated MXNet + Model Optimizer environment",
-        description="Create (or reuse) a virtual environment with mxnet 1.9.1, numpy 1.23.5 and openvino-dev "
-        "2024.4 (Model Optimizer with its MXNet frontend), used by --engine mo and by `convert verify`. "
+        description="Create (or reuse) a virtual environment with mxnet 1.9.1, numpy 1.23.5, openvino-dev "
+        "2024.4 (Model Optimizer with its MXNet frontend) and gluoncv 0.10.5.post0, used by --engine mo and mxnet "
+        "and by `convert verify`. An environment whose packages already satisfy every pin is adopted. "
         "Location: $ROADEDGE_MXNET_VENV or ~/.cache/roadedge/mxnet-venv.",
     )
     p.add_argument("--recreate", action="store_true", help="delete and rebuild the environment")
