@@ -25,7 +25,7 @@ BACKBONES = {
     "resnet-50": dict(block="bottleneck", blocks=(3, 4, 6, 3), stem="deep", stem_width=64, planes=(64, 128, 256, 512)),
     "resnet-101": dict(block="bottleneck", blocks=(3, 4, 23, 3), stem="deep", stem_width=64, planes=(64, 128, 256, 512)),
     "resnet-tiny": dict(block="basic", blocks=(1, 2, 1, 1), stem="plain", stem_width=16, planes=(16, 24, 32, 48),
-                        head_width=32),
+                        head_width=32, psp_branch_width=16),
 }
 
 
@@ -87,10 +87,11 @@ def param_shapes(algorithm, backbone="resnet-50", num_classes=21, aux=True):
     if algorithm == "fcn":
         width, classifier_in = c4 // 4, c4
     elif algorithm == "psp":
-        width, classifier_in = spec.get("head_width", 512), c4 * 2
+        branch_width = spec.get("psp_branch_width", c4 // 4)
+        width, classifier_in = spec.get("head_width", 512), c4 + 4 * branch_width
         for branch in range(1, 5):
-            _conv(shapes, "head.psp.conv{}.0".format(branch), c4 // 4, c4, 1)
-            _bn(shapes, "head.psp.conv{}.1".format(branch), c4 // 4)
+            _conv(shapes, "head.psp.conv{}.0".format(branch), branch_width, c4, 1)
+            _bn(shapes, "head.psp.conv{}.1".format(branch), branch_width)
     elif algorithm == "deeplab":
         width = spec.get("head_width", 256)
         classifier_in = width

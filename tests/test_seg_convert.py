@@ -18,7 +18,7 @@ from converters.gluoncv_seg.optimize import gluoncv_preprocessing
 from converters.verify import input_frame, mxnet_input
 from roadedge.cli import main
 from tests.mxnet_oracle import require_mxnet
-from tests.seg_artefacts import param_shapes, write_artefact
+from tests.seg_artefacts import hyperparams, param_shapes, write_artefact
 
 F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 NUM_CLASSES = 6
@@ -133,10 +133,14 @@ def test_verify_command_agrees_and_finds_a_mismatch(cases, tmp_path, capsys):
 
 
 def test_own_backbone_with_basic_blocks_converts_with_the_same_code(tmp_path):
-    """A demo-like backbone (plain stem, basic blocks, narrow widths): native and mxnet engines agree with Gluon."""
+    """A demo-like backbone (plain stem, basic blocks, narrow widths, PSP branches of their own width): native and
+    mxnet engines agree with Gluon's network assembled from GluonCV's parts, also when hyperparams.json calls the
+    backbone resnet-50 (the parameters decide)."""
     require_mxnet()
-    for algorithm in ("psp", "deeplab"):
-        folder = write_artefact(str(tmp_path / algorithm), algorithm, "resnet-tiny", 5, 48, seed=11, folder=True)
+    for algorithm, name in (("psp", "resnet-tiny"), ("deeplab", "resnet-50")):
+        folder = write_artefact(str(tmp_path / algorithm), algorithm, "resnet-tiny", 5, 48, seed=11, folder=True,
+                                hyper=hyperparams(algorithm, name, 5, 48))
+        assert load_artefact(folder).gluoncv_backbone is None
         frames = [input_frame(None, 48, 48, seed) for seed in (2, 3)]
         tensors = np.concatenate([mxnet_input(frame, gluoncv_preprocessing()) for frame in frames])
         reference = run_job(load_artefact(folder), 48, 48, inputs=tensors)
@@ -144,7 +148,7 @@ def test_own_backbone_with_basic_blocks_converts_with_the_same_code(tmp_path):
         for engine in ("native", "mxnet"):
             out = tmp_path / (algorithm + engine)
             assert main(["convert", "optimize", folder, "--output", str(out), "--engine", engine]) == 0
-            logits = run_ir(str(out / (algorithm + "_resnet-tiny.xml")), tensors)
+            logits = run_ir(str(out / "{}_{}.xml".format(algorithm, name)), tensors)
             assert agreement(reference, logits) >= MIN_AGREEMENT, (algorithm, engine)
             assert relative_diff(reference, logits) < LOGIT_TOLERANCE, (algorithm, engine)
 
@@ -166,7 +170,7 @@ print(json.dumps(found))
 """
 
 
-def test_artefact_writer_uses_gluoncvs_names_and_shapes():
+def test_artefact_writer_uses_gluoncvs_names_and_shapes(tmp_path):
     """What tests/seg_artefacts.py writes is what GluonCV's save_parameters writes (structural names, with aux)."""
     require_mxnet()
     from converters.mxnet_env import run_in_venv
@@ -179,3 +183,6 @@ def test_artefact_writer_uses_gluoncvs_names_and_shapes():
         ours = {name: list(shape) for name, shape in param_shapes(algorithm, backbone, 6).items()}
         assert ours == found[key], key
     assert len(found["fcn-101"]) > len(found["fcn"]) > 250 and any(n.startswith("auxlayer.") for n in found["psp"])
+    for algorithm in ("fcn", "psp", "deeplab"):  # GluonCV's own widths and depths: its own classes build the reference
+        artefact = load_artefact(write_artefact(str(tmp_path / algorithm), algorithm, "resnet-50", 6, 64, folder=True))
+        assert artefact.gluoncv_backbone == "resnet50"

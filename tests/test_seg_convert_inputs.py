@@ -112,9 +112,9 @@ def test_bad_hyperparameters_are_one_line_errors_naming_the_field(tmp_path, caps
      "1-2-1-1) needs it"),
     (dict(layer3__0__bn1__gamma=np.ones(7, np.float32)),
      "model_algo-1: parameter layer3.0.bn1.gamma has shape (7,), but a GluonCV psp on resnet-tiny"),
-    (dict(head__block__0__weight=np.ones((32, 95, 3, 3), np.float32)),
-     "model_algo-1: parameter head.block.0.weight has shape (32, 95, 3, 3), but a GluonCV psp on resnet-tiny "
-     "(plain stem, basic blocks 1-2-1-1) needs (out, 96, 3, 3) (the layer before it gives 96 channels)"),
+    (dict(head__block__0__weight=np.ones((32, 111, 3, 3), np.float32)),
+     "model_algo-1: parameter head.block.0.weight has shape (32, 111, 3, 3), but a GluonCV psp on resnet-tiny "
+     "(plain stem, basic blocks 1-2-1-1) needs (out, 112, 3, 3) (the layer before it gives 112 channels)"),
     (dict(layer3__0__downsample__0__weight=None),
      "model_algo-1: parameter layer3.0.downsample.0.weight missing; a GluonCV psp on resnet-tiny (plain stem, basic "
      "blocks 1-2-1-1) needs a projection shortcut there (24 channels in, 32 out, stride 1)"),

@@ -45,8 +45,27 @@ class SegArtefact:
 
     @property
     def gluoncv_backbone(self):
-        """GluonCV's name for the backbone (resnet50, resnet101), or None for one of its own (a demo backbone)."""
-        return GLUONCV_BACKBONES.get(self.backbone.lower().replace("_", "-"))
+        """GluonCV's name for the backbone (resnet50, resnet101) when the parameters are that network's widths and
+        depths, else None: a backbone of its own (a demo model), which gluon_custom assembles from GluonCV's parts."""
+        from converters.gluoncv_seg.backbone import describe
+
+        name = GLUONCV_BACKBONES.get(self.backbone.lower().replace("_", "-"))
+        if name is None:
+            return None
+        try:
+            structure = describe(self.params, self.params_source)
+        except RoadedgeError:
+            return name  # GluonCV's loader names what is wrong
+        blocks = {"resnet50": [3, 4, 6, 3], "resnet101": [3, 4, 23, 3]}[name]
+
+        def width(key, axis=0):
+            shape = getattr(self.params.get(key), "shape", ())
+            return shape[axis] if len(shape) > axis else None
+
+        standard = (structure == {"stem": "deep", "block": "bottleneck", "blocks": blocks}
+                    and width("conv1.0.weight") == 64 and width("layer4.0.conv3.weight") == 2048
+                    and width("head.block.0.weight") == {"fcn": 512, "psp": 512, "deeplab": 256}[self.algorithm])
+        return name if standard else None
 
     def where(self, field):
         return "{}: {}".format(self.hyperparams_source, field)

@@ -3,8 +3,8 @@
 A demo model saved in the structure of SageMaker's networks (same parameter
 names, its own widths and block counts) is rebuilt from GluonCV's own parts:
 ResNetV1b's BasicBlockV1b / BottleneckV1b with GluonCV's dilation strategy,
-_PyramidPooling, _ASPPConv and _AsppPooling, and the classifier of _FCNHead,
-with the widths read off the parameter shapes. It is the reference the native
+_PyramidPooling (its branches of any width), _ASPPConv and _AsppPooling, and
+the classifier of _FCNHead, with the widths read off the parameter shapes. It is the reference the native
 engine is checked against for such models, and what the mxnet engine exports.
 """
 import re
@@ -43,10 +43,29 @@ class _Classifier(nn.HybridBlock):  # head.block: 3x3 conv, BN, ReLU, Dropout, 1
         return x
 
 
+class _Pyramid(nn.HybridBlock):  # _PyramidPooling with branches of any width
+    def __init__(self, branch_width, height, width_px):
+        super(_Pyramid, self).__init__()
+        self._size = {"height": height, "width": width_px}
+        for index in range(1, 5):
+            setattr(self, "conv%d" % index, _conv_bn_relu(branch_width, 1))
+
+    def hybrid_forward(self, F, x):
+        branches = [x]
+        for index, bins in enumerate((1, 2, 3, 6), start=1):
+            pooled = F.contrib.AdaptiveAvgPooling2D(x, output_size=bins)
+            branches.append(F.contrib.BilinearResize2D(getattr(self, "conv%d" % index)(pooled), **self._size))
+        return F.concat(*branches, dim=1)
+
+
 class _PSPHead(_Classifier):
-    def __init__(self, width, num_classes, in_channels, height, width_px):
+    def __init__(self, width, num_classes, in_channels, branch_width, height, width_px):
         super(_PSPHead, self).__init__(width, num_classes)
-        self.psp = _PyramidPooling(in_channels, height=height, width=width_px, norm_layer=nn.BatchNorm, norm_kwargs=None)
+        if branch_width * 4 == in_channels:  # GluonCV's own
+            self.psp = _PyramidPooling(in_channels, height=height, width=width_px, norm_layer=nn.BatchNorm,
+                                       norm_kwargs=None)
+        else:
+            self.psp = _Pyramid(branch_width, height, width_px)
 
     def features(self, x):
         return self.psp(x)
@@ -100,7 +119,7 @@ class CustomSegNet(nn.HybridBlock):
         c4 = shapes["layer4.0.conv3.weight" if bottleneck else "layer4.0.conv2.weight"][0]
         width_cls, classes = shapes["head.block.0.weight"][0], shapes["head.block.4.weight"][0]
         if algorithm == "psp":
-            self.head = _PSPHead(width_cls, classes, c4, height // 8, width // 8)
+            self.head = _PSPHead(width_cls, classes, c4, shapes["head.psp.conv1.0.weight"][0], height // 8, width // 8)
         elif algorithm == "deeplab":
             self.head = _DeepLabHead(width_cls, classes, shapes["head.aspp.project.0.weight"][0], height // 8, width // 8)
         else:
