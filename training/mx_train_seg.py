@@ -29,7 +29,8 @@ import time
 
 import numpy as np
 
-from training.seg_augment import augment_batch, class_weights, confusion, plain_batch, scores
+from training.evaluate_seg import confusion_matrix, scores
+from training.seg_augment import augment_batch, class_weights, plain_batch
 
 PARAMS, HYPER = "model_algo-1", "hyperparams.json"
 ALGORITHM = "fcn"
@@ -68,7 +69,9 @@ def parse_args(argv=None):
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--scale-min", type=float, default=0.75)
     p.add_argument("--scale-max", type=float, default=1.5)
-    p.add_argument("--class-weight-power", type=float, default=0.5, help="0: unweighted cross-entropy")
+    p.add_argument("--class-weight-power", type=float, default=0.25,
+                   help="loss weight of a class: its pixel frequency to the minus this power (0: unweighted)")
+    p.add_argument("--class-weight-max", type=float, default=3.0, help="upper clip of the class weights")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--validate-every", type=int, default=0,
@@ -140,10 +143,13 @@ def predict(mx, net, images, batch_size):
     return np.concatenate(out)
 
 
-def validate(mx, net, prefix, num_classes, batch_size):
+def validate(mx, net, prefix, names, batch_size):
+    """Pixel accuracy, mIoU over the classes in the ground truth and per-class IoU (roadedge eval's figures) on the
+    validation frames at the network's input size."""
     images, masks = np.load(prefix + "-images.npy"), np.load(prefix + "-masks.npy")
-    accuracy, miou, ious = scores(confusion(predict(mx, net, images, batch_size), masks, num_classes))
-    return {"pixel_accuracy": accuracy, "miou": miou, "iou": ious, "images": len(images)}
+    result = scores(confusion_matrix(masks, predict(mx, net, images, batch_size), len(names)), names)
+    return {"pixel_accuracy": result["pixel_accuracy"], "miou": result["miou_gt"], "images": len(images),
+            "iou": {c["name"]: None if c["iou"] is None else round(c["iou"], 4) for c in result["classes"]}}
 
 
 def main(argv=None):
@@ -164,7 +170,8 @@ def main(argv=None):
     net = build_fcn(structure(args.network, num_classes))
     net.initialize(mx.init.Xavier(rnd_type="gaussian", factor_type="in", magnitude=2))
     net.hybridize(static_alloc=True, static_shape=True)
-    weights = class_weights(masks, num_classes, args.class_weight_power) if args.class_weight_power else \
+    weights = class_weights(masks, num_classes, args.class_weight_power, high=args.class_weight_max) \
+        if args.class_weight_power else \
         np.ones(num_classes, np.float32)
     lookup = mx.nd.array(np.concatenate([weights, np.zeros(256 - num_classes, np.float32)]))  # 255 -> weight 0
     per_epoch = max(1, len(images) // batch)
@@ -201,14 +208,14 @@ def main(argv=None):
                      lr=float(schedule(iteration)), progress=round(schedule.progress(iteration), 4),
                      seconds=round(time.time() - started, 1))
             if args.validate_every and args.validation and iteration % args.validate_every == 0 and iteration < total:
-                result = validate(mx, net, args.validation, num_classes, batch)
+                result = validate(mx, net, args.validation, names, batch)
                 emit("validation", iteration=iteration, pixel_accuracy=round(result["pixel_accuracy"], 4),
                      miou=round(result["miou"], 4), seconds=round(time.time() - started, 1))
             if schedule.progress(iteration) >= 1.0:
                 stopped = iteration < total
                 break
         epoch += 1
-    validation = validate(mx, net, args.validation, num_classes, batch) if args.validation else None
+    validation = validate(mx, net, args.validation, names, batch) if args.validation else None
     tarball = save_artifacts(net, args.output, hyperparams(args, num_classes, len(images), epoch))
     emit("done", iterations=iteration, epochs=epoch, deadline_hit=stopped, model=tarball, validation=validation,
          seconds=round(time.time() - started, 1))

@@ -48,11 +48,12 @@ def add_arguments(p):
                    help="size the synthetic frames are rendered at (default: 600x600; 640x360 for segmentation)")
     p.add_argument("--image-shape", type=int, default=256, help="network input size (square; detection)")
     p.add_argument("--crop-size", type=int, default=None,
-                   help="segmentation: SageMaker's crop_size, the square training crops (default: 192)")
+                   help="segmentation: SageMaker's crop_size, the square training crops (default: 160)")
     p.add_argument("--input-size", default=None, metavar="WxH",
                    help="segmentation: the IR's input size, frames are stretched to it (default: 448x256)")
     p.add_argument("--batch-size", type=int, default=None, help="mini-batch size (default: %d)" % DEFAULTS["batch_size"])
-    p.add_argument("--learning-rate", type=float, default=0.002, help="Adam learning rate (cosine schedule)")
+    p.add_argument("--learning-rate", type=float, default=None,
+                   help="Adam learning rate (default: 0.002, cosine schedule; segmentation 0.003, poly schedule)")
     p.add_argument("--network", choices=("tiny", "small", "base"), default=None,
                    help="body size, see training/network.py (default: %s)" % DEFAULTS["network"])
     p.add_argument("--validation-fraction", type=float, default=0.1, help="share of the rendered images for validation")
@@ -76,7 +77,7 @@ def settings(args):
         if getattr(args, key) is not None:
             base[key] = getattr(args, key)
     base.update(seed=args.seed, eval_seed=args.eval_seed, size=args.size or "600x600", image_shape=args.image_shape,
-                learning_rate=args.learning_rate, validation_fraction=args.validation_fraction,
+                learning_rate=args.learning_rate or 0.002, validation_fraction=args.validation_fraction,
                 name=args.name or MODEL_NAME,
                 quick=bool(args.quick), time_budget_minutes=args.time_budget)
     base.setdefault("max_iterations", 0)

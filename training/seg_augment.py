@@ -121,23 +121,3 @@ def class_weights(masks, num_classes, power=0.5, low=0.25, high=5.0):
         raw = freq ** -power
         weights[present] = raw / float((raw * freq).sum())
     return np.clip(weights, low, high).astype(np.float32)
-
-
-def confusion(prediction, truth, num_classes):
-    """Confusion matrix [truth, prediction] over the pixels whose truth is a class (255 and others ignored)."""
-    truth = np.asarray(truth).ravel().astype(np.int64)
-    prediction = np.asarray(prediction).ravel().astype(np.int64)
-    keep = truth < num_classes
-    return np.bincount(truth[keep] * num_classes + prediction[keep], minlength=num_classes ** 2).reshape(
-        num_classes, num_classes)
-
-
-def scores(matrix):
-    """(pixel accuracy, mean IoU over the classes present in the truth, per-class IoU with None for absent ones)."""
-    matrix = np.asarray(matrix, np.float64)
-    total = matrix.sum()
-    tp = np.diag(matrix)
-    truth, predicted = matrix.sum(axis=1), matrix.sum(axis=0)
-    ious = [float(tp[c] / (truth[c] + predicted[c] - tp[c])) if truth[c] > 0 else None for c in range(len(matrix))]
-    present = [v for v in ious if v is not None]
-    return (float(tp.sum() / total) if total else 0.0), (float(np.mean(present)) if present else 0.0), ious

@@ -23,10 +23,11 @@ def metrics_markdown(report, summary):
              "ignored.".format(report["images"], s["eval_seed"], s["seed"], width, height, s["input_size"]),
              "", "| class | pixels | IoU |", "|---|---:|---:|"]
     for entry in report["classes"]:
-        lines.append("| {} | {} | {} |".format(entry["name"], entry.get("pixels", "-"), _figure(entry["iou"])))
-    present = sum(1 for entry in report["classes"] if entry["iou"] is not None)
-    lines += ["", "**Pixel accuracy {:.3f}, mIoU {:.3f}** (mean over the {} classes present in the ground "
-              "truth).".format(report["pixel_accuracy"], report["miou"], present), ""]
+        lines.append("| {} | {} | {} |".format(entry["name"], entry["gt_pixels"], _figure(entry["iou"])))
+    lines += ["", "**Pixel accuracy {:.3f}, mIoU {:.3f}** (mean over the {} classes present in the ground truth; "
+              "{:.3f} over the {} present in the ground truth or the prediction).".format(
+                  report["pixel_accuracy"], report["miou_gt"], report["miou_gt_classes"], report["miou"],
+                  report["miou_classes"]), ""]
     verify = summary.get("verify")
     if verify:
         lines += ["IR against MXNet/GluonCV (`roadedge convert verify`): {}.".format(verify), ""]

@@ -26,10 +26,10 @@ from training.recipe import Steps, _cli
 MODEL_NAME = "road-seg"
 # size: the frames rendered (the sample drive's 640x360); input_size: the IR's input (W x H, the frame stretched to
 # it, about 0.7 of the frame each way); crop_size: SageMaker's, the square training crops taken from those frames
-DEFAULTS = {"images": 1500, "epochs": 60, "eval_images": 100, "batch_size": 16, "network": "tiny", "crop_size": 192,
-            "size": "640x360", "input_size": "448x256"}
-QUICK = {"images": 12, "epochs": 1, "eval_images": 4, "batch_size": 4, "network": "tiny", "crop_size": 64,
-         "size": "160x96", "input_size": "96x64", "max_iterations": 3}
+DEFAULTS = {"images": 1500, "epochs": 60, "eval_images": 100, "batch_size": 8, "network": "tiny", "crop_size": 160,
+            "size": "640x360", "input_size": "448x256", "learning_rate": 0.003}
+QUICK = {"images": 12, "epochs": 2, "eval_images": 4, "batch_size": 4, "network": "tiny", "crop_size": 64,
+         "size": "160x96", "input_size": "96x64", "learning_rate": 0.003, "max_iterations": 3}
 POST_TRAINING_SECONDS = 120  # optimize, verify, render and evaluate the unseen set, bundle
 
 
@@ -43,11 +43,12 @@ def labels():
 def settings(args):
     """The run's settings: --quick's or the segmentation defaults, overridden by explicit options."""
     base = dict(QUICK if args.quick else DEFAULTS)
-    for key in ("images", "epochs", "eval_images", "batch_size", "network", "crop_size", "size", "input_size"):
+    for key in ("images", "epochs", "eval_images", "batch_size", "network", "crop_size", "size", "input_size",
+                "learning_rate"):
         if getattr(args, key, None) is not None:
             base[key] = getattr(args, key)
     name = args.name or MODEL_NAME
-    base.update(seed=args.seed, eval_seed=args.eval_seed, learning_rate=args.learning_rate, name=name,
+    base.update(seed=args.seed, eval_seed=args.eval_seed, name=name,
                 quick=bool(args.quick), time_budget_minutes=args.time_budget, task="segmentation")
     base.setdefault("max_iterations", 0)
     if args.seed == args.eval_seed:
@@ -139,7 +140,7 @@ def _train(arrays, model_dir, s, log_path, has_validation, deadline):
 
 
 def _verify(tarball, ir_xml):
-    """`roadedge convert verify`, its output passed through; returns its last line (the agreement figures)."""
+    """`roadedge convert verify`, its output passed through; returns that output (the agreement figures) as one line."""
     import subprocess
 
     result = subprocess.run([sys.executable, "-m", "roadedge", "convert", "verify", tarball, ir_xml],
@@ -150,18 +151,18 @@ def _verify(tarball, ir_xml):
         raise RoadedgeError("`roadedge convert verify {} {}` failed with exit code {}".format(tarball, ir_xml,
                                                                                             result.returncode))
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else ""
+    return "; ".join(lines)
 
 
 def _evaluate(ir_xml, voc_dir, s, workers):
     from tqdm import tqdm
 
-    from training.evaluate_seg import evaluate_segmentation, format_segmentation_report
+    from training.evaluate_seg import evaluate_segmentation, format_report
 
     _synth(voc_dir, s["eval_images"], s["eval_seed"], s["size"], workers)
-    report = evaluate_segmentation(ir_xml, voc_dir, progress=lambda items: tqdm(
+    report = evaluate_segmentation(ir_xml, voc_dir, split="all", progress=lambda items: tqdm(
         items, desc="evaluating", unit="img", disable=None, file=sys.stderr))
-    print(format_segmentation_report(report), file=sys.stderr)
+    print(format_report(report), file=sys.stderr)
     return report
 
 
@@ -197,7 +198,8 @@ def train_command(args):
                            eval_voc, s, args.workers)
         summary = {"schema": "roadedge.train/1", "settings": s, "argv": sys.argv, "images": counts, "training": done,
                    "steps": steps.times, "verify": verify, "ir_bytes": os.path.getsize(ir_xml[:-4] + ".bin"),
-                   "metrics": {"pixel_accuracy": report["pixel_accuracy"], "miou": report["miou"],
+                   "metrics": {"pixel_accuracy": report["pixel_accuracy"], "miou": report["miou_gt"],
+                               "miou_gt_or_predicted": report["miou"],
                                "iou": {e["name"]: e["iou"] for e in report["classes"]}}}
         with open(os.path.join(work, "eval.json"), "w", encoding="utf-8") as handle:
             json.dump(report, handle, indent=2)
@@ -209,6 +211,6 @@ def train_command(args):
         with open(os.path.join(work, "summary.json"), "w", encoding="utf-8") as handle:
             json.dump(summary, handle, indent=2)
     print("wrote {}: pixel accuracy {:.3f}, mIoU {:.3f} on {} unseen frames; IR {} ({:.2f} MB weights); {:.1f} min".format(
-        out_dir, report["pixel_accuracy"], report["miou"], report["images"], os.path.join(out_dir, "ir", s["name"] + ".xml"),
+        out_dir, report["pixel_accuracy"], report["miou_gt"], report["images"], os.path.join(out_dir, "ir", s["name"] + ".xml"),
         summary["ir_bytes"] / 1e6, summary["seconds"] / 60))
     return 0
