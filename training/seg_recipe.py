@@ -27,9 +27,9 @@ MODEL_NAME = "road-seg"
 # size: the frames rendered (the sample drive's 640x360); input_size: the IR's input (W x H, the frame stretched to
 # it, about 0.7 of the frame each way); crop_size: SageMaker's, the square training crops taken from those frames
 DEFAULTS = {"images": 1500, "epochs": 60, "eval_images": 100, "batch_size": 8, "network": "tiny", "crop_size": 160,
-            "size": "640x360", "input_size": "448x256", "learning_rate": 0.003}
+            "size": "640x360", "input_size": "448x256", "learning_rate": 0.003, "validate_every": 800}
 QUICK = {"images": 12, "epochs": 2, "eval_images": 4, "batch_size": 4, "network": "tiny", "crop_size": 64,
-         "size": "160x96", "input_size": "96x64", "learning_rate": 0.003, "max_iterations": 3}
+         "size": "160x96", "input_size": "96x64", "learning_rate": 0.003, "validate_every": 0, "max_iterations": 3}
 POST_TRAINING_SECONDS = 120  # optimize, verify, render and evaluate the unseen set, bundle
 
 
@@ -98,7 +98,7 @@ def train_arguments(arrays, model_dir, s, has_validation=True, deadline=0.0):
             "--class-names", ",".join(labels()), "--network", s["network"], "--crop-size", str(s["crop_size"]),
             "--batch-size", str(s["batch_size"]), "--epochs", str(s["epochs"]), "--learning-rate",
             str(s["learning_rate"]), "--seed", str(s["seed"]), "--max-iterations", str(s["max_iterations"]),
-            "--deadline", "%.0f" % deadline]
+            "--deadline", "%.0f" % deadline, "--validate-every", str(s["validate_every"])]
     if has_validation:
         args += ["--validation", os.path.join(arrays, "validation")]
     return args
@@ -124,6 +124,9 @@ def _train(arrays, model_dir, s, log_path, has_validation, deadline):
         elif kind == "iteration" and bar is not None:
             bar.update(event["iteration"] - bar.n)
             bar.set_postfix(epoch=event["epoch"], loss="%.3f" % event["loss"], refresh=False)
+        elif kind == "validation" and bar is not None:
+            bar.write("iteration {}: validation pixel accuracy {:.3f}, mIoU {:.3f}".format(
+                event["iteration"], event["pixel_accuracy"], event["miou"]))
         elif kind == "done" and bar is not None:
             if event.get("deadline_hit"):
                 bar.total = event["iterations"]
