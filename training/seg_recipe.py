@@ -126,14 +126,14 @@ def _train(arrays, model_dir, s, log_path, has_validation, deadline):
             bar.set_postfix(epoch=event["epoch"], loss="%.3f" % event["loss"], refresh=False)
         elif kind == "validation" and bar is not None:
             bar.write("iteration {}: validation pixel accuracy {:.3f}, mIoU {:.3f}".format(
-                event["iteration"], event["pixel_accuracy"], event["miou"]))
+                event["iteration"], event["pixel_accuracy"], event["miou"]), file=sys.stderr)
         elif kind == "done" and bar is not None:
             if event.get("deadline_hit"):
                 bar.total = event["iterations"]
                 bar.update(event["iterations"] - bar.n)
             if event.get("validation"):
                 bar.write("validation: pixel accuracy {:.3f}, mIoU {:.3f}".format(
-                    event["validation"]["pixel_accuracy"], event["validation"]["miou"]))
+                    event["validation"]["pixel_accuracy"], event["validation"]["miou"]), file=sys.stderr)
 
     try:
         return recipe.run_json_process(command, env, log_path, on_event)
