@@ -34,13 +34,18 @@ QUICK = {"images": 40, "epochs": 1, "eval_images": 6, "batch_size": 8, "network"
 
 
 def add_arguments(p):
+    from training.seg_recipe import DEFAULTS as SEG  # segmentation's defaults, named in the help
+
     p.add_argument("out_dir", metavar="OUT_DIR", nargs="?", default="roadedge-train",
                    help="work and output folder (synthetic data, channels, model.tar.gz, IR, metrics)")
-    p.add_argument("--images", type=int, default=None, help="training images to render (default: %d)" % DEFAULTS["images"])
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: %d)" % DEFAULTS["epochs"])
+    p.add_argument("--images", type=int, default=None,
+                   help="training images to render (default: %d; segmentation %d)" % (DEFAULTS["images"], SEG["images"]))
+    p.add_argument("--epochs", type=int, default=None,
+                   help="training epochs (default: %d; segmentation %d)" % (DEFAULTS["epochs"], SEG["epochs"]))
     p.add_argument("--seed", type=int, default=1, help="seed of the training set (and of the training run)")
     p.add_argument("--eval-seed", type=int, default=12345, help="seed of the evaluation set; must differ from --seed")
-    p.add_argument("--eval-images", type=int, default=None, help="evaluation images (default: %d)" % DEFAULTS["eval_images"])
+    p.add_argument("--eval-images", type=int, default=None,
+                   help="evaluation images (default: %d; segmentation %d)" % (DEFAULTS["eval_images"], SEG["eval_images"]))
     p.add_argument("--task", choices=("detection", "segmentation"), default="detection",
                    help="detection: the road-damage SSD (road-damage-ssd); segmentation: a GluonCV FCN as SageMaker's "
                    "semantic segmentation saves it (road-seg, training/seg_recipe.py)")
@@ -51,11 +56,13 @@ def add_arguments(p):
                    help="segmentation: SageMaker's crop_size, the square training crops (default: 160)")
     p.add_argument("--input-size", default=None, metavar="WxH",
                    help="segmentation: the IR's input size, frames are stretched to it (default: 448x256)")
-    p.add_argument("--batch-size", type=int, default=None, help="mini-batch size (default: %d)" % DEFAULTS["batch_size"])
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="mini-batch size (default: %d; segmentation %d)" % (DEFAULTS["batch_size"], SEG["batch_size"]))
     p.add_argument("--learning-rate", type=float, default=None,
                    help="Adam learning rate (default: 0.002, cosine schedule; segmentation 0.003, poly schedule)")
     p.add_argument("--network", choices=("tiny", "small", "base"), default=None,
-                   help="body size, see training/network.py (default: %s)" % DEFAULTS["network"])
+                   help="body size, see training/network.py (default: %s; segmentation: the backbone widths in "
+                   "training/mx_train_seg.py, default %s)" % (DEFAULTS["network"], SEG["network"]))
     p.add_argument("--validation-fraction", type=float, default=0.1, help="share of the rendered images for validation")
     p.add_argument("--name", default=None, help="IR file name (default: %s; road-seg for segmentation)" % MODEL_NAME)
     p.add_argument("--quick", action="store_true",
