@@ -16,11 +16,14 @@ def register(subparsers):
 def _register_train(subparsers):
     p = subparsers.add_parser(
         "train",
-        help="train the demo road-damage SSD the way SageMaker does, then convert and bundle it",
+        help="train a demo model (road-damage SSD, or --task segmentation) the way SageMaker does, then convert and "
+        "bundle it",
         description="The whole recipe in one command: render a synthetic road-damage set (roadedge synth), convert "
         "it to SageMaker channels (roadedge dataset convert), train an MXNet SSD with SageMaker's graph structure in "
         "the isolated MXNet environment, pack SageMaker's model.tar.gz, convert it (roadedge convert deploy + "
-        "optimize --engine native) and evaluate it on a set rendered with another seed.",
+        "optimize --engine native) and evaluate it on a set rendered with another seed. With --task segmentation: "
+        "the same for a GluonCV FCN on a small dilated ResNetV1b saved as SageMaker's semantic segmentation saves "
+        "it (roadedge synth --segmentation, dataset convert-seg, convert optimize + verify, eval).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.set_defaults(handler=lazy_handler("training.recipe", "train_command"))

@@ -34,21 +34,37 @@ QUICK = {"images": 40, "epochs": 1, "eval_images": 6, "batch_size": 8, "network"
 
 
 def add_arguments(p):
+    from training.seg_recipe import DEFAULTS as SEG  # segmentation's defaults, named in the help
+
     p.add_argument("out_dir", metavar="OUT_DIR", nargs="?", default="roadedge-train",
                    help="work and output folder (synthetic data, channels, model.tar.gz, IR, metrics)")
-    p.add_argument("--images", type=int, default=None, help="training images to render (default: %d)" % DEFAULTS["images"])
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: %d)" % DEFAULTS["epochs"])
+    p.add_argument("--images", type=int, default=None,
+                   help="training images to render (default: %d; segmentation %d)" % (DEFAULTS["images"], SEG["images"]))
+    p.add_argument("--epochs", type=int, default=None,
+                   help="training epochs (default: %d; segmentation %d)" % (DEFAULTS["epochs"], SEG["epochs"]))
     p.add_argument("--seed", type=int, default=1, help="seed of the training set (and of the training run)")
     p.add_argument("--eval-seed", type=int, default=12345, help="seed of the evaluation set; must differ from --seed")
-    p.add_argument("--eval-images", type=int, default=None, help="evaluation images (default: %d)" % DEFAULTS["eval_images"])
-    p.add_argument("--size", default="600x600", metavar="WxH", help="size the synthetic frames are rendered at")
-    p.add_argument("--image-shape", type=int, default=256, help="network input size (square)")
-    p.add_argument("--batch-size", type=int, default=None, help="mini-batch size (default: %d)" % DEFAULTS["batch_size"])
-    p.add_argument("--learning-rate", type=float, default=0.002, help="Adam learning rate (cosine schedule)")
+    p.add_argument("--eval-images", type=int, default=None,
+                   help="evaluation images (default: %d; segmentation %d)" % (DEFAULTS["eval_images"], SEG["eval_images"]))
+    p.add_argument("--task", choices=("detection", "segmentation"), default="detection",
+                   help="detection: the road-damage SSD (road-damage-ssd); segmentation: a GluonCV FCN as SageMaker's "
+                   "semantic segmentation saves it (road-seg, training/seg_recipe.py)")
+    p.add_argument("--size", default=None, metavar="WxH",
+                   help="size the synthetic frames are rendered at (default: 600x600; 640x360 for segmentation)")
+    p.add_argument("--image-shape", type=int, default=256, help="network input size (square; detection)")
+    p.add_argument("--crop-size", type=int, default=None,
+                   help="segmentation: SageMaker's crop_size, the square training crops (default: 160)")
+    p.add_argument("--input-size", default=None, metavar="WxH",
+                   help="segmentation: the IR's input size, frames are stretched to it (default: 448x256)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="mini-batch size (default: %d; segmentation %d)" % (DEFAULTS["batch_size"], SEG["batch_size"]))
+    p.add_argument("--learning-rate", type=float, default=None,
+                   help="Adam learning rate (default: 0.002, cosine schedule; segmentation 0.003, poly schedule)")
     p.add_argument("--network", choices=("tiny", "small", "base"), default=None,
-                   help="body size, see training/network.py (default: %s)" % DEFAULTS["network"])
+                   help="body size, see training/network.py (default: %s; segmentation: the backbone widths in "
+                   "training/mx_train_seg.py, default %s)" % (DEFAULTS["network"], SEG["network"]))
     p.add_argument("--validation-fraction", type=float, default=0.1, help="share of the rendered images for validation")
-    p.add_argument("--name", default=MODEL_NAME, help="IR file name")
+    p.add_argument("--name", default=None, help="IR file name (default: %s; road-seg for segmentation)" % MODEL_NAME)
     p.add_argument("--quick", action="store_true",
                    help="a tiny run for smoke tests: %d images, a few iterations (the model detects nothing useful)"
                    % QUICK["images"])
@@ -67,8 +83,9 @@ def settings(args):
     for key in ("images", "epochs", "eval_images", "batch_size", "network"):
         if getattr(args, key) is not None:
             base[key] = getattr(args, key)
-    base.update(seed=args.seed, eval_seed=args.eval_seed, size=args.size, image_shape=args.image_shape,
-                learning_rate=args.learning_rate, validation_fraction=args.validation_fraction, name=args.name,
+    base.update(seed=args.seed, eval_seed=args.eval_seed, size=args.size or "600x600", image_shape=args.image_shape,
+                learning_rate=args.learning_rate or 0.002, validation_fraction=args.validation_fraction,
+                name=args.name or MODEL_NAME,
                 quick=bool(args.quick), time_budget_minutes=args.time_budget)
     base.setdefault("max_iterations", 0)
     if args.seed == args.eval_seed:
@@ -138,6 +155,37 @@ def train_arguments(arrays, model_dir, s, has_validation=True, deadline=0.0):
     return args
 
 
+def run_json_process(command, env, log_path, on_event):
+    """Run a training process that prints JSON-line events; on_event(event) for each; the events go to LOG_PATH,
+    its stderr to LOG_PATH.stderr. Returns its 'done' event; RoadedgeError when it fails."""
+    done, events = None, []
+    with open(log_path + ".stderr", "wb") as stderr:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, env=env)
+        try:
+            for raw in process.stdout:
+                try:
+                    event = json.loads(raw)
+                except ValueError:
+                    continue
+                events.append(event)
+                on_event(event)
+                if event.get("event") == "done":
+                    done = event
+            code = process.wait()
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    with open(log_path, "w", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(event) + "\n" for event in events)
+    if code != 0 or done is None:
+        with open(log_path + ".stderr", "rb") as handle:
+            lines = [line for line in handle.read().decode("utf-8", "replace").splitlines() if line.strip()]
+        raise RoadedgeError("training in the MXNet environment failed (exit {}): {} (log: {}.stderr)".format(
+            code, lines[-1] if lines else "no message", log_path))
+    return done
+
+
 def _train(arrays, model_dir, s, log_path, has_validation, deadline):
     """Run training.mx_train in the MXNet environment; a progress bar over its iterations. Returns its 'done' event."""
     from tqdm import tqdm
@@ -149,45 +197,27 @@ def _train(arrays, model_dir, s, log_path, has_validation, deadline):
     env.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 2))  # one OpenMP team over all cores ...
     env.setdefault("MXNET_CPU_WORKER_NTHREADS", "1")  # ... and one engine worker, so they do not oversubscribe
     command = [venv_python()] + train_arguments(arrays, model_dir, s, has_validation, deadline)
-    done, bar, events = None, None, []
-    with open(log_path + ".stderr", "wb") as stderr:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, env=env)
-        try:
-            for raw in process.stdout:
-                try:
-                    event = json.loads(raw)
-                except ValueError:
-                    continue
-                events.append(event)
-                kind = event.get("event")
-                if kind == "start":
-                    bar = tqdm(total=event["iterations"], desc="training", unit="it", disable=None, file=sys.stderr)
-                elif kind == "iteration" and bar is not None:
-                    bar.update(event["iteration"] - bar.n)
-                    bar.set_postfix(epoch=event["epoch"], ce="%.3f" % event["cross_entropy"],
-                                    l1="%.3f" % event["smooth_l1"], refresh=False)
-                elif kind == "epoch" and event.get("validation") and bar is not None:
-                    bar.write("epoch {}: validation mAP@0.5 {:.3f}".format(event["epoch"], event["validation"]["map"]))
-                elif kind == "done":
-                    done = event
-                    if bar is not None and event.get("deadline_hit"):  # annealed early to fit --time-budget
-                        bar.total = event["iterations"]
-                        bar.update(event["iterations"] - bar.n)
-            code = process.wait()
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-            if bar is not None:
-                bar.close()
-    with open(log_path, "w", encoding="utf-8") as handle:
-        handle.writelines(json.dumps(event) + "\n" for event in events)
-    if code != 0 or done is None:
-        with open(log_path + ".stderr", "rb") as handle:
-            lines = [line for line in handle.read().decode("utf-8", "replace").splitlines() if line.strip()]
-        raise RoadedgeError("training in the MXNet environment failed (exit {}): {} (log: {}.stderr)".format(
-            code, lines[-1] if lines else "no message", log_path))
-    return done
+    state = {"bar": None}
+
+    def on_event(event):
+        kind, bar = event.get("event"), state["bar"]
+        if kind == "start":
+            state["bar"] = tqdm(total=event["iterations"], desc="training", unit="it", disable=None, file=sys.stderr)
+        elif kind == "iteration" and bar is not None:
+            bar.update(event["iteration"] - bar.n)
+            bar.set_postfix(epoch=event["epoch"], ce="%.3f" % event["cross_entropy"], l1="%.3f" % event["smooth_l1"],
+                            refresh=False)
+        elif kind == "epoch" and event.get("validation") and bar is not None:
+            bar.write("epoch {}: validation mAP@0.5 {:.3f}".format(event["epoch"], event["validation"]["map"]))
+        elif kind == "done" and bar is not None and event.get("deadline_hit"):  # annealed early to fit --time-budget
+            bar.total = event["iterations"]
+            bar.update(event["iterations"] - bar.n)
+
+    try:
+        return run_json_process(command, env, log_path, on_event)
+    finally:
+        if state["bar"] is not None:
+            state["bar"].close()
 
 
 def _evaluate(ir_xml, voc_dir, s, workers):
@@ -247,6 +277,10 @@ def bundle(ir_dir, name, report, summary, models_dir=MODELS_DIR):
 def train_command(args):
     from roadedge.core.fsutil import atomic_dir
 
+    if args.task == "segmentation":
+        from training import seg_recipe
+
+        return seg_recipe.train_command(args)
     s = settings(args)
     started = time.time()
     steps = Steps(9 if args.bundle else 8)
