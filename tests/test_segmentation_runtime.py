@@ -20,10 +20,12 @@ from edge.processing.segmentation import (
     MaskAnalysis,
     NearestResize,
     SegmentationResult,
+    argmax_classes,
     class_mask,
     class_shares,
     free_rows,
 )
+from roadedge.core.seglabels import SYNTH_SEG_LABELS as LABELS_SEG
 from tests.mosquitto import Broker, require_mosquitto
 from tests.seg_ir import LABELS, expected_mask, make_seg_ir, scene
 
@@ -196,6 +198,13 @@ def test_property_figures_on_the_model_mask_equal_those_of_the_frame_sized_mask(
     assert result.free_share == result.free_rows / float(out_h)
 
 
+@given(st.integers(1, 20), st.integers(1, 12), st.integers(1, 12), st.integers(0, 2 ** 32 - 1), st.booleans())
+def test_property_the_class_argmax_is_numpys_ties_included(classes, h, w, seed, coarse):
+    rng = np.random.default_rng(seed)
+    logits = rng.integers(0, 3, (classes, h, w)).astype(np.float32) if coarse else rng.normal(size=(classes, h, w))
+    np.testing.assert_array_equal(argmax_classes(logits.astype(np.float32)), logits.argmax(axis=0))
+
+
 def test_class_mask_reads_logits_and_folded_masks():
     logits = np.random.default_rng(1).normal(size=(1, 5, 6, 7)).astype(np.float32)
     want = logits[0].argmax(axis=0)
@@ -242,3 +251,24 @@ def test_a_sagemaker_segmentation_artefact_runs_in_memory_as_its_converted_ir_do
         jsonschema.validate(from_tarball, SCHEMA)
         assert from_tarball["classes"] == from_ir["classes"] and len(from_ir["classes"]) >= 2
         assert from_tarball["drivable_share"] is None  # class0..class5: no road class
+
+
+def test_the_bundled_demo_segmentation_model_runs_on_the_sample_drive_with_no_other_option(tmp_path):
+    """`roadedge run --model edge/models/road-seg.xml` (the profile's defaults otherwise, preview off for the test):
+    the drive's road is seen ahead of the car, the sky above it."""
+    done = run_cli("--model", os.path.join(ROOT, "edge", "models", "road-seg.xml"), "--frames", "12",
+                   "--output", "masks:" + str(tmp_path / "masks"))
+    assert done.returncode == 0, done.stderr
+    messages = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [m["frame"]["index"] for m in messages] == list(range(12))
+    for message in messages:
+        jsonschema.validate(message, SCHEMA)
+        shares = {c["label"]: c["share"] for c in message["classes"]}
+        assert shares.get("road", 0) > 0.2 and message["drivable_share"] >= shares["road"]
+        assert message["free_distance"]["rows"] > 0.1 * message["frame"]["height"]
+        mask = np.array(Image.open(str(tmp_path / "masks" / ("frame-%06d.png" % message["frame"]["index"]))))
+        assert mask.shape == (360, 640)
+        sky, road = LABELS_SEG.index("sky"), LABELS_SEG.index("road")
+        rows_sky, rows_road = np.nonzero(mask == sky)[0], np.nonzero(mask == road)[0]
+        if rows_sky.size and rows_road.size:
+            assert rows_sky.mean() < rows_road.mean()  # sky above the road

@@ -15,6 +15,18 @@ import numpy as np
 MASK_FORMATS = ("segmentation_logits", "segmentation_mask")
 
 
+def argmax_classes(logits):
+    """(C, H, W) scores -> (H, W) uint8 index of the largest (the first on a tie, as numpy's argmax): one pass per
+    class over contiguous planes, about twice as fast as argmax over the strided class axis."""
+    best = np.array(logits[0], dtype=logits.dtype, copy=True)
+    index = np.zeros(best.shape, np.uint8)
+    for klass in range(1, logits.shape[0]):
+        plane = logits[klass]
+        np.putmask(index, np.greater(plane, best), klass)
+        np.maximum(best, plane, out=best)
+    return index
+
+
 def class_mask(raw, output_format):
     """The class-index mask (H, W) uint8 of one image's raw output.
 
@@ -27,7 +39,7 @@ def class_mask(raw, output_format):
             values = values[0]
         if values.ndim != 3:
             raise ValueError("segmentation logits of shape {}; expected [1, C, H, W]".format(list(np.shape(raw))))
-        return values.argmax(axis=0).astype(np.uint8)
+        return argmax_classes(values)
     while values.ndim > 2:
         values = values[0]
     if values.ndim != 2:
