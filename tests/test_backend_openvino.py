@@ -161,3 +161,22 @@ def test_run_with_a_truncated_model_tar_gz_names_the_archive(tmp_path, capsys):
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err and "internal error" not in err, err
     assert "{}: truncated or corrupt model.tar.gz (".format(archive) in err, err
+
+
+def test_requests_0_queue_four_per_optimal_request_under_the_throughput_hint():
+    """The streams must stay busy while the loop finishes a frame: 4 x the device's optimum under THROUGHPUT, the
+    optimum itself under LATENCY; explicit numbers are kept."""
+    import openvino as ov
+
+    optimal = int(ov.Core().compile_model(openvino_backend.bundled_model(), "CPU", {"PERFORMANCE_HINT": "THROUGHPUT"})
+                  .get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+    for hint, requests, want in (("THROUGHPUT", 0, 4 * optimal), ("LATENCY", 0, None), ("THROUGHPUT", 3, 3)):
+        backend = openvino_backend.open(options(performance_hint=hint, requests=requests))
+        try:
+            backend.prepare((64, 48))
+            if want is None:  # LATENCY's optimum, whatever this CPU says it is
+                want = int(backend.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+            assert backend.requests == len(backend.ring) == want, hint
+        finally:
+            backend.close()
+    assert openvino_backend.auto_requests(2, "throughput") == 8 and openvino_backend.auto_requests(0, "LATENCY") == 1
