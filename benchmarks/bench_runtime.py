@@ -4,8 +4,8 @@
                                         [--seconds 15] [--repeat 1] [--quiet-wait 60] [--work DIR] [--quick]
 
 For every model, on the same IR and at precision f32: `roadedge run` (LATENCY hint with 2 requests, and THROUGHPUT
-with the device's optimal number of requests), benchmark_app with the throughput and the latency hint (on the bare
-IR, and with the THROUGHPUT hint on the model as the runtime compiles it: resize/colour/layout folded in for the
+with --requests 0: 4 x the device's optimal number of requests), benchmark_app with the throughput and the latency
+hint (on the bare IR, and with the THROUGHPUT hint on the model as the runtime compiles it: resize/colour/layout folded in for the
 video's frame size), and a DeepLens-style synchronous loop. Prints a table; writes runtime.json, runtime.md, runtime.png.
 See benchmarks/README.md.
 """
