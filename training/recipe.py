@@ -125,24 +125,41 @@ def _cli(argv):
         raise RoadedgeError("`roadedge {}` failed with exit code {}".format(" ".join(argv), code))
 
 
-def _synth(out_dir, count, seed, size, workers):
-    _cli(["synth", out_dir, "--count", str(count), "--seed", str(seed), "--size", size]
+def _synth(out_dir, count, seed, size, workers, extra=()):
+    _cli(["synth", out_dir, "--count", str(count), "--seed", str(seed), "--size", size] + list(extra)
          + (["--workers", str(workers)] if workers else []))
 
 
-def _arrays(channels, arrays, s):
+def decode_channels(channels, arrays, prepare):
+    """Decode the train and validation channels into arrays/<channel> with a progress bar each;
+    prepare(channel, destination, update) -> images decoded. Returns {channel: count}."""
     from tqdm import tqdm
-
-    from training.data import prepare_channel
 
     os.makedirs(arrays)
     counts = {}
     for channel in ("train", "validation"):
         total = len(os.listdir(os.path.join(channels, channel + "_annotation")))
         with tqdm(total=total, desc="decoding " + channel, unit="img", disable=None, file=sys.stderr) as bar:
-            counts[channel] = prepare_channel(channels, channel, s["image_shape"], os.path.join(arrays, channel),
-                                              len(SYNTH_CLASSES), bar.update) if total else 0
+            counts[channel] = prepare(channel, os.path.join(arrays, channel), bar.update) if total else 0
     return counts
+
+
+def _arrays(channels, arrays, s):
+    from training.data import prepare_channel
+
+    return decode_channels(channels, arrays, lambda channel, destination, update: prepare_channel(
+        channels, channel, s["image_shape"], destination, len(SYNTH_CLASSES), update))
+
+
+def run_in_mxnet(arguments, log_path, on_event):
+    """`python ARGUMENTS` in the MXNet environment (this repository importable), its JSON events to `on_event`."""
+    from converters.mxnet_env import REPO_ROOT, venv_python
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = REPO_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 2))  # one OpenMP team over all cores ...
+    env.setdefault("MXNET_CPU_WORKER_NTHREADS", "1")  # ... and one engine worker, so they do not oversubscribe
+    return run_json_process([venv_python()] + list(arguments), env, log_path, on_event)
 
 
 def train_arguments(arrays, model_dir, s, has_validation=True, deadline=0.0):
@@ -190,13 +207,6 @@ def _train(arrays, model_dir, s, log_path, has_validation, deadline):
     """Run training.mx_train in the MXNet environment; a progress bar over its iterations. Returns its 'done' event."""
     from tqdm import tqdm
 
-    from converters.mxnet_env import REPO_ROOT, venv_python
-
-    env = dict(os.environ)
-    env["PYTHONPATH"] = REPO_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 2))  # one OpenMP team over all cores ...
-    env.setdefault("MXNET_CPU_WORKER_NTHREADS", "1")  # ... and one engine worker, so they do not oversubscribe
-    command = [venv_python()] + train_arguments(arrays, model_dir, s, has_validation, deadline)
     state = {"bar": None}
 
     def on_event(event):
@@ -214,7 +224,7 @@ def _train(arrays, model_dir, s, log_path, has_validation, deadline):
             bar.update(event["iterations"] - bar.n)
 
     try:
-        return run_json_process(command, env, log_path, on_event)
+        return run_in_mxnet(train_arguments(arrays, model_dir, s, has_validation, deadline), log_path, on_event)
     finally:
         if state["bar"] is not None:
             state["bar"].close()

@@ -74,23 +74,14 @@ def input_size(text):
 
 
 def _synth(out_dir, count, seed, size, workers):
-    _cli(["synth", out_dir, "--segmentation", "--count", str(count), "--seed", str(seed), "--size", size]
-         + (["--workers", str(workers)] if workers else []))
+    recipe._synth(out_dir, count, seed, size, workers, extra=["--segmentation"])
 
 
 def _arrays(channels, arrays, s):
-    from tqdm import tqdm
-
     from training.seg_arrays import prepare_seg_channel
 
-    os.makedirs(arrays)
-    counts = {}
-    for channel in ("train", "validation"):
-        total = len(os.listdir(os.path.join(channels, channel + "_annotation")))
-        with tqdm(total=total, desc="decoding " + channel, unit="img", disable=None, file=sys.stderr) as bar:
-            counts[channel] = prepare_seg_channel(channels, channel, (s["input_width"], s["input_height"]),
-                                                  os.path.join(arrays, channel), len(labels()), bar.update) if total else 0
-    return counts
+    return recipe.decode_channels(channels, arrays, lambda channel, destination, update: prepare_seg_channel(
+        channels, channel, (s["input_width"], s["input_height"]), destination, len(labels()), update))
 
 
 def train_arguments(arrays, model_dir, s, has_validation=True, deadline=0.0):
@@ -108,13 +99,6 @@ def _train(arrays, model_dir, s, log_path, has_validation, deadline):
     """Run training.mx_train_seg in the MXNet environment with a progress bar; returns its 'done' event."""
     from tqdm import tqdm
 
-    from converters.mxnet_env import REPO_ROOT, venv_python
-
-    env = dict(os.environ)
-    env["PYTHONPATH"] = REPO_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 2))
-    env.setdefault("MXNET_CPU_WORKER_NTHREADS", "1")
-    command = [venv_python()] + train_arguments(arrays, model_dir, s, has_validation, deadline)
     state = {"bar": None}
 
     def on_event(event):
@@ -136,7 +120,7 @@ def _train(arrays, model_dir, s, log_path, has_validation, deadline):
                     event["validation"]["pixel_accuracy"], event["validation"]["miou"]), file=sys.stderr)
 
     try:
-        return recipe.run_json_process(command, env, log_path, on_event)
+        return recipe.run_in_mxnet(train_arguments(arrays, model_dir, s, has_validation, deadline), log_path, on_event)
     finally:
         if state["bar"] is not None:
             state["bar"].close()
