@@ -186,3 +186,20 @@ def test_options_that_do_not_fit_the_model(tmp_path, capsys):
         capsys, ["convert", "optimize", detection] + out)
     assert "--engine mxnet: only for segmentation models" in one_line_error(
         capsys, ["convert", "optimize", detection, "--input-shape", "64", "64", "--engine", "mxnet"] + out)
+
+
+def test_the_folded_argmax_is_numpys_ties_included():
+    """--argmax's ReduceMax/Equal/Select/ReduceMin: the first class wins a tie, as numpy's (and MXNet's) argmax."""
+    import numpy as np
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    from converters.gluoncv_seg.build import finish_model
+
+    logits = ops.parameter([1, 7, 9, 11], np.float32, name="logits")
+    compiled = ov.Core().compile_model(finish_model(logits.output(0), True, [logits], "argmax"), "CPU")
+    for seed in range(5):
+        values = np.random.default_rng(seed).integers(0, 3, (1, 7, 9, 11)).astype(np.float32)  # many ties
+        got = compiled(values)[0]
+        assert got.shape == (1, 1, 9, 11) and got.dtype == np.int32
+        np.testing.assert_array_equal(got[0, 0], values[0].argmax(axis=0))

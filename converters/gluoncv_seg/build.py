@@ -10,7 +10,6 @@ largest logit (the first on ties, as numpy/MXNet argmax).
 """
 import numpy as np
 import openvino as ov
-import openvino.opset11 as opset11
 import openvino.opset13 as ops
 
 from converters.gluoncv_seg.backbone import backbone, describe
@@ -58,12 +57,21 @@ def build_model(artefact, height, width, argmax=False, name=None):
     return finish_model(logits.output(0), argmax, [data], name or artefact.name)
 
 
+def class_argmax(logits):
+    """The int32 [1, 1, H, W] index of the largest of [1, C, H, W] `logits`, the first on a tie (numpy's and MXNet's
+    argmax): ReduceMax, Equal, Select(class index, else C), ReduceMin. On the CPU plugin this costs a third of
+    TopK k=1 (demo model in benchmark_app: 71.1 FPS with logits out, 63.5 with this, 57.0 with TopK)."""
+    classes = logits.get_partial_shape()[1].get_length()
+    axis = const([1], np.int64)
+    largest = ops.reduce_max(logits, axis, True)
+    index = const(np.arange(classes, dtype=np.int32).reshape(1, classes, 1, 1), np.int32)
+    return ops.reduce_min(ops.select(ops.equal(logits, largest), index, const(classes, np.int32)), axis, True).output(0)
+
+
 def finish_model(logits, argmax, parameters, name):
-    """The model with one output: `logits`, or with argmax the int32 class-index `mask` (TopK k=1 over the classes,
-    stable: the first class wins a tie, as numpy's and MXNet's argmax)."""
+    """The model with one output: `logits`, or with argmax the int32 class-index `mask` (class_argmax)."""
     if argmax:
-        top = opset11.topk(logits, const(1, np.int64), 1, "max", "value", "i32", stable=True)
-        output, output_name = top.output(1), MASK
+        output, output_name = class_argmax(logits), MASK
     else:
         output, output_name = logits, LOGITS
     result = ops.result(output)
