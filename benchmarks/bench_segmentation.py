@@ -52,7 +52,7 @@ def psp_r50_ir(work, argmax):
 
 
 def demo_ir(work, argmax):
-    """The bundled demo model; with `argmax`, a copy whose output is the argmax over classes (TopK k=1 in the IR)."""
+    """The bundled demo model; with `argmax`, a copy whose output is the argmax over classes (the converter's fold)."""
     if not os.path.isfile(DEMO_XML):
         raise SystemExit("{}: no bundled demo segmentation model (roadedge train --task segmentation --bundle)".format(DEMO_XML))
     if not argmax:
