@@ -318,25 +318,6 @@ class Outbox(SqliteQueue):
                 self._resync()
             return self._bytes
 
-    @property
-    def dropped(self):
-        """Messages dropped by the size/age policy since the outbox file was created (persistent)."""
-        with self._lock:
-            return self._dropped
-
-    @property
-    def not_stored(self):
-        """Messages this run could not store (disk full, read-only, I/O error): lost, counted here only (in memory,
-        as the file could not take the count either)."""
-        with self._lock:
-            return self._not_stored
-
-    @property
-    def fault(self):
-        """The storage fault puts are failing with right now ('disk full', ...), or None."""
-        with self._lock:
-            return self._spell.name
-
     def close(self):
         with self._lock:
             if self._db is None:

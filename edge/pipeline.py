@@ -118,8 +118,9 @@ class Pipeline(object):
             timings["annotate"] = (time.perf_counter() - started) * 1000.0
         boxes = self.task.tracked(found)
         events, best = self._events(boxes, frame.index, now)
-        result = FrameResult(frame, boxes, message, annotated, timings, events=events, stats=self._stats_due(now))
-        result.best_tracks, result.output = best, found
+        result = FrameResult(frame, boxes, message, annotated, timings, events=events, stats=self._stats_due(now),
+                             output=found)
+        result.best_tracks = best
         self._deliver(result)
         self._count(result)
         return result

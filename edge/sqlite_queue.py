@@ -5,8 +5,27 @@ import sqlite3
 
 
 class SqliteQueue(object):
-    """Subclasses set _db, _lock, log, `what` ('outbox PATH') and the drop counters (_unlogged_drops, _drop_reason,
-    _dropped), and write _resync() (re-read the counters)."""
+    """Subclasses set _db, _lock, log, `what` ('outbox PATH'), the drop counters (_unlogged_drops, _drop_reason,
+    _dropped), _not_stored and _spell (edge.fault_spell.FaultSpell), and write _resync() (re-read the counters)."""
+
+    @property
+    def dropped(self):
+        """Items dropped by the size/age bounds since the file was created (the count is kept in the file)."""
+        with self._lock:
+            return self._dropped
+
+    @property
+    def not_stored(self):
+        """Items this run could not store (disk full, read-only, I/O error): lost, counted in memory only, as the
+        file could not take the count either."""
+        with self._lock:
+            return self._not_stored
+
+    @property
+    def fault(self):
+        """The storage fault puts are failing with right now ('disk full', ...), or None."""
+        with self._lock:
+            return self._spell.name
 
     def _write(self, work):
         """work() in one write transaction (the caller holds the lock); on any error the state is the file's again

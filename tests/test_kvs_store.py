@@ -17,6 +17,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from edge.kvs.store import WAL_LIMIT, FragmentStore
 from roadedge.core.errors import RoadedgeError
+from tests.sqlite_faults import FailingConnection
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CPD = b"\x01\x64\x00\x1f\xff\xe1"  # the start of an avcC record: codec private data as the MKV writer passes it
@@ -236,21 +237,6 @@ def test_a_full_tmpfs_costs_fragments_never_the_encoder(tmp_path):
         if store is not None:
             store.close()
         subprocess.run(["umount", str(folder)], check=True)
-
-
-class FailingConnection(object):
-    """The store's connection, raising `error` from statements that start with `when`."""
-
-    def __init__(self, db, when, error):
-        self.db, self.when, self.error = db, when, error
-
-    def execute(self, sql, *args):
-        if self.error is not None and sql.lstrip().upper().startswith(self.when):
-            raise self.error
-        return self.db.execute(sql, *args)
-
-    def __getattr__(self, name):
-        return getattr(self.db, name)
 
 
 def test_an_io_error_stores_nothing_and_any_other_error_is_one_line_naming_the_file(tmp_path):

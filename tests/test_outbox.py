@@ -10,6 +10,7 @@ import pytest
 from edge.outbox import Outbox
 from edge.sinks import durable
 from roadedge.core.errors import RoadedgeError
+from tests.sqlite_faults import FailingConnection, sqlite_error
 
 
 class Clock(object):
@@ -238,28 +239,6 @@ def test_a_read_only_outbox_keeps_what_it_has_and_deletes_the_acknowledged_ones_
     assert [r.payload for r in box.pending(10)] == [b"m4", b"m5", b"later"] and rows_on_disk(path)[0] == 3
     assert "storing messages again (read-only for " in caplog.text and "deleting sent messages again" in caplog.text
     box.close()
-
-
-class FailingConnection(object):
-    """The outbox's connection, raising `error` from statements that start with `when` (while error is set)."""
-
-    def __init__(self, db, when, error):
-        self.db, self.when, self.error = db, when, error
-
-    def execute(self, sql, *args):
-        if self.error is not None and sql.lstrip().upper().startswith(self.when):
-            raise self.error
-        return self.db.execute(sql, *args)
-
-    def __getattr__(self, name):
-        return getattr(self.db, name)
-
-
-def sqlite_error(message, code=None):
-    err = sqlite3.OperationalError(message)
-    if code is not None:
-        err.sqlite_errorcode = code  # Python 3.11+ sets it; older ones have only the message
-    return err
 
 
 @pytest.mark.parametrize("when", ["INSERT", "COMMIT"])

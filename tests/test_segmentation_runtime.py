@@ -105,6 +105,7 @@ def test_masks_follow_the_frame_size_by_nearest_neighbour(tmp_path):
 
 
 @pytest.mark.parametrize("args, config_text, expected", [
+    # the second --model (the bundled detector) wins over the segmentation model every case starts with
     (["--model", "bundled", "--output", "masks:{tmp}/m"], None, "masks sink: model road-damage-ssd is a detection model"),
     (["--output", "masks:{tmp}/nowhere/m"], None, "masks sink: {tmp}/nowhere/m: folder {tmp}/nowhere does not exist"),
     (["--output", "masks:{tmp}/full"], None, "masks sink: {tmp}/full: already holds 1 masks (frame-000007.png ...)"),
@@ -122,8 +123,6 @@ def test_bad_segmentation_settings_are_one_line_exit_2(tmp_path, args, config_te
     if config_text:
         (tmp_path / "c.yaml").write_text(config_text)
         argv += ["--config", str(tmp_path / "c.yaml")]
-    if "bundled" in args:
-        argv = argv[:2] + argv[4:]
     done = run_cli(*argv)
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
@@ -133,8 +132,6 @@ def test_bad_segmentation_settings_are_one_line_exit_2(tmp_path, args, config_te
 
 def test_segmentation_messages_go_to_their_own_mqtt_topic(tmp_path):
     require_mosquitto()
-    import paho.mqtt.client as mqtt
-
     from tests.test_mqtt import Subscriber, wait_until
 
     frames = write_frames(str(tmp_path / "frames"), 3)
@@ -151,7 +148,7 @@ def test_segmentation_messages_go_to_their_own_mqtt_topic(tmp_path):
             runtime.close()
         assert wait_until(lambda: len(subscriber.of("segmentation")) >= 3, 10)
         subscriber.close()
-    assert mqtt.MQTT_ERR_SUCCESS == 0 and summary["messages"] == 3 and summary["detections"] == 0
+    assert summary["messages"] == 3 and summary["detections"] == 0
     received = subscriber.of("segmentation")
     assert not subscriber.of("detections") and [m["seq"] for m in received] == [0, 1, 2]
     for message, rgb in zip(received, frames):

@@ -322,24 +322,6 @@ class FragmentStore(SqliteQueue):
             rows = self._read("SELECT MIN(created) FROM fragments", ())
         return max(0.0, self.clock() - rows[0][0]) if rows[0][0] is not None else 0.0
 
-    @property
-    def dropped(self):
-        """Fragments dropped by the size/age bounds since the file was created (kept in the file)."""
-        with self._lock:
-            return self._dropped
-
-    @property
-    def not_stored(self):
-        """Fragments this run could not store (storage fault): lost, counted in memory only."""
-        with self._lock:
-            return self._not_stored
-
-    @property
-    def fault(self):
-        """The storage fault puts fail with right now ('disk full', ...), or None."""
-        with self._lock:
-            return self._spell.name
-
     def close(self):
         with self._lock:
             if self._db is None:

@@ -76,9 +76,9 @@ class FrameResult(object):
     __slots__ = ("frame", "detections", "output", "message", "annotated", "timings", "events", "stats", "best_tracks",
                  "final", "_jpeg")
 
-    def __init__(self, frame, detections, message, annotated=None, timings=None, events=None, stats=None):
+    def __init__(self, frame, detections, message, annotated=None, timings=None, events=None, stats=None, output=None):
         self.frame, self.detections, self.message = frame, detections, message
-        self.output = detections
+        self.output = detections if output is None else output
         self.annotated, self.timings = annotated, dict(timings or {})
         self.events, self.stats = list(events or []), stats
         self.best_tracks = []
