@@ -228,14 +228,6 @@ class Outbox(SqliteQueue):
         self._count -= len(ids)
         self._bytes -= freed
 
-    def _count_drops(self, n, why):
-        if n <= 0:
-            return
-        self._db.execute("UPDATE meta SET value = value + ? WHERE key = 'dropped'", (n,))
-        self._dropped += n
-        self._unlogged_drops += n
-        self._drop_reason = why
-
     def _maybe_log_drops(self):
         with self._lock:
             n = self._unlogged_drops

@@ -49,6 +49,15 @@ class SqliteQueue(object):
             raise
         return result
 
+    def _count_drops(self, n, why):
+        """`n` items dropped by the bounds (inside a write transaction): the file's counter, ours, and the log's."""
+        if n <= 0:
+            return
+        self._db.execute("UPDATE meta SET value = value + ? WHERE key = 'dropped'", (n,))
+        self._dropped += n
+        self._unlogged_drops += n
+        self._drop_reason = why
+
     def _resync_failed(self, err):
         raise err
 

@@ -210,14 +210,6 @@ class FragmentStore(SqliteQueue):
             self._count -= count
             self._bytes -= freed
 
-    def _count_drops(self, n, why):
-        if n <= 0:
-            return
-        self._db.execute("UPDATE meta SET value = value + ? WHERE key = 'dropped'", (n,))
-        self._dropped += n
-        self._unlogged_drops += n
-        self._drop_reason = why
-
     def _log_drops(self):
         with self._lock:
             n, now = self._unlogged_drops, time.monotonic()
