@@ -1,5 +1,6 @@
 """Distribution `roadedge`: the shared core and command line (`roadedge`), the edge runtime (`edge`), the dataset/model
-converters (`converters`) and the demo model's recipe (`training`)."""
+converters (`converters`), the demo model's recipe (`training`) and the cloud half (`cloud`: serve, KVS to S3, the
+decoding Lambda)."""
 from setuptools import find_packages, setup
 
 setup(
@@ -11,7 +12,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.7",
     packages=find_packages(include=["roadedge", "roadedge.*", "edge", "edge.*", "converters", "converters.*", "training",
-                                    "training.*", "device_profiles"]),
+                                    "training.*", "cloud", "cloud.*", "device_profiles"]),
     package_data={"roadedge.core": ["data/*.json"],
                   "edge": ["data/*.mp4", "schemas/*.json", "models/*.xml", "models/*.bin", "models/*.json",
                            "models/*.md"],
@@ -30,7 +31,7 @@ setup(
         "aws": ["boto3>=1.26"],
         "bench": ["matplotlib"],
         "kvs": ["av>=11"],
-        "test": ["pytest>=7", "boto3>=1.26", "moto[s3]>=5", "ruff", "vermin", "import-linter>=2", "pycocotools>=2.0.6",
+        "test": ["pytest>=7", "boto3>=1.26", "moto[s3,server]>=5", "ruff", "vermin", "import-linter>=2", "pycocotools>=2.0.6",
                  "jsonschema>=4", "hypothesis>=6", "av>=11"],
     },
     entry_points={"console_scripts": ["roadedge = roadedge.cli:main"]},
