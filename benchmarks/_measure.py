@@ -85,18 +85,21 @@ def benchmark_app(xml, hint, seconds, shape=None):
     return out
 
 
-def runtime_model(xml, frame_size, work):
-    """The model exactly as `roadedge run` compiles it (add_preprocessing for frames of frame_size: BGR u8 NHWC in,
-    resize + colour + mean/scale in OpenVINO), saved as an IR for benchmark_app."""
+def runtime_model(xml, work):
+    """The model exactly as `roadedge run` compiles it, saved as an IR for benchmark_app: add_preprocessing (BGR u8
+    NHWC in, colour + mean/scale in OpenVINO) for the model's input size, as with the default `backend.resize: host`
+    (OpenCV has resized the frame before), whatever the video's frame size."""
     import openvino as ov
 
     from roadedge.core.openvino_preprocessing import add_preprocessing
 
+    meta = metadata(xml)
+    input_size = (meta["input"]["width"], meta["input"]["height"])
     path = os.path.join(work, "runtime-ir", "{}-{}-{}x{}.xml".format(
-        os.path.basename(os.path.dirname(xml)), os.path.splitext(os.path.basename(xml))[0], *frame_size))
+        os.path.basename(os.path.dirname(xml)), os.path.splitext(os.path.basename(xml))[0], *input_size))
     if not os.path.isfile(path):
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        model = add_preprocessing(ov.Core().read_model(xml), metadata(xml)["preprocessing"], frame_size)
+        model = add_preprocessing(ov.Core().read_model(xml), meta["preprocessing"], input_size)
         ov.save_model(model, path, compress_to_fp16=False)
     return path
 

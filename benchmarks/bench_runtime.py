@@ -90,7 +90,7 @@ def measure(args, work):
             if (xml, hint) not in cache:
                 cache[xml, hint] = quiet(_measure.benchmark_app, xml, hint, args.seconds)
         row["benchmark_app"] = {hint: cache[xml, hint] for hint in ("throughput", "latency")}
-        runtime_xml = _measure.runtime_model(xml, (width, height), work)
+        runtime_xml = _measure.runtime_model(xml, work)
         if runtime_xml not in cache:
             cache[runtime_xml] = quiet(_measure.benchmark_app, runtime_xml, "throughput", args.seconds)
         row["benchmark_app"]["throughput_runtime_model"] = cache[runtime_xml]

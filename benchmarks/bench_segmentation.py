@@ -107,7 +107,7 @@ def measure(args, work):
             if xml not in cache:  # the bare IR's throughput does not depend on the video
                 cache[xml] = quiet_best(args, _measure.benchmark_app, xml, "throughput", args.seconds)
             bapp = cache[xml]
-            runtime_xml = _measure.runtime_model(xml, (width, height), work)
+            runtime_xml = _measure.runtime_model(xml, work)
             bapp_ppp = quiet_best(args, _measure.benchmark_app, runtime_xml, "throughput", args.seconds)
             steady = e2e["steady_fps"]
             rows.append({

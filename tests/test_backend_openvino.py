@@ -180,3 +180,36 @@ def test_requests_0_queue_four_per_optimal_request_under_the_throughput_hint():
         finally:
             backend.close()
     assert openvino_backend.auto_requests(2, "throughput") == 8 and openvino_backend.auto_requests(0, "LATENCY") == 1
+
+
+def test_host_and_device_resize_give_the_same_detections_and_host_compiles_once():
+    """resize: host (OpenCV before submitting, the default) and device (inside OpenVINO) differ by at most one grey
+    level per pixel, so the raw detections agree; the host resize compiles for the model input, whatever the frames."""
+    import cv2
+    import numpy as np
+
+    from edge.sources.spec import SAMPLE_VIDEO
+
+    capture = cv2.VideoCapture(SAMPLE_VIDEO)
+    frames = [capture.read()[1] for _ in range(80)][33::4]  # the sample drive's damage is in view from frame 33
+    capture.release()
+    outputs = {}
+    for where in ("host", "device"):
+        backend = openvino_backend.open(options(resize=where))
+        outputs[where] = [backend.infer(frame) for frame in frames]
+        assert backend.frame_size == (640, 360)
+        compiled = backend.compiled.inputs[0].get_partial_shape()
+        expected = [1, backend.model.input_size[1], backend.model.input_size[0], 3] if where == "host" else [1, 360, 640, 3]
+        assert [dim.get_length() for dim in compiled] == expected
+        if where == "host":  # a frame of another size: resized as well, no second compile
+            compiled_model = backend.compiled
+            small = cv2.resize(frames[0], (320, 180))
+            assert backend.infer(small).shape == outputs[where][0].shape and backend.compiled is compiled_model
+        backend.close()
+    strong = 0
+    for host, device in zip(outputs["host"], outputs["device"]):
+        for row in device[0, 0][device[0, 0][:, 2] >= 0.3]:  # each confident detection has its twin
+            twins = host[0, 0][host[0, 0][:, 1] == row[1]]
+            assert np.abs(twins[:, 2:] - row[2:]).max(axis=1).min() < 0.03, row
+            strong += 1
+    assert strong >= 4

@@ -84,14 +84,20 @@ class NearestResize(object):
         return self._indices(shape, size)
 
 
-def class_shares(mask, num_classes, weights=None):
-    """Share of the pixels per class index 0..num_classes-1 (float64 array summing to <= 1); `weights` (the mask's
-    shape): how many pixels each mask pixel stands for."""
+def class_counts(mask, num_classes, weights=None):
+    """(pixels per class index 0..num_classes-1, all pixels); `weights` (the mask's shape): how many pixels each mask
+    pixel stands for."""
     if weights is None:
-        counts = np.bincount(mask.ravel(), minlength=num_classes)[:num_classes]
-        return counts / float(max(1, mask.size))
+        return np.bincount(mask.ravel(), minlength=num_classes)[:num_classes], float(max(1, mask.size))
     counts = np.bincount(mask.ravel(), weights=weights.ravel(), minlength=num_classes)[:num_classes]
-    return counts / float(max(1.0, weights.sum()))
+    return counts, float(max(1.0, weights.sum()))
+
+
+def class_shares(mask, num_classes, weights=None):
+    """Share of the pixels per class index 0..num_classes-1 (float64 array summing to <= 1); `weights` as in
+    class_counts."""
+    counts, total = class_counts(mask, num_classes, weights)
+    return counts / total
 
 
 def band_columns(width, band):
@@ -164,15 +170,18 @@ class MaskAnalysis(object):
         self._weights_key, self._weights = None, None
 
     def _frame_weights(self, shape, frame_size):
-        """Per model pixel, the frame pixels it becomes; per model row and column too; and the centre band's."""
+        """Per model pixel, the frame pixels it becomes; per model row, the frame rows; and, over the model columns
+        [left, right) the frame's centre band reaches, how many band columns each becomes."""
         key = (shape, tuple(frame_size))
         if key != self._weights_key:
             rows, cols = self.resize.index_arrays(shape, frame_size)
             row_count = np.bincount(rows, minlength=shape[0]).astype(np.float64)
             col_count = np.bincount(cols, minlength=shape[1]).astype(np.float64)
             left, right = band_columns(int(frame_size[0]), self.band)
-            band_count = np.bincount(cols[left:right], minlength=shape[1]).astype(np.float64)
-            self._weights = (np.outer(row_count, col_count), rows, band_count)
+            band_cols = cols[left:right]
+            band_count = np.bincount(band_cols, minlength=shape[1]).astype(np.float64)
+            first, last = int(band_cols.min()), int(band_cols.max()) + 1
+            self._weights = (np.outer(row_count, col_count), rows, (first, last, band_count[first:last]))
             self._weights_key = key
         return self._weights
 
@@ -184,14 +193,16 @@ class MaskAnalysis(object):
         else:
             weights, rows, band = self._frame_weights(small.shape, frame_size)
             resize = lambda: self.resize(small, frame_size)  # noqa: E731 - made only when asked for
-        shares = class_shares(small, len(self.labels), weights)
+        counts, total = class_counts(small, len(self.labels), weights)
+        shares = counts / total
         if not self.has_road:
             return SegmentationResult(small, self.labels, self.palette, shares, None, None, resize, frame_size[1])
-        road = self.road_lut[small]
+        drivable = float(counts[self.road_lut[:len(counts)]].sum() / total)
         if weights is None:
-            drivable, count = float(road.mean()), free_rows(road, self.band, self.min_fill)
+            count = free_rows(self.road_lut[small], self.band, self.min_fill)
         else:
-            drivable = float((road * weights).sum() / weights.sum())
-            fill = (road * band[None, :]).sum(axis=1) / max(1.0, band.sum())  # per model row
+            first, last, band_count = band
+            road = self.road_lut[small[:, first:last]]  # only the columns the centre band reaches
+            fill = road.dot(band_count) / max(1.0, band_count.sum())  # per model row
             count = _rows_from_bottom(fill[rows] >= self.min_fill)  # per frame row
         return SegmentationResult(small, self.labels, self.palette, shares, drivable, count, resize, frame_size[1])
