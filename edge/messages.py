@@ -23,7 +23,7 @@ EVENTS_SCHEMA = "roadedge.events/1"
 STATS_SCHEMA = "roadedge.stats/1"
 STATUS_SCHEMA = "roadedge.status/1"
 SEGMENTATION_SCHEMA = "roadedge.segmentation/1"
-STATUS_STATES = ("online", "stalled", "offline", "stopped")
+STATUS_STATES = ("online", "degraded", "stalled", "offline", "stopped")
 KINDS = ("detections", "segmentation", "events", "stats")
 
 
@@ -136,7 +136,8 @@ class Envelope(object):
         queue_depth     frames waiting between capture and inference now
         stages_ms       {stage: {mean, p50, p95}} (edge.pipeline.StageTimes.summary())
         sinks           {sink name: {counter: number or boolean}} (each sink's stats())
-        optional: uptime_s, detections, events, sink_errors ({sink name: failed writes})
+        optional: uptime_s, detections, events, sink_errors ({sink name: failed writes}), not_inferred (frames the
+                        backend could not infer), backend ({counter: number}, the backend's stats())
         """
         message = self._head(STATS_SCHEMA, "stats", timestamp)
         message.update({
@@ -151,7 +152,9 @@ class Envelope(object):
         })
         if stats.get("uptime_s") is not None:
             message["uptime_s"] = _number(stats["uptime_s"])
-        for key in ("detections", "events"):
+        if stats.get("backend"):
+            message["backend"] = dict((key, _counter(value)) for key, value in stats["backend"].items() if value is not None)
+        for key in ("detections", "events", "not_inferred"):
             if stats.get(key) is not None:
                 message[key] = int(stats[key])
         if stats.get("sink_errors") is not None:
@@ -159,8 +162,8 @@ class Envelope(object):
         return message
 
     def status(self, *, state, timestamp=None):
-        """roadedge.status/1, retained: online, stalled (the watchdog reopens a part), offline (the last will) or
-        stopped."""
+        """roadedge.status/1, retained: online, degraded (frames go without inference: an endpoint out of reach),
+        stalled (the watchdog reopens a part), offline (the last will) or stopped."""
         if state not in STATUS_STATES:
             raise ValueError("status state {!r}; expected one of {}".format(state, ", ".join(STATUS_STATES)))
         message = self._head(STATUS_SCHEMA, None, time.time() if timestamp is None else timestamp)

@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 
-from edge.backends.base import InferenceStalled
+from edge.backends.base import FrameNotInferred, InferenceStalled
 from edge.capture import WAITING, Capture, StageTimes
 from edge.messages import Envelope
 from edge.processing.geometry import Resize
@@ -32,6 +32,7 @@ class Pipeline(object):
         self.reopen = dict(reopen or {})
         self.watchdog = Watchdog(config["pipeline"]["watchdog_s"], config["pipeline"]["watchdog_restarts"])
         self.lost_frames, self.recovering = 0, False
+        self.not_inferred, self.degraded = 0, False  # frames a backend could not infer (FrameNotInferred)
         self.model = backend.model  # ModelInfo: the decoder, its filter and the annotator come from it
         self.task = task = task_for(self.model)
         self.decode = task.decoder(self.model, config[task.SECTION])
@@ -102,6 +103,9 @@ class Pipeline(object):
             self._reopen("inference", self.watchdog.limit_s, pending)
             self.lost_frames += 1
             return None
+        except FrameNotInferred as err:
+            self._not_inferred(err)
+            return None
         started = time.perf_counter()
         found = self.decode(raw, job["resize"])
         now = self.clock()
@@ -133,13 +137,25 @@ class Pipeline(object):
             listener(result)
         self.frames_done += 1
         self.watchdog.frame_done()
-        if self.recovering:
-            self.recovering = False
+        if self.recovering or self.degraded:
+            if self.degraded:
+                log.warning("inference works again after %d frames without", self.not_inferred)
+            self.recovering = self.degraded = False
             self._publish_status("online")
         if self.frames_done == 1:
             self.first_done = time.perf_counter()  # compile and the first inference end here
         self.detections += len(result.detections)
         self.last_frame = result.frame
+
+    def _not_inferred(self, err):
+        """A frame the backend could not infer: counted; the first of a run of them is logged and makes the status
+        `degraded` (until a frame goes through); the watchdog hears the loop is alive."""
+        self.not_inferred += 1
+        self.watchdog.frame_done()
+        if not self.degraded:
+            self.degraded = True
+            log.warning("frames are not inferred: %s (counted as not_inferred; the loop goes on)", err)
+            self._publish_status("degraded")
 
     def _events(self, found, frame_index, now, flush=False):
         """Tracker events for this frame (or all open tracks at the end) as v1 events messages."""
@@ -160,7 +176,10 @@ class Pipeline(object):
         stats = {"fps": self.current_fps() or 0.0, "frames": self.frames_done,
                  "dropped_frames": capture.dropped if capture else 0, "queue_depth": capture.depth() if capture else 0,
                  "stages_ms": self.times.summary(), "detections": self.detections,
-                 "sink_errors": dict(self.sink_errors), "sinks": {}}
+                 "sink_errors": dict(self.sink_errors), "sinks": {}, "not_inferred": self.not_inferred}
+        backend = self.backend.stats()
+        if backend:
+            stats["backend"] = dict(backend)
         if self.started is not None:
             stats["uptime_s"] = time.perf_counter() - self.started
         for sink in self.sinks:
@@ -290,6 +309,7 @@ class Pipeline(object):
                 "detections": self.detections, "messages": self.envelope.count(self.task.KIND),
                 "events": self.envelope.count("events"),
                 "dropped": self.capture.dropped if self.capture else 0, "lost": self.lost_frames,
+                "not_inferred": self.not_inferred, "backend": self.backend.stats(),
                 "stalls": self.watchdog.stats(),
                 "sink_errors": dict(self.sink_errors), "stages_ms": self.times.summary()}
 

@@ -206,8 +206,10 @@ def load_config(args):
 
 def format_summary(summary):
     stages = ", ".join("{} {:.1f}".format(stage, values["mean"]) for stage, values in summary["stages_ms"].items())
+    not_inferred = summary.get("not_inferred")
     return ("{frames} frames in {seconds:.1f} s, {fps:.1f} FPS; {messages} messages, {detections} detections, "
-            "{dropped} dropped frames; mean ms per frame: ".format(**summary) + (stages or "-")
+            "{dropped} dropped frames".format(**summary)
+            + (", {} not inferred".format(not_inferred) if not_inferred else "") + "; mean ms per frame: " + (stages or "-")
             + ("; sink errors: {}".format(summary["sink_errors"]) if summary["sink_errors"] else ""))
 
 

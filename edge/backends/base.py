@@ -15,7 +15,13 @@ A backend plugin is one file in edge/backends/ defining `TYPE`, `OPTIONS` and
                           output is what the decoder for model.output_format reads. With a timeout, an
                           inference still running after timeout_s raises InferenceStalled (the loop's
                           watchdog then opens the backend again)
+    stats()               optional: {counter: number} for the stats message (None: nothing to say)
     close()               release the model; called once, also after errors
+
+A backend that cannot infer one frame but can go on (a remote endpoint out of
+reach) raises FrameNotInferred from collect: the loop counts the frame as not
+inferred, says `degraded` in its status until a frame goes through again, and
+goes on with the next.
 
 The loop calls prepare, submit and collect from one thread. Synchronous
 backends (MXNet, awscam) subclass SyncBackend and write only `infer`.
@@ -27,6 +33,10 @@ import time
 
 class InferenceStalled(Exception):
     """An inference did not return within the watchdog's time."""
+
+
+class FrameNotInferred(Exception):
+    """This frame got no inference (the reason is the message); the backend itself is fine for the next one."""
 
 
 class Backend(object):
@@ -43,6 +53,10 @@ class Backend(object):
 
     def collect(self, handle, timeout_s=None):
         raise NotImplementedError
+
+    def stats(self):
+        """No counters by default."""
+        return None
 
     def close(self):
         """Nothing to release by default."""

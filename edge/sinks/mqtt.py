@@ -3,8 +3,9 @@
 Topics under `topic_prefix` (default roadedge/<device>): `detections` or, for a
 segmentation model, `segmentation` (the same compact JSON the JSON-lines sink
 writes for that frame), `events`, `stats`, and
-`status` (retained: `online` on connect, `stalled` while the watchdog reopens a
-part, `offline` as the last will, `stopped` on a clean exit). MQTT 3.1.1 (what AWS IoT speaks), QoS 1, client id = the
+`status` (retained: `online` on connect, `degraded` while frames go without
+inference, `stalled` while the watchdog reopens a part, `offline` as the last
+will, `stopped` on a clean exit). MQTT 3.1.1 (what AWS IoT speaks), QoS 1, client id = the
 thing name (the device name unless `client_id` is set), TLS with a client
 certificate (port 8883, or 443 with ALPN x-amzn-mqtt-ca).
 
@@ -85,8 +86,8 @@ class MqttSink(Sink):
     def __init__(self, client, outbox, prefix, device, boot_id, options, log):
         self.client, self.outbox, self.log = client, outbox, log
         self.device, self.boot_id = device, boot_id
-        self.envelope = Envelope(device, boot_id)  # status messages: online, stalled, stopped
-        self.state = "online"  # what the status topic says while connected (the watchdog sets stalled)
+        self.envelope = Envelope(device, boot_id)  # status messages: online, degraded, stalled, stopped
+        self.state = "online"  # what the status topic says while connected (the loop sets degraded or stalled)
         self.client_id = options["client_id"] or device
         self.where = "{}:{}".format(options["host"], options["port"])
         self.topics = {kind: topics.topic(prefix, kind) for kind in topics.KINDS}
@@ -123,8 +124,8 @@ class MqttSink(Sink):
             self._notify()
 
     def publish_status(self, message):
-        """The runtime's state changed (watchdog): retained on the status topic now if connected, and again on
-        every reconnect."""
+        """The runtime's state changed (degraded, stalled, online again): retained on the status topic now if
+        connected, and again on every reconnect."""
         self.state = message["state"]
         with self._cond:
             connected = self._connected
