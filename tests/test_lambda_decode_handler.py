@@ -129,11 +129,15 @@ def test_a_bad_record_is_reported_and_the_others_decoded(s3):
     good = put_frame(s3, "mixed", "m/s/2/100", frame_mask(1), LABELS, ROAD)
     s3.put_object(Bucket="mixed", Key="m/s/2/200.png", Body=b"not a png at all")
     unfit = put_frame(s3, "mixed", "m/s/2/300", frame_mask(2), ["background", "road"], ["road"])
-    event = s3_event("mixed", ["m/s/2/gone.png", "m/s/2/200.png", unfit, good, "m/s/2/100.json"])
+    newer = put_frame(s3, "mixed", "m/s/2/400", frame_mask(3), LABELS, ROAD)
+    s3.put_object(Bucket="mixed", Key="m/s/2/400.json", Body=json.dumps({"schema": "roadedge.cloud.mask/2"}).encode())
+    event = s3_event("mixed", ["m/s/2/gone.png", "m/s/2/200.png", unfit, good, "m/s/2/100.json", newer])
     summary = lambda_handler.handler(event, None)
     assert [d["key"] for d in summary["decoded"]] == [good]
     assert [(e["key"], e["retry"]) for e in summary["errors"]] == [
-        ("m/s/2/gone.png", False), ("m/s/2/200.png", False), (unfit, False)]
+        ("m/s/2/gone.png", False), ("m/s/2/200.png", False), (unfit, False), (newer, False)]
+    assert summary["errors"][3]["error"] == ("s3://mixed/m/s/2/400.json: schema 'roadedge.cloud.mask/2'; "
+                                             "expected roadedge.cloud.mask/1")
     assert summary["errors"][0]["error"] == "s3://mixed/m/s/2/gone.png: no such object (deleted before it was decoded?)"
     assert summary["errors"][1]["error"] == "s3://mixed/m/s/2/200.png: not a PNG file"
     assert "class indices 7, 14 in the mask, but there are 2 labels" in summary["errors"][2]["error"]

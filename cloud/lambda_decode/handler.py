@@ -178,6 +178,8 @@ def labels_for(s3, bucket, key):
             raise PermanentError("{}: not JSON ({})".format(where, err)) from None
         if not isinstance(meta, dict):
             raise PermanentError("{}: expected a JSON object".format(where))
+        if meta.get("schema", MASK_SCHEMA) != MASK_SCHEMA:
+            raise PermanentError("{}: schema {!r}; expected {}".format(where, meta.get("schema"), MASK_SCHEMA))
         labels, road = meta.get("labels"), meta.get("road_classes")
         if not _names(labels) or not labels:
             raise PermanentError("{}: labels: expected a non-empty list of class names".format(where))
