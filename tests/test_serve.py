@@ -139,6 +139,19 @@ def test_a_body_without_length_gets_411(server):
     conn.close()
 
 
+def test_a_body_over_the_limit_is_refused_before_it_is_sent_with_expect_100_continue(server):
+    conn = http.client.HTTPConnection("127.0.0.1", server, timeout=60)
+    conn.putrequest("POST", "/endpoints/x/invocations")
+    conn.putheader("Content-Type", "image/jpeg")
+    conn.putheader("Content-Length", str(7 * 1024 * 1024))
+    conn.putheader("Expect", "100-continue")
+    conn.endheaders()  # no body follows: the answer must come without it
+    response = conn.getresponse()
+    assert response.status == 413 and json.loads(response.read()) == {
+        "error": "payload_too_large", "message": "the body is 7340032 bytes; at most 6291456 bytes are accepted"}
+    conn.close()
+
+
 def test_limits_on_bytes_and_pixels_answer_413_and_the_server_goes_on(detector, frames):
     small = encode(frames[DETECTION_FRAMES[0]])
     with running(detector, max_bytes=len(small), max_pixels=640 * 360) as (app, port):

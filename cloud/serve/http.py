@@ -113,6 +113,16 @@ class Handler(BaseHTTPRequestHandler):
         self._error(HttpError(code, "bad_request" if code < 500 else "server_error", message or self.responses.get(
             code, ("error",))[0], close=True))
 
+    def handle_expect_100(self):
+        """`Expect: 100-continue` (curl sends it with large bodies): a body over the limit is refused before it is sent."""
+        length = self.headers.get("Content-Length", "")
+        if length.strip().isdigit() and int(length) > self.server.app.max_bytes:
+            self.close_connection = True
+            self._error(HttpError(413, "payload_too_large", "the body is {} bytes; at most {} bytes are accepted".format(
+                int(length), self.server.app.max_bytes), close=True))
+            return False
+        return super().handle_expect_100()
+
     def _send(self, status, body, content_type, headers=()):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
