@@ -209,3 +209,33 @@ def test_a_wrong_image_type_in_is_still_decoded_by_its_bytes(segmenter):
         png = invoke(port, encode(frame, ".png"), "image/jpeg", accept="application/json").json()
         direct = segmenter.results(cv2.imdecode(np.frombuffer(encode(frame, ".png"), np.uint8), cv2.IMREAD_COLOR))
     assert png["shares"] == pytest.approx(list(direct.shares), abs=1e-6)
+
+
+def test_segmentation_clients_at_once_with_images_of_different_sizes_get_their_own_masks(segmenter):
+    """Several clients at once, images of three sizes, three requests each: every answer is its own image's mask."""
+    import threading
+
+    frames = sample_frames(SEGMENTATION_FRAMES)
+    images = [cv2.resize(frames[index], size) for index in SEGMENTATION_FRAMES for size in ((640, 360), (320, 200), (97, 61))]
+    expected = [segmenter.results(cv2.imdecode(np.frombuffer(encode(image, ".png"), np.uint8), cv2.IMREAD_COLOR)).mask
+                for image in images]
+    answers = [[] for _ in images]
+    start = threading.Barrier(len(images))
+
+    def client(slot):
+        start.wait()
+        for _ in range(3):
+            answers[slot].append(invoke(port, encode(images[slot], ".png"), "image/png", accept="image/png"))
+
+    with running(segmenter) as (app, port):
+        threads = [threading.Thread(target=client, args=(slot,)) for slot in range(len(images))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    for got, want in zip(answers, expected):
+        assert len(got) == 3
+        for answer in got:
+            assert answer.status == 200
+            np.testing.assert_array_equal(np.array(Image.open(io.BytesIO(answer.body))), want)
+    assert len({mask.shape for mask in expected}) == 3
