@@ -117,6 +117,7 @@ def test_boto3_invoke_endpoint_with_endpoint_url(server, detector, frames, aws_e
     ("GET", "/invocations", {}, None, 405, "method_not_allowed", "GET /invocations: use POST"),
     ("POST", "/ping", {}, b"", 405, "method_not_allowed", "POST /ping: use GET"),
     ("DELETE", "/endpoints/x/invocations", {}, None, 405, "method_not_allowed", "DELETE /endpoints/x/invocations: use POST"),
+    ("FOO", "/invocations", {}, None, 501, "not_implemented", "Unsupported method ('FOO')"),
 ])
 def test_errors_are_json_with_a_message(server, method, path, headers, body, status, code, message):
     answer = request(server, method, path, body, headers)

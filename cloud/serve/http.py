@@ -110,8 +110,8 @@ class Handler(BaseHTTPRequestHandler):
     def send_error(self, code, message=None, explain=None):
         """The base class's own errors (malformed request line, unknown method, header too long) as JSON too."""
         self.close_connection = True
-        self._error(HttpError(code, "bad_request" if code < 500 else "server_error", message or self.responses.get(
-            code, ("error",))[0], close=True))
+        name = "not_implemented" if code == 501 else "bad_request" if code < 500 else "server_error"
+        self._error(HttpError(code, name, message or self.responses.get(code, ("error",))[0], close=True))
 
     def handle_expect_100(self):
         """`Expect: 100-continue` (curl sends it with large bodies): a body over the limit is refused before it is sent."""
