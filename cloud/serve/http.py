@@ -62,7 +62,8 @@ def media_type(value):
 
 def choose_answer(accept, offered):
     """The answer type for an Accept header: the first of its types (in the order given; q-values are not weighed)
-    that the model offers; '*/*', 'type/*' or no Accept: the model's default (offered[0]). None when nothing fits."""
+    that the model offers, 'type/*' its first of that type; '*/*' or no Accept: the model's default (offered[0]). None
+    when nothing fits."""
     if not (accept or "").strip():
         return offered[0]
     for part in accept.split(","):
