@@ -85,6 +85,12 @@ class Server(object):
         self.ready_s = time.perf_counter() - started
         return self
 
+    def cpu_s(self):
+        """CPU seconds the server process has used so far (all its threads)."""
+        with open("/proc/{}/stat".format(self.process.pid), encoding="utf-8") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / float(os.sysconf("SC_CLK_TCK"))  # utime, stime
+
     def __exit__(self, *exc):
         self.process.terminate()
         self.process.communicate(timeout=60)
@@ -138,15 +144,30 @@ def load(port, bodies, concurrency, seconds, warmup_s=1.0):
             "p90_ms": round(ms[int(len(ms) * 0.9)], 2) if ms else None}
 
 
+def others_during(fn, args, server=None):
+    """fn(*args) and the cores other processes kept busy meanwhile: _measure.others_during, and the server under test
+    (a running child, which the machine's count includes) is not one of the others."""
+    hz = os.sysconf("SC_CLK_TCK")
+    busy0, ours0 = _measure._cpu()
+    served0 = server.cpu_s() if server else 0.0
+    started = time.perf_counter()
+    result = fn(*args)
+    seconds = time.perf_counter() - started
+    busy1, ours1 = _measure._cpu()
+    served = (server.cpu_s() if server else 0.0) - served0
+    result["server_cpu_cores"] = round(served / seconds, 2)
+    return result, round(max(0.0, ((busy1 - busy0) / hz - (ours1 - ours0) - served) / seconds), 2)
+
+
 def measure(args, work):
     rows = []
     bodies = jpeg_bodies(_models.drive_video(work), args.frames)
 
-    def quiet(fn, *fn_args):
+    def quiet(fn, *fn_args, server=None):
         kept = []
         for _ in range(args.repeat + args.retries):
             _measure.wait_quiet(args.quiet_wait)
-            result, others = _measure.others_during(fn, *fn_args)
+            result, others = others_during(fn, fn_args, server)
             result["other_load_cores"] = others
             kept.append(result)
             if sum(r["other_load_cores"] < QUIET for r in kept) >= args.repeat:
@@ -164,7 +185,8 @@ def measure(args, work):
                 row["serve"][hint] = {"ready_s": round(server.ready_s, 2)}
                 for concurrency in CONCURRENCY:
                     print("bench: {} serve --hint {} at concurrency {}".format(key, hint, concurrency), flush=True)
-                    row["serve"][hint][str(concurrency)] = quiet(load, server.port, bodies, concurrency, args.seconds)
+                    row["serve"][hint][str(concurrency)] = quiet(load, server.port, bodies, concurrency, args.seconds,
+                                                                       server=server)
         for hint in HINTS:
             print("bench: {} benchmark_app -hint {}".format(key, hint), flush=True)
             row["benchmark_app"][hint] = quiet(_measure.benchmark_app, xml, hint, args.seconds)
