@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "converters.dataset_command",
     "converters.convert_command",
     "training.command",
+    "cloud.serve.command",
     "cloud.package_command",
 )
 
