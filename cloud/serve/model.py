@@ -1,5 +1,6 @@
 """The model `roadedge serve` answers with: opened by the runtime's OpenVINO backend (IR, ONNX, SageMaker model.tar.gz),
-compiled once for images of any size (the backend's preprocessing, resize included, folded into OpenVINO), and decoded
+compiled once for images of any size (the backend's preprocessing: the image resized to the model input as the backend
+resizes frames, colour, layout and mean/scale folded into OpenVINO), and decoded
 by the runtime's task decoders, so an answer says what `roadedge run` says about the same image.
 
 Inference runs on a fixed pool of infer requests (`workers`); the request threads decode the image before and the
@@ -68,8 +69,6 @@ class ServedModel(object):
     """predict(BGR image, answer type) -> (body bytes, content type); thread-safe, `workers` inferences at a time."""
 
     def __init__(self, backend, settings, hint="THROUGHPUT", workers=0):
-        from roadedge.core.openvino_preprocessing import add_preprocessing
-
         self.backend, self.model, self.settings = backend, backend.model, settings
         self.task = task_for(self.model)
         if self.model.task not in ANSWERS:
@@ -77,9 +76,7 @@ class ServedModel(object):
                                                                             " and ".join(ANSWERS)))
         self.answers = ANSWERS[self.model.task]
         self.decoder(threading.local())  # a decoder now: a bad setting is an error before anything is served
-        network = backend.network.clone()
-        if not backend.embedded:
-            network = add_preprocessing(network, self.model.preprocessing, None)  # BGR u8 NHWC of any size
+        network, self.image_size = backend.network_for(None)  # BGR u8 NHWC: the model input's size, or any size
         config = {"PERFORMANCE_HINT": hint.upper()}
         if backend.options["device"].upper().startswith("CPU"):
             config["INFERENCE_PRECISION_HINT"] = backend.options["precision"]
@@ -109,7 +106,7 @@ class ServedModel(object):
         """The raw output for one BGR uint8 image, on the next idle infer request (waits for one)."""
         request = self.idle.get()
         try:
-            request.infer({0: np.ascontiguousarray(image)[None]})
+            request.infer({0: self.backend.host_input(image, self.image_size)})
             return request.get_output_tensor(0).data.copy()
         finally:
             self.idle.put(request)

@@ -131,16 +131,28 @@ class OpenVinoBackend(Backend):
             config["CACHE_DIR"] = self.options["cache_dir"]
         return config
 
+    def network_for(self, frame_size):
+        """(the model with the runtime's preprocessing folded in, the image size it takes): the model input's when
+        frames are resized on the host, else `frame_size` (None: any size, resized inside OpenVINO)."""
+        size = tuple(self.model.input_size) if self.host_resize else (tuple(frame_size) if frame_size else None)
+        model = self.network.clone()
+        if not self.embedded:
+            model = add_preprocessing(model, self.model.preprocessing, size)
+        return model, size
+
+    def host_input(self, image, size):
+        """The BGR u8 NHWC batch a model from network_for(...) of image size `size` takes for this frame."""
+        if self.host_resize and (image.shape[1], image.shape[0]) != size:
+            image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+        return np.ascontiguousarray(image)[None]
+
     def compile(self, frame_size):
         """Compile for frames of `frame_size` (width, height); done on the first frame and on a size change (with the
         host resize, only once: the compiled model takes the model's input size whatever the frames' size)."""
-        compiled_size = tuple(self.model.input_size) if self.host_resize else tuple(frame_size)
-        if self.compiled is not None and compiled_size == self.compiled_size:
+        if self.compiled is not None and self.host_resize:
             self.frame_size = tuple(frame_size)
             return
-        model = self.network.clone()
-        if not self.embedded:
-            model = add_preprocessing(model, self.model.preprocessing, compiled_size)
+        model, compiled_size = self.network_for(frame_size)
         try:
             self.compiled = self.core.compile_model(model, self.options["device"], self._config())
         except RuntimeError as err:
@@ -163,10 +175,9 @@ class OpenVinoBackend(Backend):
         slot = self.next_slot
         request = self.ring[slot]
         self.next_slot = (slot + 1) % len(self.ring)
-        if self.host_resize and (image.shape[1], image.shape[0]) != self.compiled_size:
-            image = cv2.resize(image, self.compiled_size, interpolation=cv2.INTER_LINEAR)
+        batch = self.host_input(image, self.compiled_size)
         request.wait()  # the caller collects in order, so this is normally already done
-        self.inputs[slot] = batch = np.ascontiguousarray(image)[None]  # BGR u8 NHWC; kept until the slot comes round
+        self.inputs[slot] = batch  # BGR u8 NHWC; kept until the slot comes round
         request.start_async({0: batch}, share_inputs=True)  # no copy: the request reads the array itself
         return request
 
