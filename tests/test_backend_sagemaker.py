@@ -5,8 +5,10 @@ inferred, the loop goes on to the end of the source, the status says degraded. A
 tests/test_serve_backend.py.
 """
 import json
+import os
 import socket
 
+import jsonschema
 import pytest
 
 from edge.backends import sagemaker
@@ -101,6 +103,10 @@ def test_the_stats_carry_the_backends_counters_and_the_status_says_degraded(tmp_
     assert statuses == ["degraded"]
     message = Envelope("rig", "boot").stats(timestamp=0.0, stats=stats)
     assert message["not_inferred"] == 7 and message["backend"] == counters
+    schemas = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "edge", "schemas")
+    jsonschema.validate(message, json.load(open(os.path.join(schemas, "stats-v1.schema.json"))))
+    status = Envelope("rig", "boot").status(state="degraded", timestamp=0.0)
+    jsonschema.validate(status, json.load(open(os.path.join(schemas, "status-v1.schema.json"))))
 
 
 def test_bad_settings_are_one_line(tmp_path):
