@@ -81,12 +81,12 @@ def segment_command(args):
                                       args.endpoint_url)
     media = MediaStream(args.stream, args.region, args.kvs_endpoint_url)
     consumer = Consumer(media, segmenter, output, args.stream, args.every, checkpoint, state)
-    where = "after fragment {}".format(state["fragment_number"]) if state else "at " + args.start
+    where = "after fragment {}".format(state["fragment_number"]) if state else args.start
     print("segmenting {} from {} with {} ({}), every {} frame(s), into s3://{}/{}".format(
         args.stream, where, segmenter.name, segmenter.source, args.every, bucket, prefix), file=sys.stderr, flush=True)
     stop = threading.Event()
     started = time.monotonic()
-    previous = _on_signals(lambda *_: stop.set())
+    previous = _on_signals(stop)
     try:
         counts = consumer.run(start, args.until_idle, args.fragments, stop)
     finally:
@@ -97,10 +97,18 @@ def segment_command(args):
     return 0
 
 
-def _on_signals(handler):
-    """Ctrl-C and SIGTERM set the stop flag (the consumer finishes its frame and the checkpoint); main thread only."""
+def _on_signals(stop):
+    """Ctrl-C and SIGTERM set the stop flag (the consumer finishes its frame and the checkpoint); a second one
+    interrupts at once (a read waiting on an idle stream). Main thread only."""
     if threading.current_thread() is not threading.main_thread():
         return None
+
+    def handler(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt()
+        stop.set()
+        print("stopping after the current frame (again to stop at once)", file=sys.stderr, flush=True)
+
     return {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
 
 

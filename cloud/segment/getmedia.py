@@ -141,12 +141,14 @@ class MediaStream(object):
                         if last_number is not None and not later(fragment.number, last_number):
                             continue  # sent again after a reconnection
                         self.fragments_read += 1
+                        self._trailing(fragment.trailing)
                         last_number, last_seen = fragment.number, self.clock()
                         yield fragment
+                        last_seen = self.clock()  # idle time is the service's, not ours spent on the fragment
                         if stop is not None and stop.is_set():
                             return
-                    self._trailing(reader)
                 reader.end()
+                self._trailing(reader.trailing)  # an error tag may come after the last fragment
             except (OSError, urllib3.exceptions.HTTPError):
                 pass  # a broken or timed-out connection: continue after the last fragment
             except MkvError as err:
@@ -155,7 +157,6 @@ class MediaStream(object):
             finally:
                 if payload is not None:
                     payload.close()
-            self._trailing(reader)
             if until_idle_s is not None and self.clock() - last_seen >= until_idle_s:
                 return
             if last_number is not None:
@@ -164,8 +165,7 @@ class MediaStream(object):
                             {"StartSelectorType": "FRAGMENT_NUMBER", "AfterFragmentNumber": last_number})
             self.sleep(RECONNECT_PAUSE_S)
 
-    def _trailing(self, reader):
-        trailing = reader.trailing
+    def _trailing(self, trailing):
         if "ERROR_ID" in trailing or "ERROR_CODE" in trailing:
             raise RoadedgeError("kvs stream {}: GetMedia stopped with error {} {}".format(
                 self.stream, trailing.get("ERROR_ID", ""), trailing.get("ERROR_CODE", "")).strip())

@@ -67,6 +67,7 @@ class Fragment(object):
     def __init__(self, tags, track, scale_ns, timecode):
         self.tags, self.track, self.scale_ns, self.timecode = dict(tags), track, scale_ns, timecode
         self.frames = []
+        self.trailing = {}  # the tags after the Cluster (MILLIS_BEHIND_NOW, CONTINUATION_TOKEN), once read
 
     @property
     def number(self):
@@ -191,7 +192,7 @@ class GetMediaReader(object):
         self._offset = 0  # bytes consumed so far (for messages)
         self._state = "top"  # top, segment, cluster
         self._segment_left = self._cluster_left = None  # bytes left in a known-size Segment / Cluster
-        self._scale, self._track, self._tags, self._fragment = 1000000, None, {}, None
+        self._scale, self._track, self._tags, self._fragment, self._last = 1000000, None, {}, None, None
         self.trailing = {}  # the last tags after a Cluster: MILLIS_BEHIND_NOW, CONTINUATION_TOKEN, ERROR_...
 
     def feed(self, data):
@@ -282,6 +283,8 @@ class GetMediaReader(object):
                 self._tags = tags
             else:
                 self.trailing = tags
+                if self._last is not None:
+                    self._last.trailing.update(tags)
 
     def _cluster_child(self, ident, payload):
         fragment = self._fragment
@@ -302,4 +305,5 @@ class GetMediaReader(object):
         self._state, self._cluster_left = "segment", None
         if fragment.timecode is None:
             raise MkvError("a Cluster without a Timecode before {}".format(self._offset))
+        self._last = fragment
         done.append(fragment)
