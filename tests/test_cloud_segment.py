@@ -4,6 +4,7 @@ and writes to moto's S3 in server mode. The expected masks come from another pat
 over what the server stored, the same IR on those frames, and numpy's colour rule on the frames before encoding."""
 import io
 import json
+import urllib.request
 
 import av
 import boto3
@@ -43,6 +44,7 @@ def aws(monkeypatch, tmp_path):
     moto.start()
     host, port = moto.get_host_and_port()
     s3_url = "http://{}:{}".format(host, port)
+    urllib.request.urlopen(urllib.request.Request(s3_url + "/moto-api/reset", method="POST"), timeout=10).close()
     s3 = boto3.client("s3", endpoint_url=s3_url, region_name=REGION)
     s3.create_bucket(Bucket="masks")
     s3.put_bucket_versioning(Bucket="masks", VersioningConfiguration={"Status": "Enabled"})
