@@ -111,6 +111,9 @@ def test_every_nth_frame_gets_its_json_then_png_matching_the_ir_and_a_restart_wr
     assert (state["fragment_number"], state["frames_seen"]) == (stored[1].number, 10)
     assert len(versions(s3)) == 2 * 4  # frames 0, 3, 6, 9: a JSON and a PNG each
     assert segment(kvs, s3_url, xml, checkpoint) == 0  # the restart: after fragment 2, to the stream's end
+    first_selectors = [request["StartSelector"] for request in kvs.get_media_requests]
+    assert first_selectors[0] == {"StartSelectorType": "EARLIEST"}
+    assert {"StartSelectorType": "FRAGMENT_NUMBER", "AfterFragmentNumber": stored[1].number} in first_selectors[1:]
     assert json.loads(checkpoint.read_text())["fragment_number"] == stored[-1].number
     assert segment(kvs, s3_url, xml, checkpoint) == 0  # nothing new: nothing written
 
