@@ -14,6 +14,7 @@ from PIL import Image
 from cloud.segment.output import S3Output
 from roadedge.cli import main
 from roadedge.core.seglabels import index_png_bytes
+from tests.kill9 import kill_9_when
 from tests.kvs_server import REGION
 from tests.seg_ir import LABELS, expected_mask, make_seg_ir
 from tests.test_cloud_segment import EVERY, FRAMES, GOP, aws, segment, versions  # noqa: F401 - aws is a fixture
@@ -126,3 +127,29 @@ def test_mistakes_are_one_line_errors_with_exit_2(aws, tmp_path, capsys, change,
     assert lines[-1] == "roadedge: error: " + expected.replace("{tmp}", str(tmp_path)), lines
     assert not any(line.startswith("fragment") for line in lines)
     assert versions(s3) == {} and not (tmp_path / "c.json").exists()
+
+
+def test_a_consumer_killed_between_a_json_and_its_png_resumes_without_writing_either_twice(aws, tmp_path):  # noqa: F811
+    kvs, s3, s3_url = aws
+    xml = make_seg_ir(str(tmp_path / "model"))
+    checkpoint = tmp_path / "cam.json"
+    argv = ["-m", "roadedge", "cloud", "segment", "--stream", "cam", "--model", xml, "--bucket", "s3://masks/k",
+            "--every", str(EVERY), "--start", "earliest", "--checkpoint", checkpoint, "--region", REGION,
+            "--kvs-endpoint-url", kvs.url, "--s3-endpoint-url", s3_url, "--until-idle", "1"]
+
+    def json_without_png(attempt):
+        keys = s3.list_objects_v2(Bucket="masks").get("Contents", [])
+        return len(keys) % 2 == 1
+
+    assert kill_9_when(lambda attempt: argv, json_without_png) is not None
+    left = versions(s3)
+    print("\nkilled with", len(left), "objects in S3")
+    assert segment_to(kvs, s3_url, xml, checkpoint, "s3://masks/k") == 0
+    counts = versions(s3)
+    assert len(counts) == 2 * len(range(0, FRAMES, EVERY)) and set(counts.values()) == {1}, (left, counts)
+
+
+def segment_to(kvs, s3_url, xml, checkpoint, bucket):
+    return main(["cloud", "segment", "--stream", "cam", "--model", xml, "--bucket", bucket, "--every", str(EVERY),
+                 "--start", "earliest", "--checkpoint", str(checkpoint), "--region", REGION, "--kvs-endpoint-url",
+                 kvs.url, "--s3-endpoint-url", s3_url, "--until-idle", "1"])

@@ -7,7 +7,8 @@ carried across restarts by the checkpoint (frames_seen), is segmented when k % e
 Restart: the checkpoint names the last fragment done; GetMedia starts again at it (FRAGMENT_NUMBER) and it and
 anything before it is skipped. The first fragment after a start may have been half done when the last run
 stopped (Ctrl-C stops after the current frame; kill -9 anywhere): its frames whose PNG exists are not written
-again (the PNG is written last, so its presence means the frame is complete).
+again (the PNG is written last, so its presence means the frame is complete), and a JSON already there with the
+same content (a kill between the JSON and the PNG) is not written again either.
 """
 import sys
 import time
@@ -66,7 +67,9 @@ class Consumer(object):
                 size = (bgr.shape[1], bgr.shape[0])
                 document = frame_document(self.segmenter, self.stream, fragment, index, producer_ms, size, result,
                                           png_key)
-                self.output.write_frame(json_key, document, png_key, index_png_bytes(result.mask, self.segmenter.palette))
+                json_there = check_existing and self.output.read_json(json_key) == document
+                self.output.write_frame(json_key, document, png_key, index_png_bytes(result.mask, self.segmenter.palette),
+                                        json_there)
                 done += 1
             if stop is not None and stop.is_set() and done + skipped < len(wanted):
                 self.counts["segmented"] += done

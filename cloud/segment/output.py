@@ -92,6 +92,23 @@ class S3Output(object):
         except BotoCoreError as err:
             raise self._fail(err, "HeadObject " + key) from None
 
+    def read_json(self, key):
+        """The JSON object at key, or None when there is none (or it is not JSON)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise self._fail(err, "GetObject " + key) from None
+        except BotoCoreError as err:
+            raise self._fail(err, "GetObject " + key) from None
+        try:
+            return json.loads(body.decode("utf-8"))
+        except ValueError:
+            return None
+
     def put(self, key, body, content_type):
         from botocore.exceptions import BotoCoreError, ClientError
 
@@ -101,8 +118,10 @@ class S3Output(object):
             raise self._fail(err, "PutObject " + key) from None
         self.puts.append(key)
 
-    def write_frame(self, json_key, document, png_key, png):
-        self.put(json_key, json.dumps(document, sort_keys=True).encode("utf-8"), "application/json")
+    def write_frame(self, json_key, document, png_key, png, json_there=False):
+        """The JSON first, then the PNG; json_there: the same JSON is already in S3 (a run killed between the two)."""
+        if not json_there:
+            self.put(json_key, json.dumps(document, sort_keys=True).encode("utf-8"), "application/json")
         self.put(png_key, png, "image/png")
 
 
