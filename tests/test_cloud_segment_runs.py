@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cloud.segment.output import S3Output
+from cloud.segment.segmenters import IrSegmenter
 from roadedge.cli import main
 from roadedge.core.seglabels import index_png_bytes
 from tests.kill9 import kill_9_when
@@ -25,20 +25,23 @@ def test_ctrl_c_stops_after_the_current_frame_and_the_restart_finishes_the_fragm
     kvs, s3, s3_url = aws
     xml = make_seg_ir(str(tmp_path / "model"))
     checkpoint = tmp_path / "cam.json"
-    put = S3Output.put
+    segment_frame = IrSegmenter.__call__
+    calls = []
 
-    def put_then_interrupt(self, key, body, content_type):
-        put(self, key, body, content_type)
-        if len(self.puts) == 1:  # frame 0's JSON: Ctrl-C arrives while frame 0 is being written
+    def segment_then_interrupt(self, bgr):
+        calls.append(1)
+        if len(calls) == 1:  # Ctrl-C arrives while frame 0 is being segmented
             signal.raise_signal(signal.SIGINT)
+        return segment_frame(self, bgr)
 
-    monkeypatch.setattr(S3Output, "put", put_then_interrupt)
+    monkeypatch.setattr(IrSegmenter, "__call__", segment_then_interrupt)
     assert segment(kvs, s3_url, xml, checkpoint) == 0
     assert "(interrupted)" in capsys.readouterr().out
+    assert len(calls) == 1
     assert sorted(versions(s3)) == sorted(key for key in versions(s3) if key.rsplit("/", 2)[1] == kvs.streams[
         "cam"].persisted()[0].number) and len(versions(s3)) == 2  # frame 0 whole (JSON and PNG), nothing more
     assert not checkpoint.exists()  # its fragment was not finished
-    monkeypatch.setattr(S3Output, "put", put)
+    monkeypatch.setattr(IrSegmenter, "__call__", segment_frame)
     assert segment(kvs, s3_url, xml, checkpoint) == 0
     assert "1 already in S3" in capsys.readouterr().out
     counts = versions(s3)

@@ -68,15 +68,17 @@ class Consumer(object):
                 document = frame_document(self.segmenter, self.stream, fragment, index, producer_ms, size, result,
                                           png_key)
                 json_there = check_existing and self.output.read_json(json_key) == document
-                self.output.write_frame(json_key, document, png_key, index_png_bytes(result.mask, self.segmenter.palette),
-                                        json_there)
+                self.output.submit_frame(json_key, document, png_key,
+                                         index_png_bytes(result.mask, self.segmenter.palette), json_there)
                 done += 1
             if stop is not None and stop.is_set() and done + skipped < len(wanted):
+                self.output.drain()
                 self.counts["segmented"] += done
                 self.counts["skipped"] += skipped
                 self.log("stopped in fragment {} after {} of its {} frames to segment; the checkpoint stays at the "
                          "fragment before".format(fragment.number, done + skipped, len(wanted)))
                 return False
+        self.output.drain()  # every frame of the fragment is in S3 before the checkpoint moves past it
         self.state = {"schema": CHECKPOINT_SCHEMA, "stream": self.stream, "bucket": self.output.bucket,
                       "prefix": self.output.prefix, "every": self.every, "fragment_number": str(fragment.number),
                       "producer_timestamp_ms": fragment.producer_ms, "server_timestamp_ms": fragment.server_ms,

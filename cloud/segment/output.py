@@ -47,11 +47,14 @@ def frame_document(segmenter, stream, fragment, index, producer_ms, size, result
 class S3Output(object):
     """boto3 S3 (endpoint: --s3-endpoint-url or AWS_ENDPOINT_URL_S3, which boto3 reads itself). puts: keys written."""
 
+    UPLOADERS = 4  # frames being uploaded while the next are segmented (each frame's JSON, then its PNG)
+
     def __init__(self, bucket, prefix, region="", endpoint_url=""):
         import boto3
         from botocore.config import Config
 
         self.bucket, self.prefix = bucket, prefix
+        self._pool, self._pending = None, []
         config = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=60)
         self.client = boto3.session.Session().client("s3", region_name=region or None,
                                                      endpoint_url=endpoint_url or None, config=config)
@@ -123,6 +126,25 @@ class S3Output(object):
         if not json_there:
             self.put(json_key, json.dumps(document, sort_keys=True).encode("utf-8"), "application/json")
         self.put(png_key, png, "image/png")
+
+    def submit_frame(self, *args):
+        """write_frame in an uploader thread, so S3's latency overlaps the next frames' work; drain() waits for all.
+        At most 2 x UPLOADERS frames wait: beyond that, the oldest is waited for here."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.UPLOADERS, thread_name_prefix="roadedge-s3")
+        self._pending.append(self._pool.submit(self.write_frame, *args))
+        while len(self._pending) > 2 * self.UPLOADERS:
+            self._pending.pop(0).result()
+
+    def drain(self):
+        """Wait for every submitted frame; the first upload error is raised (after all have finished)."""
+        pending, self._pending = self._pending, []
+        errors = [future.exception() for future in pending]
+        for error in errors:
+            if error is not None:
+                raise error
 
 
 def default_checkpoint(stream, bucket, prefix):
