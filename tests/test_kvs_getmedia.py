@@ -113,3 +113,14 @@ def test_errors_are_aws_shaped(kvs):
     with pytest.raises(ClientError) as forbidden:
         get_media(kvs, {"StartSelectorType": "EARLIEST"}, secret="wrong")
     assert forbidden.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+def test_clusters_uploaded_with_unknown_size_are_served_as_received_and_end_at_the_tags_after_them(kvs):
+    upload = PutMedia(kvs.url, "cam")
+    upload.send(HEADER + cluster(T0, unknown_size=True) + cluster(T0 + 2000, (True, False), unknown_size=True))
+    assert upload.finish() == "final chunk"
+    upload.close()
+    got = get_media(kvs, {"StartSelectorType": "EARLIEST"})[1]
+    assert [(f.producer_ms, [b.data for b in f.frames]) for f in got] == [
+        (T0, [b"frame0", b"frame1", b"frame2"]), (T0 + 2000, [b"frame0", b"frame1"])]
+    assert [f.trailing["CONTINUATION_TOKEN"] for f in got] == [f.number for f in got]

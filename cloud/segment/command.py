@@ -52,11 +52,17 @@ def _names(text):
 
 def segment_command(args):
     from cloud.segment.consumer import Consumer
-    from cloud.segment.getmedia import MediaStream, selector_for
+    from cloud.segment.getmedia import LIVE_READ_TIMEOUT_S, MediaStream, selector_for
     from cloud.segment.output import S3Output, default_checkpoint, load_checkpoint, parse_bucket
     from roadedge.core.errors import RoadedgeError
     from roadedge.core.seglabels import SYNTH_SEG_LABELS
 
+    for module, extra in (("boto3", "aws"), ("av", "kvs")):
+        try:
+            __import__(module)
+        except ImportError:
+            raise RoadedgeError("roadedge cloud segment needs {} (pip install 'roadedge[{}]')".format(module, extra)) \
+                from None
     if args.every < 1:
         raise RoadedgeError("--every {}: expected 1 or more".format(args.every))
     if args.until_idle is not None and args.until_idle <= 0 or args.fragments is not None and args.fragments < 1:
@@ -67,6 +73,8 @@ def segment_command(args):
     state = load_checkpoint(checkpoint, args.stream, bucket, prefix)
     output = S3Output(bucket, prefix, args.region, args.s3_endpoint_url)
     output.check()
+    media = MediaStream(args.stream, args.region, args.kvs_endpoint_url)
+    media.media_client(LIVE_READ_TIMEOUT_S)  # the stream exists and its data endpoint answers, before the model loads
     road = _names(args.road_classes)
     if args.model:
         from cloud.segment.segmenters import IrSegmenter
@@ -79,7 +87,6 @@ def segment_command(args):
 
         segmenter = EndpointSegmenter(args.endpoint, _names(args.labels) or list(SYNTH_SEG_LABELS), road, args.region,
                                       args.endpoint_url)
-    media = MediaStream(args.stream, args.region, args.kvs_endpoint_url)
     consumer = Consumer(media, segmenter, output, args.stream, args.every, checkpoint, state)
     where = "after fragment {}".format(state["fragment_number"]) if state else args.start
     print("segmenting {} from {} with {} ({}), every {} frame(s), into s3://{}/{}".format(
