@@ -98,9 +98,11 @@ def segment_command(args):
         counts = consumer.run(start, args.until_idle, args.fragments, stop)
     finally:
         _restore(previous)
-    print("{}: {} fragments, {} frames, {} segmented, {} already in S3, {} objects written in {:.1f} s; checkpoint {}"
-          "{}".format(args.stream, counts["fragments"], counts["frames"], counts["segmented"], counts["skipped"],
-                      len(output.puts), time.monotonic() - started, checkpoint, " (interrupted)" if stop.is_set() else ""))
+    print("{}: {} fragments, {} frames, {} segmented, {} already in S3, {} objects written in {:.1f} s ({} GetMedia "
+          "requests); checkpoint {}{}".format(
+              args.stream, counts["fragments"], counts["frames"], counts["segmented"], counts["skipped"],
+              len(output.puts), time.monotonic() - started, media.requests, checkpoint,
+              " (interrupted)" if consumer.stopped or stop.is_set() else ""))
     return 0
 
 

@@ -71,7 +71,6 @@ class MediaStream(object):
         self.stream, self.region, self.endpoint_url = stream, region, endpoint_url
         self.sleep, self.clock = sleep, clock
         self.requests = self.fragments_read = 0
-        self.selectors = []  # every StartSelector sent, in order
         self._media = None
         self.continuation_token = None
         self.millis_behind_now = None
@@ -104,7 +103,6 @@ class MediaStream(object):
         from botocore.exceptions import BotoCoreError, ClientError
 
         self.requests += 1
-        self.selectors.append(dict(selector))
         try:
             return client.get_media(StreamName=self.stream, StartSelector=selector)["Payload"]
         except (BotoCoreError, ClientError) as err:
