@@ -1,6 +1,8 @@
 """The GetMedia MKV reader (cloud.segment.mkv) on generated GetMedia bodies: the project's MKV writer for the
 fragments, the service's tags around them. Any split of the bytes gives the same fragments; a body cut anywhere
 gives the complete fragments before the cut and waits for more, never a wrong one; bad bytes are an MkvError."""
+import sys
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -104,3 +106,21 @@ def test_bad_bytes_are_an_mkv_error(bad, message):
 def test_timestamps_are_read_exactly():
     assert timestamp_ms("1764547200.067") == 1764547200067 and timestamp_ms("1764547200") == 1764547200000
     assert timestamp_ms("0.0015") == 2 and timestamp_ms("soon") is None and timestamp_ms(None) is None
+
+
+def test_tags_inside_a_cluster_of_known_size_are_read_too():
+    frames = mkv.uint_element(mkv.TIMECODE, 500) + mkv.simple_block(0, True, b"key")
+    cluster = mkv.element(mkv.CLUSTER, tags([("AWS_KINESISVIDEO_FRAGMENT_NUMBER", "42"),
+                                             ("AWS_KINESISVIDEO_PRODUCER_TIMESTAMP", "1.5")]) + frames
+                          + tags([("AWS_KINESISVIDEO_CONTINUATION_TOKEN", "42")]))
+    reader = GetMediaReader()
+    got = reader.feed(mkv.segment_header(64, 48, CODEC_PRIVATE) + cluster) + reader.end()
+    assert [(f.number, f.producer_ms, f.trailing, [b.data for b in f.frames]) for f in got] == [
+        ("42", 1500, {"CONTINUATION_TOKEN": "42"}, [b"key"])]
+
+
+def test_the_reader_is_pure():
+    """Bytes in, objects out: no sockets, files or clocks to test around."""
+    with open(sys.modules[GetMediaReader.__module__].__file__) as source:
+        imports = {line.split()[1] for line in source if line.startswith(("import ", "from "))}
+    assert imports == {"decimal"}

@@ -288,7 +288,14 @@ class GetMediaReader(object):
 
     def _cluster_child(self, ident, payload):
         fragment = self._fragment
-        if ident == TIMECODE:
+        if ident == TAGS:  # inside a Cluster of known size: not where Matroska puts them, but read them there too
+            tags = read_tags(payload)
+            if "FRAGMENT_NUMBER" in tags or "PRODUCER_TIMESTAMP" in tags:
+                fragment.tags.update(tags)
+            else:
+                self.trailing = tags
+                fragment.trailing.update(tags)
+        elif ident == TIMECODE:
             fragment.timecode = uint(payload)
         elif ident == SIMPLE_BLOCK:
             fragment.frames.append(read_block(payload))
