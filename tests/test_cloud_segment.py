@@ -150,3 +150,14 @@ def test_every_nth_frame_gets_its_json_then_png_matching_the_ir_and_a_restart_wr
         assert doc["server_timestamp_ms"] == stored[index // GOP].server_ms
         assert doc["model"] == {"name": "colour-seg", "source": "ir " + xml}
         assert doc["labels"] == LABELS and doc["road_classes"] == ["road", "lane_marking"]
+
+
+def test_every_nth_frame_is_counted_across_fragments():
+    from cloud.segment.decode import taken
+
+    picks, seen = [], 0
+    for count in (5, 5, 3, 7):  # fragments of different lengths
+        picks += [seen + index for index in taken(seen, count, 4)]
+        seen += count
+    assert picks == [0, 4, 8, 12, 16]
+    assert taken(0, 3, 1) == [0, 1, 2] and taken(7, 2, 10) == []
