@@ -1,4 +1,5 @@
-"""A local Kinesis Video Streams for tests: control plane and PutMedia on one loopback port, with faults on demand.
+"""A local Kinesis Video Streams for tests: control plane, PutMedia and GetMedia on one loopback port, with faults on
+demand.
 
     with KvsServer() as kvs:                 # 127.0.0.1, a free port, a thread per connection
         kvs.url, kvs.access_key, kvs.secret_key, kvs.region
@@ -22,6 +23,9 @@ than the stream's last kept fragment (the session goes on); ERROR 4006 on MKV it
 chunk framing (both end the session with the final chunk). A connection closed without the final chunk ends
 the session without acking a Cluster of unknown size still open. One PutMedia per stream at a time: a second
 gets 400 ConnectionLimitExceededException. No IDLE acks are sent.
+
+GetMedia (tests/kvs_getmedia.py): what PutMedia persisted, one MKV per fragment with the service's tags, then new
+fragments as they are persisted; the response ends after `get_media_idle_s` without one.
 """
 import datetime
 import hmac
@@ -111,6 +115,8 @@ class KvsServer(ThreadingHTTPServer):
         self.url = "http://127.0.0.1:{}".format(self.server_address[1])
         self.streams = {}
         self.lock = threading.Lock()
+        self.changed = threading.Condition(self.lock)  # notified when a fragment is kept (GetMedia waits on it)
+        self.get_media_idle_s = 2.0  # a GetMedia response ends after this long without a new fragment
         self.requests = []  # (path, status) of every request answered
         self._fail = []  # error ids for the next fragments that would be PERSISTED
         self._drop_after = None
@@ -194,7 +200,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             return self._error(400, "InvalidArgumentException", "the body is not JSON")
         handler = {"/createStream": self._create, "/describeStream": self._describe,
-                   "/getDataEndpoint": self._endpoint}.get(path)
+                   "/getDataEndpoint": self._endpoint, "/getMedia": self._get_media}.get(path)
         if handler is None:
             return self._error(404, "UnknownOperationException", "no operation " + path)
         handler(request)
@@ -234,11 +240,16 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(200, {"StreamInfo": stream.info()})
 
     def _endpoint(self, request):
-        if request.get("APIName") != "PUT_MEDIA":
-            return self._error(400, "InvalidArgumentException", "only APIName PUT_MEDIA is served here")
+        if request.get("APIName") not in ("PUT_MEDIA", "GET_MEDIA"):
+            return self._error(400, "InvalidArgumentException", "only APIName PUT_MEDIA and GET_MEDIA are served here")
         if self._stream(request.get("StreamName")) is None:
             return self._error(404, "ResourceNotFoundException", "no stream {}".format(request.get("StreamName")))
         self._reply(200, {"DataEndpoint": self.server.url})
+
+    def _get_media(self, request):
+        from tests.kvs_getmedia import serve_get_media
+
+        serve_get_media(self, request)
 
     def _put_media(self):
         stream = self._stream(self.headers.get("x-amzn-stream-name"))
@@ -371,6 +382,9 @@ class _Upload(object):
 
     def _record(self, fragment):
         with self.server.lock:
+            fragment.header = bytes(self.reader.header)  # what GetMedia serves before the Cluster: its Info and Tracks
+            fragment.server_ms = int(time.time() * 1000)
             self.stream.fragments.append(fragment)
             if fragment.status == "PERSISTED":
                 self.stream.last_ms = fragment.producer_ms
+            self.server.changed.notify_all()
