@@ -29,6 +29,7 @@ setup(
     ],
     extras_require={
         "aws": ["boto3>=1.26"],
+        "cloud": ["boto3>=1.26", "av>=11"],
         "bench": ["matplotlib"],
         "kvs": ["av>=11"],
         "test": ["pytest>=7", "boto3>=1.26", "moto[s3,server]>=5", "ruff", "vermin", "import-linter>=2", "pycocotools>=2.0.6",

@@ -16,11 +16,11 @@ COMMAND_MODULES = (
     "edge.run_command",
     "edge.synth.command",
     "edge.kvs.command",
-    "cloud.segment.command",
     "converters.dataset_command",
     "converters.convert_command",
     "training.command",
     "cloud.serve.command",
+    "cloud.segment.command",
     "cloud.package_command",
 )
 
