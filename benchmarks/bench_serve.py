@@ -258,9 +258,11 @@ def main(argv=None):
     print(table(rows))
     for r in rows:
         met = r["ratio_c1_latency"] >= TARGET and r["ratio_c4_throughput"] >= TARGET
+        verdict = "met" if met else "NOT met"
+        if not r["model"].startswith("resnet50"):  # a few-ms model: the request's own work (HTTP, JPEG) dominates
+            verdict = "no target (the issue's target is for the ResNet-50 SSD)"
         print("target {}: concurrency 1 / benchmark_app latency = {:.2f}, concurrency 4 / benchmark_app throughput = "
-              "{:.2f} (>= {}) -> {}".format(r["model"], r["ratio_c1_latency"], r["ratio_c4_throughput"], TARGET,
-                                            "met" if met else "NOT met"))
+              "{:.2f} (>= {}) -> {}".format(r["model"], r["ratio_c1_latency"], r["ratio_c4_throughput"], TARGET, verdict))
     print("bench: wrote {} (and serve.md) in {:.0f} s".format(os.path.join(args.out, "serve.json"), time.time() - started))
     return 0
 
