@@ -98,12 +98,11 @@ def mxnet_input(frame, preprocessing):
 
 
 def openvino_detect(ir_path, tensor):
-    import openvino as ov
-
     from roadedge.core.model_metadata import check_ir_weights
+    from roadedge.core.openvino_core import shared_core
 
     check_ir_weights(ir_path)  # a .bin cut short: OpenVINO would say only 'Incorrect weights in bin file!'
-    core = ov.Core()
+    core = shared_core()
     try:
         model = core.read_model(ir_path)
     except RuntimeError as err:

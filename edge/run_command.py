@@ -281,7 +281,9 @@ def info_command(args):
     try:
         import openvino as ov
 
-        core = ov.Core()
+        from roadedge.core.openvino_core import shared_core
+
+        core = shared_core()
         info["openvino"] = ov.get_version()
         info["devices"] = {d: core.get_property(d, "FULL_DEVICE_NAME") for d in core.available_devices}
     except ImportError:

@@ -1,5 +1,6 @@
 """The OpenVINO backend on damaged or mismatched models: one line naming the file and what was expected, exit 2,
 OpenVINO's human reason rather than its source location, no traceback."""
+import os
 import shutil
 
 import pytest
@@ -213,3 +214,30 @@ def test_host_and_device_resize_give_the_same_detections_and_host_compiles_once(
             assert np.abs(twins[:, 2:] - row[2:]).max(axis=1).min() < 0.03, row
             strong += 1
     assert strong >= 4
+
+
+def test_backends_opened_and_closed_in_any_order_leave_ctrl_c_working():
+    """Two backends that overlap and go in the order they came (the watchdog's reopen, a test after another) must
+    leave the thread's alternate signal stack valid: with a Core per backend, OpenVINO's CPU plugin left it pointing
+    at unmapped memory and the next Ctrl-C was a segmentation fault. In a subprocess, so a crash is an exit code."""
+    import subprocess
+    import sys
+
+    script = "\n".join([
+        "import faulthandler, gc, signal",
+        "faulthandler.enable()  # Python's handlers run on an alternate stack, as under pytest",
+        "from edge.backends import openvino as ob",
+        "options = {name: option.default for name, option in ob.OPTIONS.items()}",
+        "import numpy as np",
+        "first = ob.open(dict(options)); first.infer(np.zeros((360, 640, 3), np.uint8))",
+        "second = ob.open(dict(options)); second.infer(np.zeros((360, 640, 3), np.uint8))",
+        "first.close(); del first; gc.collect()",
+        "second.close(); del second; gc.collect()",
+        "try:",
+        "    signal.raise_signal(signal.SIGINT)",
+        "except KeyboardInterrupt:",
+        "    print('interrupted cleanly')",
+    ])
+    done = subprocess.run([sys.executable, "-c", script], cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+    assert done.returncode == 0 and b"interrupted cleanly" in done.stdout, done.stdout.decode(errors="replace")[-2000:]

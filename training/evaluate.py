@@ -198,11 +198,11 @@ class OpenVinoDetector:
 
     def detect_all(self, images, min_score, progress=None):
         import cv2
-        import openvino as ov
 
         from converters.verify import mxnet_input, openvino_rows
+        from roadedge.core.openvino_core import shared_core
 
-        core = ov.Core()
+        core = shared_core()
         self.compiled = core.compile_model(core.read_model(self.path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
         request = self.compiled.create_infer_request()
         output = self.compiled.outputs[0]

@@ -129,9 +129,9 @@ class OpenVinoSegmenter:
         self.request = self.output = None
 
     def _compile(self):
-        import openvino as ov
+        from roadedge.core.openvino_core import shared_core
 
-        core = ov.Core()
+        core = shared_core()
         compiled = core.compile_model(core.read_model(self.path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
         self.request, self.output = compiled.create_infer_request(), compiled.outputs[0]
 

@@ -200,13 +200,13 @@ class OpenVinoBackend(Backend):
 
 
 def open(options, context=None):  # noqa: A001 - the plugin entry point's name
-    import openvino as ov
+    from roadedge.core.openvino_core import shared_core
 
     # OpenVINO's streams keep every core busy; OpenCV's worker threads would only wait for them (the host resize of a
     # 1280x720 frame took 2.1 ms with OpenCV's two threads during inference, 0.33 ms on one thread alone)
     cv2.setNumThreads(1)
     path = bundled_model() if options["model"] in ("", "bundled") else os.path.expanduser(options["model"])
-    core = ov.Core()
+    core = shared_core()
     is_mxnet = path.endswith(".tar.gz") or os.path.isfile(path + "-symbol.json") or os.path.isfile(
         os.path.join(path, "model_algo-1"))
     if not is_mxnet and not os.path.isfile(path):
