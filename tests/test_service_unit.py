@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -112,3 +113,24 @@ def test_the_unit_asks_for_what_the_runtime_does():
     assert service("DevicePolicy") == ["closed"] and "char-video4linux rw" in service("DeviceAllow")
     assert service("MemoryDenyWriteExecute") == ["no"]  # OpenVINO's CPU plugin compiles kernels at run time
     assert service("CapabilityBoundingSet") == [""] and service("SystemCallFilter")[0] == "@system-service"
+
+
+MDWE_RUN = """
+import ctypes, sys
+if ctypes.CDLL(None, use_errno=True).prctl(65, 1, 0, 0, 0) != 0:  # PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN
+    sys.exit(77)
+from roadedge.cli import main
+sys.exit(main(["run", "--source", "synthetic:1", "--frames", "2", "--no-preview", "--quiet", "--output", "jsonl:-"]))
+"""
+
+
+def test_why_memory_deny_write_execute_stays_off_openvinos_cpu_plugin_cannot_compile_under_it():
+    """The kernel's own memory-deny-write-execute (Linux 6.3+; systemd 253+ uses it for MemoryDenyWriteExecute=yes,
+    older systemd a seccomp filter that refuses even more) stops OpenVINO's CPU plugin: its kernels are generated at
+    run time and made executable with mprotect. Should this ever pass, the unit can say MemoryDenyWriteExecute=yes."""
+    result = subprocess.run([sys.executable, "-c", MDWE_RUN], cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=300)
+    if result.returncode == 77:
+        pytest.skip("this kernel has no PR_SET_MDWE (Linux 6.3 or later)")
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "OpenVINO cannot compile" in result.stderr and "(can't protect)" in result.stderr, result.stderr
