@@ -281,3 +281,29 @@ def test_when_the_runtimes_watchdog_gives_up_there_is_no_stopping_and_the_exit_c
     assert notify.with_line("READY=1") and notify.with_line("WATCHDOG=1")
     assert not notify.with_line("STOPPING=1")  # not a clean stop
     assert statuses(notify)[0] == 1 and max(statuses(notify)) <= 10 and _count_lines(str(tmp_path / "out.jsonl")) == 10
+
+
+def test_status_counts_what_the_mqtt_outbox_holds_while_the_broker_is_unreachable(tmp_path):
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there: every message stays in the outbox
+    (tmp_path / "settings.yaml").write_text("pipeline: {publish_empty: true, drop_frames: never}\n")
+    notify = NotifySocket()
+    try:
+        result = run_roadedge(["--source", "synthetic:3", "--frames", "30", "--config", "settings.yaml", "--output",
+                               "jsonl:" + str(tmp_path / "out.jsonl"), "--mqtt", "mqtt://127.0.0.1:%d" % port,
+                               "--outbox", str(tmp_path / "outbox.sqlite"), "--drain-timeout", "0.2"], notify, tmp_path)
+        time.sleep(0.3)
+    finally:
+        notify.close()
+    assert result.returncode == 0, result.stderr.decode()
+    depths = []
+    for _, fields, _ in notify.with_line("WATCHDOG=1"):
+        match = re.match(r"^STATUS=(?:\d+\.\d|-) FPS, (\d+) frames, \d+ dropped, outbox (\d+)$", fields[-1])
+        assert match, fields
+        depths.append((int(match.group(1)), int(match.group(2))))
+    assert len(depths) >= 3 and depths[0][1] >= 1  # the first frame's message (and the status) are stored
+    # one detections message per frame (publish_empty), none sent: the outbox grows at least as the frames do
+    assert all(depth >= frames for frames, depth in depths), depths
+    assert [d for _, d in depths] == sorted(d for _, d in depths)
