@@ -198,3 +198,18 @@ def _user_exists(name):
     except KeyError:
         return False
     return True
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed (Debian package "
+                    "systemd; .ci/run installs it)")
+def test_the_unit_with_the_installers_drop_in_verifies_clean(tmp_path):
+    from tests.test_service_unit import UNIT, verify
+
+    result = dry_run(tmp_path, "--profile", "rpi5", "--user", "camera", "--prefix", "/srv/roadedge")
+    dropin = written(result.stdout, "/etc/systemd/system/roadedge.service.d/install.conf")
+    with open(UNIT) as handle:
+        unit = handle.read()
+    assert verify(unit, tmp_path, dropin=dropin) == (0, "")
+    # the empty ExecStart= matters: without it the drop-in adds a second command, which a notify service cannot have
+    code, said = verify(unit, tmp_path / "no-reset", dropin=dropin.replace("ExecStart=\n", ""))
+    assert code != 0 and "more than one ExecStart=" in said, said

@@ -7,6 +7,7 @@ import http.server
 import os
 import re
 import shutil
+import signal
 import socket
 import socketserver
 import subprocess
@@ -307,3 +308,27 @@ def test_status_counts_what_the_mqtt_outbox_holds_while_the_broker_is_unreachabl
     # one detections message per frame (publish_empty), none sent: the outbox grows at least as the frames do
     assert all(depth >= frames for frames, depth in depths), depths
     assert [d for _, d in depths] == sorted(d for _, d in depths)
+
+
+def test_systemctl_stop_sends_sigterm_and_gets_stopping_then_a_clean_exit(tmp_path):
+    out = tmp_path / "out.jsonl"
+    notify = NotifySocket(output=str(out))
+    env = dict(os.environ, PYTHONPATH=ROOT, NOTIFY_SOCKET=notify.env_value, WATCHDOG_USEC="1000000")
+    process = subprocess.Popen([sys.executable, "-m", "roadedge", "run", "--no-preview", "--source", "synthetic:3",
+                                "--output", "jsonl:" + str(out), "--quiet"], env=env, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not notify.with_line("READY=1") and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.05)
+        assert notify.with_line("READY=1"), "no READY=1"
+        process.send_signal(signal.SIGTERM)  # what systemctl stop does (KillSignal=SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+        time.sleep(0.2)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        notify.close()
+    assert process.returncode == 0, stderr.decode()
+    last = notify.datagrams[-1][1]
+    assert last[0] == "STOPPING=1" and re.match(r"^STATUS=stopping: \d+ frames done, draining the outboxes$", last[1])
+    assert len(notify.with_line("STOPPING=1")) == 1 and len(notify.with_line("READY=1")) == 1

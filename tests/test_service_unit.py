@@ -48,21 +48,25 @@ def exposure(unit_path):
     return float(match.group(1)), match.group(2), result.stdout
 
 
-def verify(unit_text, tmp_path, name="roadedge.service", with_binary=True):
-    """`systemd-analyze verify` of a unit installed in a root folder (tmp_path/root) that holds copies of this
-    machine's units (the targets the unit is ordered after) and, unless told otherwise, its ExecStart binary."""
+def verify(unit_text, tmp_path, name="roadedge.service", with_binary=True, dropin=None):
+    """`systemd-analyze verify` of a unit (and a drop-in) installed in a root folder (tmp_path/root) that holds
+    copies of this machine's units (the targets the unit is ordered after) and, unless told otherwise, the ExecStart
+    binaries."""
     root = tmp_path / "root"
     units = root / "usr" / "lib" / "systemd" / "system"
     if not units.exists():
         shutil.copytree("/usr/lib/systemd/system", str(units), symlinks=True)
     (root / "etc" / "systemd" / "system").mkdir(parents=True, exist_ok=True)
     (root / "etc" / "systemd" / "system" / name).write_text(unit_text)
-    binary = re.search(r"^ExecStart=(\S+)", unit_text, re.M).group(1)
-    stub = root / binary.lstrip("/")
-    if with_binary and not stub.exists():
-        stub.parent.mkdir(parents=True, exist_ok=True)
-        stub.write_text("#!/bin/sh\n")
-        stub.chmod(0o755)
+    if dropin is not None:
+        (root / "etc" / "systemd" / "system" / (name + ".d")).mkdir(exist_ok=True)
+        (root / "etc" / "systemd" / "system" / (name + ".d") / "install.conf").write_text(dropin)
+    for binary in re.findall(r"^ExecStart=(\S+)", unit_text + (dropin or ""), re.M):
+        stub = root / binary.lstrip("/")
+        if with_binary and not stub.exists():
+            stub.parent.mkdir(parents=True, exist_ok=True)
+            stub.write_text("#!/bin/sh\n")
+            stub.chmod(0o755)
     result = subprocess.run([ANALYZE, "verify", "--man=no", "--generators=no", "--root=" + str(root), name],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
     return result.returncode, result.stdout.strip()
