@@ -18,6 +18,7 @@ class Runtime(object):
 
     def __init__(self):
         self.source = self.backend = self.pipeline = self.metrics = None
+        self.notifier = None  # edge.sd_notify.Notifier under systemd (Type=notify), else None
         self.sinks = []
         self.stop = threading.Event()
 
@@ -36,6 +37,9 @@ class Runtime(object):
                 except Exception as err:
                     log.error("closing %s failed: %s", type(part).__name__, err)
         self.sinks, self.source, self.backend = [], None, None
+        if self.notifier is not None:
+            self.notifier.close()
+            self.notifier = None
 
 
 def _section(section):
@@ -70,6 +74,9 @@ def build(config, extra_sinks=()):
             from edge.metrics import attach
 
             runtime.metrics = attach(runtime)  # Prometheus /metrics beside the preview
+        from edge import sd_notify
+
+        runtime.notifier = sd_notify.attach(runtime)  # systemd READY/WATCHDOG/STATUS (None without NOTIFY_SOCKET)
     except BaseException:
         runtime.close()
         raise

@@ -241,6 +241,8 @@ def run_command(args):
                  config["backend"]["type"], config["source"]["type"],
                  "".join(", preview http://{}:{}/".format(*s.address) for s in preview))
         summary = runtime.pipeline.run()
+        if runtime.notifier is not None:  # a clean stop: systemd waits while the outboxes drain
+            runtime.notifier.stopping("stopping: {} frames done, draining the outboxes".format(summary["frames"]))
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
