@@ -1,4 +1,4 @@
-"""`roadedge package lambda OUT.zip`: the decoding Lambda's deployment zip (cloud/lambda_package.py)."""
+"""`roadedge package lambda OUT.zip`: the decoding Lambda's deployment zip (packagers/lambda_zip.py)."""
 import os
 
 from roadedge.core.commands import lazy_handler
@@ -21,11 +21,11 @@ def register(subparsers):
                    help="wheel platform tag; repeat for several (default: manylinux2014_x86_64; "
                    "manylinux2014_aarch64 for an arm64 Lambda)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT.zip if it exists")
-    p.set_defaults(handler=lazy_handler("cloud.package_command", "lambda_command"))
+    p.set_defaults(handler=lazy_handler("packagers.command", "lambda_command"))
 
 
 def lambda_command(args):
-    from cloud import lambda_package as lp
+    from packagers import lambda_zip as lp
     from roadedge.core import fsutil
     from roadedge.core.errors import RoadedgeError, file_error
 
