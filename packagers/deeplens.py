@@ -145,4 +145,16 @@ def describe(out, written):
                      written["vendored_files"]))
     lines.append("  {}  {}: {}".format(MODEL_NAME, common.size_text(folder_sizes[MODEL_NAME]),
                                        ", ".join(written["model"])))
+    expected = profile_model()
+    if os.path.basename(expected) != written["model"][0]:
+        lines.append("note: the deeplens profile loads {}; this model unpacks as {}: set `backend: {{model: {}}}` in a "
+                     "YAML file the Lambda's ROADEDGE_CONFIG environment variable names".format(
+                         expected, written["model"][0], os.path.join(os.path.dirname(expected), written["model"][0])))
     return "\n".join(lines)
+
+
+def profile_model():
+    """Where the deeplens profile loads the model from (the DeepLens puts a project's model in /opt/awscam/artifacts)."""
+    from edge.config import profile_path, read_yaml
+
+    return read_yaml(profile_path("deeplens"))["backend"]["model"]

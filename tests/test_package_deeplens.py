@@ -106,6 +106,17 @@ def vermin(files, cwd, excludes=()):
     return done.returncode, done.stdout.decode()
 
 
+def test_a_model_under_another_name_is_pointed_out(package, tmp_path):
+    """The profile loads /opt/awscam/artifacts/road-damage-ssd.xml: another IR name gets a note saying what to set."""
+    written = {"project": ["lambda_function.py"], "vendored": {}, "vendored_files": 0, "model": ["pothole.xml"]}
+    note = deeplens.describe(str(package["out"]), written).splitlines()[-1]
+    assert note == ("note: the deeplens profile loads /opt/awscam/artifacts/road-damage-ssd.xml; this model unpacks as "
+                    "pothole.xml: set `backend: {model: /opt/awscam/artifacts/pothole.xml}` in a YAML file the Lambda's "
+                    "ROADEDGE_CONFIG environment variable names")
+    assert "note:" not in deeplens.describe(str(package["out"]), dict(written, model=MODEL_FILES))
+    assert "note:" not in package["printed"]
+
+
 def test_everything_in_the_zip_is_python_37(package):
     """The project's files with no exceptions; the vendored ones with the newer typing names excused, each of which
     they take only under a version check, in `if TYPE_CHECKING`, or with typing_extensions (vendored) as the fallback."""
