@@ -1,6 +1,6 @@
 """Distribution `roadedge`: the shared core and command line (`roadedge`), the edge runtime (`edge`), the dataset/model
 converters (`converters`), the demo model's recipe (`training`) and the cloud half (`cloud`: serve, KVS to S3, the
-decoding Lambda)."""
+decoding Lambda) and the deployment packagers (`packagers`: roadedge package lambda|deeplens|greengrass)."""
 from setuptools import find_packages, setup
 
 setup(
@@ -12,7 +12,8 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.7",
     packages=find_packages(include=["roadedge", "roadedge.*", "edge", "edge.*", "converters", "converters.*", "training",
-                                    "training.*", "cloud", "cloud.*", "device_profiles"]),
+                                    "training.*", "cloud", "cloud.*", "packagers", "packagers.*",
+                                    "device_profiles"]),
     package_data={"roadedge.core": ["data/*.json"],
                   "edge": ["data/*.mp4", "schemas/*.json", "models/*.xml", "models/*.bin", "models/*.json",
                            "models/*.md"],

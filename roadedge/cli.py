@@ -21,7 +21,7 @@ COMMAND_MODULES = (
     "training.command",
     "cloud.serve.command",
     "cloud.segment.command",
-    "cloud.package_command",
+    "packagers.command",
 )
 
 

@@ -11,7 +11,7 @@ import boto3
 import numpy as np
 import pytest
 
-from cloud import lambda_package
+from packagers import lambda_zip
 from roadedge.cli import main
 from roadedge.core.errors import RoadedgeError
 from roadedge.core.seglabels import DRIVABLE_LABELS, SYNTH_SEG_LABELS
@@ -34,7 +34,7 @@ print(json.dumps({"summary": summary, "files": {name: sys.modules[name].__file__
 
 
 def test_the_zip_carries_only_the_modules_the_handler_imports():
-    assert {name for _, name in lambda_package.project_files()} == PROJECT_FILES
+    assert {name for _, name in lambda_zip.project_files()} == PROJECT_FILES
 
 
 def test_a_third_party_import_the_zip_lacks_is_refused(tmp_path):
@@ -45,7 +45,7 @@ def test_a_third_party_import_the_zip_lacks_is_refused(tmp_path):
     (package / "handler.py").write_text("import json\nimport numpy\n\n\ndef handler(event, context):\n    import requests\n")
     with pytest.raises(RoadedgeError, match=r"cloud.lambda_decode.handler imports requests, which the Lambda zip does not "
                        r"carry: add it to THIRD_PARTY"):
-        lambda_package.project_files(str(tmp_path))
+        lambda_zip.project_files(str(tmp_path))
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -101,7 +101,7 @@ def test_the_zip_runs_in_a_clean_environment_with_only_boto3(tmp_path, aws_env, 
         s3.create_bucket(Bucket="zip")
         key = put_frame(s3, "zip", "masks/rc car/5/1795248900000", mask, labels, road)
         env["AWS_ENDPOINT_URL_S3"] = endpoint
-        done = subprocess.run([str(venv / "bin" / "python"), "-I", "-c", RUN_HANDLER, lambda_package.HANDLER,
+        done = subprocess.run([str(venv / "bin" / "python"), "-I", "-c", RUN_HANDLER, lambda_zip.HANDLER,
                                str(task_root)], input=json.dumps(s3_event("zip", [key])), capture_output=True, text=True,
                               env=env, cwd=str(tmp_path))
         assert done.returncode == 0, done.stderr

@@ -3,4 +3,4 @@ shares, drivable share, free distance ahead, obstacles with their bearing). Hand
 
 It runs in AWS Lambda's Python runtime from the zip `roadedge package lambda` builds: it imports only the standard
 library, numpy, Pillow, boto3 (the runtime's) and the few pure project modules the zip carries (see
-cloud/lambda_package.py)."""
+packagers/lambda_zip.py)."""
