@@ -20,7 +20,8 @@ DEVICE_MODULES = ["lambda_function.py", "roadedge/__init__.py", "roadedge/core",
                   "edge/config.py", "edge/pipeline.py", "edge/plugins.py", "edge/messages.py", "edge/processing",
                   "edge/sources", "edge/sinks", "edge/backends/awscam.py", "edge/backends/openvino.py",
                   "device_profiles/__init__.py", "edge/outbox.py", "edge/fault_spell.py", "edge/sqlite_queue.py",
-                  "edge/topics.py", "edge/kvs", "edge/capture.py", "edge/watchdog.py", "edge/tasks", "edge/config_yaml.py"]
+                  "edge/topics.py", "edge/kvs", "edge/capture.py", "edge/watchdog.py", "edge/tasks", "edge/config_yaml.py",
+                  "edge/models_update"]
 
 
 @pytest.fixture
