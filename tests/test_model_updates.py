@@ -18,8 +18,11 @@ from edge.models_update.shadow import checked_thresholds
 from edge.models_update.shadow import topics as shadow_topics
 from edge.models_update.sources import FolderSource, pick, version_key
 from edge.models_update.store import ModelStore
+from edge.models_update.verify import smoke_frame, verify
+from edge.processing.geometry import Resize
 from edge.sinks.base import Sink
 from edge.sources.spec import SAMPLE_VIDEO
+from edge.tasks.detection import DetectionDecoder
 from roadedge.core.errors import RoadedgeError
 from tests.lambda_s3 import moto_s3_server
 from tests.model_versions import NAME, failing_files, put_folder, put_s3, version_files
@@ -142,6 +145,39 @@ def test_shadow_thresholds_are_checked_like_the_profile_and_topics_are_the_docum
         "delta": "$aws/things/van-7/shadow/name/roadedge/update/delta"}
 
 
+def test_expected_outputs_in_the_metadata_must_match_before_a_version_runs(tmp_path):
+    from edge.backends import openvino
+
+    folder = tmp_path / "v5"
+    folder.mkdir()
+    files = version_files("5")
+    meta = json.loads(files[".json"])
+    options = config.load("x86-openvino-cpu", None, {"backend": {"model": "bundled"}})["backend"]
+    options = {key: value for key, value in options.items() if key != "type"}
+
+    def attempt(expected):
+        put_folder(str(folder), dict(files, **{".json": json.dumps(dict(meta, expected=expected)).encode()}))
+        candidate, = FolderSource(str(folder)).candidates()[0]
+        backend = verify(str(folder / (NAME + ".xml")), candidate, lambda path: openvino.open(dict(options, model=path)),
+                         running.model, {"min_score": 0.0, "class_thresholds": {}, "top_k": 1, "resize": "stretch"})
+        backend.close()
+
+    running = openvino.open(dict(options, model=openvino.BUNDLED_MODEL))
+    grey = {"fill": [128, 128, 128], "width": 256, "height": 256}
+    found = DetectionDecoder(running.model, {"min_score": 0.0, "class_thresholds": {}, "top_k": 1})(
+        running.infer(smoke_frame((256, 256), grey["fill"])), Resize((256, 256), (256, 256)))
+    best = {"label": found[0].label, "score": found[0].score, "box": list(found[0].box)}
+    attempt({"input": grey, "detections": [best], "tolerance": 0.01})  # what the model gives: it may run
+    wrong = dict(best, box=[min(v + 0.2, 1.0) for v in best["box"]])
+    with pytest.raises(RoadedgeError) as caught:
+        attempt({"input": grey, "detections": [wrong], "tolerance": 0.01})
+    assert "expected detection 0: {}".format(best["label"]) in str(caught.value)
+    with pytest.raises(RoadedgeError) as caught:
+        attempt({"input": grey, "detections": [], "tolerance": 0.01})
+    assert "expected: 0 detections on the test input, the model gives 1" in str(caught.value)
+    running.close()
+
+
 # -- a running pipeline ------------------------------------------------------------------------------------------------
 def test_a_watched_folder_swaps_between_frames_without_losing_one(tmp_path):
     models = tmp_path / "models"
@@ -156,14 +192,17 @@ def test_a_watched_folder_swaps_between_frames_without_losing_one(tmp_path):
     assert runtime.pipeline.model.metadata["version"] == "1"
     thread, box = run_in_thread(runtime)
     assert wait_until(lambda: len(recorder.frames) >= 10, WAIT_S)
-    put_folder(str(models), version_files("2"))
+    put_folder(str(models), version_files("2", weights_sha256="f" * 64))  # metadata that is not the weights'
+    assert wait_until(lambda: ("model_rejected", "2", "1") in recorder.events(), WAIT_S), recorder.status
+    assert "the .bin's sha256 is " in recorder.status[-1]["reason"] and runtime.model_updates.store.current["version"] == "1"
+    put_folder(str(models), version_files("2"))  # the right metadata: not refused for good, tried again
     assert wait_until(lambda: ("model_updated", "2", "2") in recorder.events(), WAIT_S), recorder.status
     count = len(recorder.frames)
     assert wait_until(lambda: len(recorder.frames) >= count + 10, WAIT_S)
     summary = stop(runtime, thread, box)
     indices = [index for index, _, _ in recorder.frames]
     assert indices == list(range(len(indices))) and summary["lost"] == 0  # the source never restarted
-    assert recorder.events() == [("model_updated", "2", "2")]
+    assert recorder.events() == [("model_rejected", "2", "1"), ("model_updated", "2", "2")]
     assert sorted(os.listdir(tmp_path / "state" / "models")) == sorted(
         [runtime.model_updates.store.current["dir"], runtime.model_updates.store.previous["dir"]])
     metrics = RuntimeMetrics(DEVICE, NAME)
@@ -172,6 +211,7 @@ def test_a_watched_folder_swaps_between_frames_without_losing_one(tmp_path):
     assert 'roadedge_model_info{{name="{}",sha256="{}",version="2"}} 1.0'.format(NAME, runtime.pipeline.model.sha256) in text
     assert 'roadedge_model_updates_total{outcome="updated"} 1.0' in text
     assert 'roadedge_model_updates_total{outcome="rolled_back"} 0.0' in text
+    assert 'roadedge_model_updates_total{outcome="rejected"} 1.0' in text
 
 
 def test_s3_versions_update_reject_roll_back_and_follow_the_shadow(tmp_path, aws_env):
