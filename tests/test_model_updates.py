@@ -14,7 +14,7 @@ from prometheus_client import generate_latest
 from edge import app, config
 from edge.messages import Envelope
 from edge.metrics import RuntimeMetrics
-from edge.models_update.shadow import checked_thresholds
+from edge.models_update.shadow import Shadow, checked_thresholds
 from edge.models_update.shadow import topics as shadow_topics
 from edge.models_update.sources import FolderSource, pick, version_key
 from edge.models_update.store import ModelStore
@@ -176,6 +176,40 @@ def test_expected_outputs_in_the_metadata_must_match_before_a_version_runs(tmp_p
         attempt({"input": grey, "detections": [], "tolerance": 0.01})
     assert "expected: 0 detections on the test input, the model gives 1" in str(caught.value)
     running.close()
+
+
+class FakeConnection(object):
+    """What Shadow needs of the mqtt sink: subscribe, send, connect_hooks."""
+
+    def __init__(self):
+        self.handlers, self.sent, self.connect_hooks = {}, [], []
+
+    def subscribe(self, topic, handler):
+        self.handlers[topic] = handler
+
+    def send(self, topic, message):
+        self.sent.append((topic, message))
+
+
+def test_the_shadow_asks_for_its_document_reads_desired_and_skips_stale_deltas():
+    connection, desired = FakeConnection(), []
+    shadow = Shadow(connection, "van-7", "roadedge", desired.append)
+    shadow.start()
+    topics = shadow_topics("van-7", "roadedge")
+    assert connection.sent == [(topics["get"], {})] and sorted(connection.handlers) == sorted(
+        [topics["delta"], topics["get_accepted"]])
+    document = {"state": {"desired": {"model_version": "3", "thresholds": {"min_score": 0.7}, "other": 1},
+                          "reported": {"model_version": "2"}, "delta": {"model_version": "3"}},
+                "metadata": {}, "version": 10, "timestamp": 1764600000}
+    connection.handlers[topics["get_accepted"]](topics["get_accepted"], json.dumps(document).encode())
+    delta = {"state": {"model_version": None}, "version": 9, "timestamp": 1764600001}  # older than the document
+    connection.handlers[topics["delta"]](topics["delta"], json.dumps(delta).encode())
+    connection.handlers[topics["delta"]](topics["delta"], b"not json")
+    connection.handlers[topics["delta"]](topics["delta"], json.dumps(dict(delta, version=11)).encode())
+    assert desired == [{"model_version": "3", "thresholds": {"min_score": 0.7}}, {"model_version": None}]
+    connection.connect_hooks[0]()  # a reconnection asks again
+    shadow.report({"model_version": "3"})
+    assert connection.sent[1:] == [(topics["get"], {}), (topics["update"], {"state": {"reported": {"model_version": "3"}}})]
 
 
 # -- a running pipeline ------------------------------------------------------------------------------------------------
