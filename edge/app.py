@@ -17,12 +17,14 @@ class Runtime(object):
     """The opened parts and the pipeline over them; close() releases all of them, whatever failed."""
 
     def __init__(self):
-        self.source = self.backend = self.pipeline = self.metrics = None
+        self.source = self.backend = self.pipeline = self.metrics = self.model_updates = None
         self.notifier = None  # edge.sd_notify.Notifier under systemd (Type=notify), else None
         self.sinks = []
         self.stop = threading.Event()
 
     def close(self):
+        if self.model_updates is not None:  # no version is offered to the loop from here on
+            self.model_updates.close()
         if self.pipeline is not None:  # the watchdog may have opened the source or backend again
             self.source, self.backend = self.pipeline.source, self.pipeline.backend
         for sink in reversed(self.sinks):
@@ -52,6 +54,12 @@ def _opener(kind, section, context):
     return lambda: module.open(_section(section), context)
 
 
+def _names_versions(model):
+    from edge.models_update.sources import is_update_source
+
+    return is_update_source(model)
+
+
 def build(config, extra_sinks=()):
     """Open everything the configuration names; on any failure close what was opened and re-raise."""
     runtime = Runtime()
@@ -60,6 +68,11 @@ def build(config, extra_sinks=()):
                "boot_id": boot_id}
     try:
         open_backend = _opener("backend", config["backend"], context)
+        if _names_versions(config["backend"].get("model")):  # an S3 prefix or a folder of model versions
+            from edge.models_update.runtime import ModelUpdates
+
+            runtime.model_updates = ModelUpdates(config, plugins.plugin("backend", config["backend"]["type"]), context)
+            open_backend = runtime.model_updates.open_current
         open_source = _opener("source", config["source"], context)
         runtime.backend = open_backend()
         runtime.source = open_source()
@@ -70,6 +83,8 @@ def build(config, extra_sinks=()):
         runtime.sinks.extend(extra_sinks)
         runtime.pipeline = Pipeline(runtime.source, runtime.backend, runtime.sinks, config, stop_event=runtime.stop,
                                     boot_id=boot_id, reopen={"capture": open_source, "inference": open_backend})
+        if runtime.model_updates is not None:
+            runtime.model_updates.attach(runtime)
         if any(hasattr(sink, "add_route") for sink in runtime.sinks):
             from edge.metrics import attach
 

@@ -17,7 +17,7 @@ import os
 import socket
 
 from edge import plugins
-from edge.plugins import Option, at_least, between, check_value, kind_of, mapping_of_scores, with_defaults
+from edge.plugins import Option, above, at_least, between, check_value, kind_of, mapping_of_scores, with_defaults
 from roadedge.core.errors import RoadedgeError, os_reason
 
 PROFILES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "device_profiles")
@@ -50,6 +50,22 @@ EVENTS = {
     "min_hits": Option(int, 2, "detections before a track becomes an event"),
     "update_interval_s": Option(float, 5.0, "at most one update event per track this often, when its best score rises"),
 }
+MODEL_UPDATES = {  # edge.models_update: used when backend.model is s3://bucket/prefix/ or a folder of versions
+    "interval_s": Option(float, 60.0, "seconds between two looks at the source for a new model version",
+                         check=above(0)),
+    "failures_before_rollback": Option(int, 3, "a new version is rolled back when this many of its first frames fail "
+                                       "in a row; as many frames through end its probation", check=at_least(1)),
+    "state_dir": Option(str, "", "where the versions are kept (current and previous); empty = "
+                        "~/.cache/roadedge/models-DEVICE"),
+    "endpoint_url": Option(str, "", "S3 endpoint (tests, MinIO, VPC endpoints); empty = AWS"),
+    "region": Option(str, "", "the bucket's region; empty = the AWS configuration's"),
+    "shadow": Option(bool, False, "follow the AWS IoT device shadow's desired model_version and thresholds and report "
+                     "back (through the mqtt output's connection)"),
+    "thing_name": Option(str, "", "the AWS IoT thing of the shadow; empty = the mqtt output's client id"),
+    "shadow_name": Option(str, "roadedge", "the named shadow"),
+}
+
+
 def task_sections():
     """{section: OPTIONS} of the tasks that bring their own settings (edge/tasks/<task>.py SECTION and OPTIONS)."""
     from edge.tasks import tasks
@@ -65,6 +81,7 @@ TOP = {
     "detection": Option(dict, {}, "thresholds and top-k"),
     "pipeline": Option(dict, {}, "loop settings"),
     "events": Option(dict, {}, "damage events from the tracker"),
+    "model_updates": Option(dict, {}, "new model versions from backend.model's S3 prefix or folder"),
     "outputs": Option(list, [], "sink sections"),
 }
 TOP.update((section, Option(dict, {}, "settings of the {} task".format(section))) for section in task_sections())
@@ -163,7 +180,8 @@ def check_layer(origin, layer, merged):
                 raise RoadedgeError("{}: {}.type: missing; expected one of {}".format(
                     origin, kind, ", ".join(sorted(plugins.plugins(kind)))))
             _check_section(origin, kind, layer[kind], _plugin_options(origin, kind, kind, type_name), kind)
-    for key, options in [("detection", DETECTION), ("pipeline", PIPELINE), ("events", EVENTS)] + sorted(
+    for key, options in [("detection", DETECTION), ("pipeline", PIPELINE), ("events", EVENTS),
+                         ("model_updates", MODEL_UPDATES)] + sorted(
             task_sections().items()):
         if key in layer:
             _check_section(origin, key, layer[key], options)
@@ -209,6 +227,7 @@ def load(profile=None, config_file=None, overrides=None):
               "detection": with_defaults(DETECTION, merged.get("detection", {})),
               "pipeline": with_defaults(PIPELINE, merged.get("pipeline", {})),
               "events": with_defaults(EVENTS, merged.get("events", {})),
+              "model_updates": with_defaults(MODEL_UPDATES, merged.get("model_updates", {})),
               **{section: with_defaults(options, merged.get(section, {})) for section, options in task_sections().items()},
               "outputs": [with_defaults(plugins.plugin("sink", s["type"]).OPTIONS, s) for s in merged.get("outputs", [])]}
     for key in ("source", "backend"):
@@ -221,8 +240,10 @@ def load(profile=None, config_file=None, overrides=None):
 
 def _check_files(origin, config):
     model = config["backend"].get("model")
-    if model and model != "bundled":
+    if model and model != "bundled" and not model.startswith("s3://"):
         path = os.path.expanduser(model)
+        if os.path.isdir(path):  # a folder of model versions (edge.models_update)
+            return
         candidates = (path, path + "-symbol.json")
         if not any(os.path.isfile(p) for p in candidates):
             raise RoadedgeError("{}: backend.model: {}: no such file; expected an IR .xml, .onnx, an MXNet prefix or "

@@ -25,6 +25,7 @@ STATUS_SCHEMA = "roadedge.status/1"
 SEGMENTATION_SCHEMA = "roadedge.segmentation/1"
 STATUS_STATES = ("online", "degraded", "stalled", "offline", "stopped")
 KINDS = ("detections", "segmentation", "events", "stats")
+MODEL_EVENTS = ("model_updated", "model_rolled_back", "model_rejected")
 
 
 def iso_utc(timestamp):
@@ -161,11 +162,34 @@ class Envelope(object):
             message["sink_errors"] = dict((name, int(count)) for name, count in stats["sink_errors"].items())
         return message
 
-    def status(self, *, state, timestamp=None):
+    def status(self, *, state, timestamp=None, model=None, event=None, reason=None, candidate=None):
         """roadedge.status/1, retained: online, degraded (frames go without inference: an endpoint out of reach),
-        stalled (the watchdog reopens a part), offline (the last will) or stopped."""
+        stalled (the watchdog reopens a part), offline (the last will) or stopped.
+
+        `model`: the running model (a ModelInfo or its model_fields dict). A model update adds `event` (one of
+        MODEL_EVENTS), `reason` (one line) and `candidate` (the version the event is about: the new one, the one
+        rolled back or the one refused)."""
         if state not in STATUS_STATES:
             raise ValueError("status state {!r}; expected one of {}".format(state, ", ".join(STATUS_STATES)))
         message = self._head(STATUS_SCHEMA, None, time.time() if timestamp is None else timestamp)
         message["state"] = state
+        if model is not None:
+            message["model"] = model_fields(model)
+        if event is not None:
+            if event not in MODEL_EVENTS:
+                raise ValueError("status event {!r}; expected one of {}".format(event, ", ".join(MODEL_EVENTS)))
+            message["event"] = event
+            message["reason"] = str(reason or "")
+            if candidate is not None:
+                message["candidate"] = model_fields(candidate)
         return message
+
+
+def model_fields(model):
+    """{name, version, sha256} of a ModelInfo (version: its metadata's `version` as text, or None), or of a dict."""
+    if isinstance(model, dict):
+        version = model.get("version")
+        return {"name": model.get("name"), "version": None if version is None else str(version),
+                "sha256": model.get("sha256")}
+    version = (model.metadata or {}).get("version")
+    return {"name": model.name, "version": None if version is None else str(version), "sha256": model.sha256}

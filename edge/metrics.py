@@ -6,6 +6,7 @@ pipeline and the sinks keep (dropped frames, outbox depth, drops and messages
 not stored, publish failures, reconnects) into gauges. prometheus_client is imported here only, so the
 device path (lambda_function.py) never needs it.
 """
+MODEL_OUTCOMES = ("updated", "rolled_back", "rejected")
 STAGE_BUCKETS = (0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000)  # milliseconds
 
 
@@ -38,6 +39,14 @@ class RuntimeMetrics(object):
         self.sink_counters = Gauge("roadedge_sink_counter", "every numeric counter a sink reports (e.g. the kvs sink's "
                                    "fragments_sent, fragments_acknowledged, fragments_resent, store_depth, "
                                    "encoder_skips)", ["sink", "counter"], registry=self.registry)
+        self.model_info = Gauge("roadedge_model_info", "the running model: name, version (empty when it has none) and "
+                                "the sha256 of its weights", ["name", "version", "sha256"], registry=self.registry)
+        self.model_updates = Counter("roadedge_model_updates", "model versions swapped in (updated), rolled back after "
+                                     "failing their first frames (rolled_back) or refused before running (rejected)",
+                                     ["outcome"], registry=self.registry)
+        self.model_key, self.model_seen = None, {}
+        for outcome in MODEL_OUTCOMES:
+            self.model_updates.labels(outcome=outcome)
 
     def observe(self, result):
         self.frames.inc()
@@ -45,7 +54,29 @@ class RuntimeMetrics(object):
         for stage, ms in result.timings.items():
             self.stage.labels(stage=stage).observe(ms)
 
+    def refresh_model(self, pipeline):
+        """The running model's info metric, and the model updates' counters (edge.models_update.swap)."""
+        from edge.messages import model_fields
+
+        model = getattr(pipeline, "model", None)
+        if model is None:
+            return
+        fields = model_fields(model)
+        key = (fields["name"] or "", fields["version"] or "", fields["sha256"] or "")
+        if key != self.model_key:
+            if self.model_key is not None:
+                self.model_info.remove(*self.model_key)
+            self.model_info.labels(*key).set(1)
+            self.model_key = key
+        swap = getattr(pipeline, "model_swap", None)
+        for outcome in MODEL_OUTCOMES if swap is not None else ():
+            count = swap.counts[outcome]
+            if count > self.model_seen.get(outcome, 0):
+                self.model_updates.labels(outcome=outcome).inc(count - self.model_seen.get(outcome, 0))
+                self.model_seen[outcome] = count
+
     def refresh(self, pipeline):
+        self.refresh_model(pipeline)
         fps = pipeline.current_fps()
         if fps is not None:
             self.fps.set(fps)
@@ -98,5 +129,6 @@ def attach(runtime):
         return None
     for server in servers:
         server.add_route("/metrics", metrics.route)
+    metrics.refresh_model(runtime.pipeline)
     runtime.pipeline.listeners.append(metrics.listener(runtime.pipeline))
     return metrics

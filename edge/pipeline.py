@@ -56,6 +56,7 @@ class Pipeline(object):
 
             self.tracker = IouTracker(iou=events["iou"], max_age_s=events["max_age_s"], min_hits=events["min_hits"],
                                       update_interval_s=events["update_interval_s"])
+        self.model_swap = None  # edge.models_update.swap.ModelSwap when backend.model is a source of versions
         self.stats_interval = float(config["pipeline"].get("stats_interval", 0) or 0)
         self.next_stats = None
         self.last_frame = None
@@ -99,6 +100,8 @@ class Pipeline(object):
         frame, timings = job["frame"], {"preprocess": job["preprocess"]}
         try:
             raw, timings["infer"] = self.backend.collect(job["handle"], self.watchdog.limit_s or None)
+            started = time.perf_counter()
+            found = self.decode(raw, job["resize"])
         except InferenceStalled:
             self._reopen("inference", self.watchdog.limit_s, pending)
             self.lost_frames += 1
@@ -106,8 +109,12 @@ class Pipeline(object):
         except FrameNotInferred as err:
             self._not_inferred(err)
             return None
-        started = time.perf_counter()
-        found = self.decode(raw, job["resize"])
+        except Exception as err:  # a new model version on probation may fail: held back, perhaps rolled back
+            if self.model_swap is None or not self.model_swap.inference_failed(self, job, err, pending):
+                raise
+            return None
+        if self.model_swap is not None:
+            self.model_swap.inference_ok(self)
         now = self.clock()
         message = self.task.message(
             self.envelope, timestamp=now, frame_index=frame.index, frame_size=(frame.image.shape[1], frame.image.shape[0]),
@@ -250,8 +257,9 @@ class Pipeline(object):
         self.capture = Capture(self.source, self.config["pipeline"]["queue"], self._drop(), self.stop_event, self.times)
         self.capture.start()
 
-    def _publish_status(self, state):
-        message = self.envelope.status(state=state, timestamp=self.clock())
+    def _publish_status(self, state, **details):
+        """`details`: event, reason, candidate of a model update (edge.models_update.swap)."""
+        message = self.envelope.status(state=state, timestamp=self.clock(), model=self.model, **details)
         for sink in self.sinks:
             try:
                 sink.publish_status(message)
@@ -273,6 +281,8 @@ class Pipeline(object):
         submitted = 0
         try:
             while not self.stop_event.is_set() and not (limit and submitted >= limit):
+                if self.model_swap is not None:
+                    self.model_swap.between_frames(self, pending)  # a new model version swapped in, thresholds
                 if pending and (len(pending) >= max(1, int(self.backend.requests))
                                 or not self.capture.ready()):
                     self._finish(pending.popleft(), pending)  # a full ring, or nothing new yet: finish the oldest

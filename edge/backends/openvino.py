@@ -25,7 +25,8 @@ TYPE = "openvino"
 BUNDLED_MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models",
                              "road-damage-ssd.xml")
 OPTIONS = {
-    "model": Option(str, "bundled", "IR .xml, .onnx, MXNet prefix / model.tar.gz, or 'bundled' (the demo model)"),
+    "model": Option(str, "bundled", "IR .xml, .onnx, MXNet prefix / model.tar.gz, 'bundled' (the demo model), or "
+                   "s3://bucket/prefix/ or a folder of model versions (updated while running: model_updates)"),
     "metadata": Option(str, "", "model metadata JSON (default: beside the model, same name .json)"),
     "device": Option(str, "CPU", "OpenVINO device: CPU, GPU, NPU, AUTO, ..."),
     "performance_hint": Option(str, "LATENCY", "LATENCY or THROUGHPUT",
@@ -176,7 +177,7 @@ class OpenVinoBackend(Backend):
         request = self.ring[slot]
         self.next_slot = (slot + 1) % len(self.ring)
         batch = self.host_input(image, self.compiled_size)
-        request.wait()  # the caller collects in order, so this is normally already done
+        _settled(request)  # the caller collects in order, so this is normally already done
         self.inputs[slot] = batch  # BGR u8 NHWC; kept until the slot comes round
         request.start_async({0: batch}, share_inputs=True)  # no copy: the request reads the array itself
         return request
@@ -195,8 +196,18 @@ class OpenVinoBackend(Backend):
 
     def close(self):
         for request in self.ring:
-            request.wait()
+            _settled(request)
         self.ring, self.compiled, self.inputs = [], None, []
+
+
+def _settled(request):
+    """Wait for a request's inference to end. One that failed raised its error when collected (a model update's
+    version on probation, edge.models_update.swap); OpenVINO raises it again on every wait until the request is
+    started anew, which must not fail the next frame's submit or close()."""
+    try:
+        request.wait()
+    except RuntimeError:
+        pass
 
 
 def open(options, context=None):  # noqa: A001 - the plugin entry point's name

@@ -44,7 +44,7 @@ import time
 import uuid
 
 from edge import topics
-from edge.messages import Envelope, kind_of
+from edge.messages import Envelope, kind_of, model_fields
 from edge.plugins import Option, at_least, between, checked
 from edge.sinks import durable
 from edge.sinks.base import Sink
@@ -83,8 +83,11 @@ class MqttSink(Sink):
     TYPE = TYPE  # the name its counters go under in the stats message
     needs_image = False
 
-    def __init__(self, client, outbox, prefix, device, boot_id, options, log):
+    def __init__(self, client, outbox, prefix, device, boot_id, options, log, model=None):
         self.client, self.outbox, self.log = client, outbox, log
+        self.model = model  # the running model ({name, version, sha256}) every status message names
+        self.subscriptions = {}  # topic -> handler(topic, payload bytes), subscribed again on every connection
+        self.connect_hooks = []  # callables run (on paho's thread) after each connection: the shadow asks for its state
         self.device, self.boot_id = device, boot_id
         self.envelope = Envelope(device, boot_id)  # status messages: online, degraded, stalled, stopped
         self.state = "online"  # what the status topic says while connected (the loop sets degraded or stalled)
@@ -127,10 +130,35 @@ class MqttSink(Sink):
         """The runtime's state changed (degraded, stalled, online again): retained on the status topic now if
         connected, and again on every reconnect."""
         self.state = message["state"]
+        self.model = message.get("model", self.model)
         with self._cond:
             connected = self._connected
         if connected and not self._closed:
             self.client.publish(self.topics["status"], to_json(message), 1, True)
+
+    def subscribe(self, topic, handler):
+        """Call handler(topic, payload) for each message on `topic` (QoS 1, subscribed again on every connection; the
+        AWS IoT device shadow's topics, edge.models_update.shadow). Called on paho's thread: hand work on quickly."""
+        self.subscriptions[topic] = handler
+
+        def deliver(client, userdata, message):
+            try:
+                handler(message.topic, message.payload)
+            except Exception as err:  # a handler's bug must not kill paho's network thread
+                self.log.error("mqtt %s: handling a message on %s failed: %s", self.where, message.topic, err)
+
+        self.client.message_callback_add(topic, deliver)
+        with self._cond:
+            connected = self._connected
+        if connected:
+            self.client.subscribe(topic, 1)
+
+    def send(self, topic, message):
+        """Publish a JSON message on any topic through the outbox (in order with everything else, never lost)."""
+        if self._closed:
+            return
+        self.outbox.put_many([(topic, to_json(message))])
+        self._notify()
 
     def stats(self):
         """Counters for the stats message and Prometheus."""
@@ -185,7 +213,9 @@ class MqttSink(Sink):
             self._failed("connection refused by the broker: {}".format(str(reason_code).lower()), True)
             return  # paho closes the connection: _on_disconnect counts the refusal
         client.drop_out_messages()  # their rows are still in the outbox: the sender sends them again, in order
-        client.publish(self.topics["status"], to_json(self.envelope.status(state=self.state)), 1, True)
+        client.publish(self.topics["status"], to_json(self.envelope.status(state=self.state, model=self.model)), 1, True)
+        for topic in self.subscriptions:
+            client.subscribe(topic, 1)
         with self._cond:
             first, self._ever_connected, self._connected = not self._ever_connected, True, True
             self._generation += 1
@@ -194,6 +224,8 @@ class MqttSink(Sink):
             lost_at, self._wake = self._lost_at, True
             self._connected_at = time.monotonic()
             self._cond.notify_all()
+        for hook in self.connect_hooks:
+            hook()
         if first:
             self.log.info("mqtt %s: connected as %r, publishing to %s/...; %d messages in the outbox", self.where,
                           self.client_id, self.topics["status"].rsplit("/", 1)[0],
@@ -307,7 +339,7 @@ class MqttSink(Sink):
         if connected:
             try:
                 info = self.client.publish(self.topics["status"],
-                                           to_json(self.envelope.status(state="stopped")), 1, True)
+                                           to_json(self.envelope.status(state="stopped", model=self.model)), 1, True)
                 info.wait_for_publish(2.0)
             except (ValueError, RuntimeError) as err:
                 self.log.warning("mqtt %s: could not publish the stopped status: %s", self.where, err)
@@ -344,13 +376,15 @@ def open(options, context):
                                  protocol=mqtt.MQTTv311)
     client.reconnect_delay_set(*RECONNECT_S)  # the sink switches to BACKOFF_S once the broker refuses it
     client.max_inflight_messages_set(0)  # the sink's sender keeps the window (max_inflight)
-    offline = Envelope(device, boot_id).status(state="offline")
+    model = context.get("model")
+    offline = Envelope(device, boot_id).status(state="offline", model=model)
     client.will_set(topics.topic(prefix, "status"), to_json(offline), qos=1, retain=True)
     if options["username"]:
         client.username_pw_set(options["username"], options["password"] or None)
     if ssl_context is not None:
         client.tls_set_context(ssl_context)
-    sink = MqttSink(client, outbox, prefix, device, boot_id, options, log)
+    sink = MqttSink(client, outbox, prefix, device, boot_id, options, log,
+                    model=model_fields(model) if model is not None else None)
     sink.start(options)
     if options["require_connection_s"] > 0:
         connected, failure = sink.wait_connected(options["require_connection_s"])
