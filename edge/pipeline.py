@@ -48,7 +48,8 @@ class Pipeline(object):
         self.clock = clock
         self.fps_window = collections.deque(maxlen=30)
         self.capture = None
-        self.listeners = []  # callables(result) run after the sinks (Prometheus metrics)
+        self.listeners = []  # callables(result) run after the sinks (Prometheus metrics, systemd's notifier)
+        self.heartbeats = []  # callables() run for a frame handled without a result (not inferred): the loop lives
         events = config.get("events") or {"enabled": False}
         self.tracker = None
         if events.get("enabled"):
@@ -163,6 +164,8 @@ class Pipeline(object):
             self.degraded = True
             log.warning("frames are not inferred: %s (counted as not_inferred; the loop goes on)", err)
             self._publish_status("degraded")
+        for heartbeat in self.heartbeats:
+            heartbeat()
 
     def _events(self, found, frame_index, now, flush=False):
         """Tracker events for this frame (or all open tracks at the end) as v1 events messages."""

@@ -10,7 +10,8 @@ The runtime's hook is a pipeline listener (it runs on the loop's thread after
 the sinks have the frame): READY=1 after the first frame's result is written,
 WATCHDOG=1 as frames finish (at most every interval/2), STATUS= every few
 seconds with FPS, frames, dropped frames and outbox depth. A stalled capture
-or inference finishes no frames, so the pings stop: the runtime's own watchdog
+or inference finishes no frames, so the pings stop (a frame a remote backend
+could not infer still pings: the loop lives, restarting would not help): the runtime's own watchdog
 (pipeline.watchdog_s, reopen, exit 3 after watchdog_restarts) acts first, and
 systemd's WatchdogSec (set larger) restarts the service when even that is
 stuck. Standard library only, Python 3.7 (a DeepLens runs this).
@@ -96,6 +97,14 @@ class Notifier(object):
         if lines:
             self.send(*lines)
 
+    def alive(self):
+        """A frame handled without a result (a remote endpoint out of reach): the loop is not stuck, so the watchdog
+        is pinged when due; READY=1 still waits for a frame that went through."""
+        now = self.clock()
+        if self.ping_s is not None and (self.last_ping is None or now - self.last_ping >= self.ping_s):
+            self.last_ping = now
+            self.send("WATCHDOG=1")
+
     def stopping(self, status="stopping"):
         self.send("STOPPING=1", "STATUS=" + status)
 
@@ -143,4 +152,5 @@ def attach(runtime, environ=None):
         return None
     pipeline = runtime.pipeline
     pipeline.listeners.append(lambda result: notifier.frame_done(lambda: status_text(pipeline, 1)))
+    pipeline.heartbeats.append(notifier.alive)
     return notifier

@@ -332,3 +332,26 @@ def test_systemctl_stop_sends_sigterm_and_gets_stopping_then_a_clean_exit(tmp_pa
     last = notify.datagrams[-1][1]
     assert last[0] == "STOPPING=1" and re.match(r"^STATUS=stopping: \d+ frames done, draining the outboxes$", last[1])
     assert len(notify.with_line("STOPPING=1")) == 1 and len(notify.with_line("READY=1")) == 1
+
+
+def test_frames_a_remote_endpoint_cannot_infer_still_ping_the_watchdog_but_never_say_ready(tmp_path, monkeypatch):
+    """The sagemaker backend against a closed port: no frame is inferred, yet the loop lives (restarting would not
+    bring the endpoint back), so WATCHDOG=1 keeps coming; READY=1 waits for a frame that went through."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (tmp_path / "sm.yaml").write_text("backend: {type: sagemaker, endpoint: road, endpoint_url: 'http://127.0.0.1:%d', "
+                                      "retry_s: 0, timeout_s: 1}\npipeline: {drop_frames: never}\n" % port)
+    for name, value in (("AWS_ACCESS_KEY_ID", "AKIDLOCAL"), ("AWS_SECRET_ACCESS_KEY", "local"),
+                        ("AWS_DEFAULT_REGION", "us-east-1")):
+        monkeypatch.setenv(name, value)
+    notify = NotifySocket()
+    try:
+        result = run_roadedge(["--source", "synthetic:3", "--frames", "30", "--config", "sm.yaml"], notify, tmp_path)
+        time.sleep(0.3)
+    finally:
+        notify.close()
+    assert result.returncode == 0, result.stderr.decode()
+    assert b"30 not inferred" in result.stderr
+    assert not notify.with_line("READY=1")
+    assert len(notify.with_line("WATCHDOG=1")) >= 3  # 30 live frames at 15 FPS: 2 s, a ping every 0.5 s
