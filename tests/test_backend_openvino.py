@@ -46,6 +46,10 @@ def run_error(capsys, xml):
      "src/frontends/tensorflow/src/graph_iterator_saved_model.cpp:34:\nFrontEnd API failed with GeneralFailure:\n"
      'Could not open the file: "/tmp/saved_model.pb"\n',
      'FrontEnd API failed with GeneralFailure: Could not open the file: "/tmp/saved_model.pb"'),
+    ("Caught exception: Exception from src/plugins/intel_cpu/src/node.cpp:794:\n[CPU] Reshape node with name 'R' "
+     "Check 'minusOneCount <= 1' failed at src/plugins/intel_cpu/src/shape_inference/custom/reshape.cpp:61:\n"
+     "[cpu]reshape: the shape of input data (1.2) conflicts with the reshape pattern (0.4)\n",
+     "[CPU] Reshape node with name 'R' [cpu]reshape: the shape of input data (1.2) conflicts with the reshape pattern (0.4)"),
     ("Exception from src/inference/src/cpp/core.cpp:84:", "Exception from src/inference/src/cpp/core.cpp:84:"),
     ("", "RuntimeError"),
 ])

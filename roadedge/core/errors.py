@@ -56,6 +56,8 @@ def file_error(path, err, action="write"):
 
 # where in OpenVINO's sources an exception passed through: not a reason a user can act on
 _OPENVINO_LOCATION = re.compile(r"^(Exception from \S+:\d+:?|Check '.*' failed at \S+:\d+:?)$")
+_OPENVINO_CHECK = re.compile(r"\s*Check '.*' failed at \S+:\d+:?")  # inside a line: "[CPU] Reshape ... Check '...' failed at"
+_OPENVINO_CAUGHT = re.compile(r"^Caught exception:\s*")  # an inference's error, re-raised by wait()
 
 
 def openvino_reason(err, limit=300):
@@ -65,6 +67,7 @@ def openvino_reason(err, limit=300):
     '...' failed at src/core/...:900:"); those lines are dropped and the rest ('Incorrect weights in bin file!') kept.
     """
     lines = [line.strip() for line in str(err).splitlines()]
-    kept = [line for line in lines if line and not _OPENVINO_LOCATION.match(line)]
+    cleaned = [_OPENVINO_CHECK.sub("", _OPENVINO_CAUGHT.sub("", line)).strip() for line in lines]
+    kept = [line for line in cleaned if line and not _OPENVINO_LOCATION.match(line)]
     text = " ".join(kept) or " ".join(" ".join(lines).split()) or type(err).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
