@@ -14,6 +14,7 @@ import pytest
 from edge.backends import sagemaker
 from roadedge.cli import main
 from roadedge.core.errors import RoadedgeError
+from tests.local_aws import StatusRecorder
 
 
 @pytest.fixture(autouse=True)
@@ -74,22 +75,12 @@ def test_the_stats_carry_the_backends_counters_and_the_status_says_degraded(tmp_
     the status messages a sink got: degraded once."""
     from edge import app, config
     from edge.messages import Envelope
-    from edge.sinks.base import Sink
 
-    statuses = []
-
-    class StatusSink(Sink):
-        TYPE = "status-recorder"
-
-        def write(self, result):
-            pass
-
-        def publish_status(self, message):
-            statuses.append(message["state"])
+    recorder = StatusRecorder()
 
     settings = write_settings(tmp_path / "sm.yaml", "http://127.0.0.1:{}".format(closed_port()), 60, requests=3)
     cfg = config.load("x86-openvino-cpu", str(settings), {"source": {"type": "synthetic", "frames": 7, "realtime": False}})
-    runtime = app.build(cfg, extra_sinks=[StatusSink()])
+    runtime = app.build(cfg, extra_sinks=[recorder])
     try:
         summary = runtime.pipeline.run()
         stats = runtime.pipeline.stats_snapshot()
@@ -100,7 +91,7 @@ def test_the_stats_carry_the_backends_counters_and_the_status_says_degraded(tmp_
     # sent before the first failure came back (at most the 3 in flight), then held back
     assert 1 <= counters["sent"] <= 3 and counters["sent"] + counters["not_sent"] == 7
     assert counters["failed"] == counters["sent"] and counters["answered"] == 0
-    assert statuses == ["degraded"]
+    assert recorder.states == ["degraded"]
     message = Envelope("rig", "boot").stats(timestamp=0.0, stats=stats)
     assert message["not_inferred"] == 7 and message["backend"] == counters
     schemas = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "edge", "schemas")

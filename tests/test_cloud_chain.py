@@ -9,19 +9,18 @@ goes (stopped after two fragments, restarted from its checkpoint), and no object
 version."""
 import datetime
 import json
-import urllib.request
 
-import boto3
 import numpy as np
 import pytest
-from moto.server import ThreadedMotoServer
 
 from cloud.lambda_decode import handler as decoding_lambda
 from edge.synth.api import DriveRenderer
 from roadedge.cli import main
 from roadedge.core.seglabels import SYNTH_SEG_LABELS
-from tests.kvs_server import ACCESS_KEY, REGION, SECRET_KEY, KvsServer
+from tests.kvs_server import REGION, KvsServer
 from tests.lambda_s3 import s3_event
+from tests.local_aws import use_kvs_credentials, versioned_bucket
+from tests.local_aws import versions as bucket_versions
 from tests.serve_server import SEG_XML
 from tests.test_cloud_segment import ffmpeg_frames
 
@@ -33,24 +32,10 @@ DRIVABLE = ("road", "lane_marking", "crosswalk")
 @pytest.fixture
 def cloud(monkeypatch, tmp_path):
     """(kvs server, s3 client, s3 url): credentials both accept, a versioned bucket `rc-car`."""
-    for name, value in (("AWS_ACCESS_KEY_ID", ACCESS_KEY), ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
-                        ("AWS_DEFAULT_REGION", REGION), ("AWS_CONFIG_FILE", str(tmp_path / "none")),
-                        ("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none")), ("AWS_EC2_METADATA_DISABLED", "true")):
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    s3_url = "http://{}:{}".format(*moto.get_host_and_port())
-    urllib.request.urlopen(urllib.request.Request(s3_url + "/moto-api/reset", method="POST"), timeout=10).close()
-    s3 = boto3.client("s3", endpoint_url=s3_url, region_name=REGION)
-    s3.create_bucket(Bucket="rc-car")
-    s3.put_bucket_versioning(Bucket="rc-car", VersioningConfiguration={"Status": "Enabled"})
-    try:
-        with KvsServer() as kvs:
-            kvs.get_media_idle_s = 0.5
-            yield kvs, s3, s3_url
-    finally:
-        moto.stop()
+    use_kvs_credentials(monkeypatch, tmp_path)
+    with versioned_bucket("rc-car") as (s3, s3_url), KvsServer() as kvs:
+        kvs.get_media_idle_s = 0.5
+        yield kvs, s3, s3_url
 
 
 def drive_to_kvs(kvs, tmp_path):
@@ -89,11 +74,7 @@ def segment(kvs, s3_url, checkpoint, *extra):
 
 
 def versions(s3):
-    counts = {}
-    for page in s3.get_paginator("list_object_versions").paginate(Bucket="rc-car"):
-        for version in page.get("Versions", []):
-            counts[version["Key"]] = counts.get(version["Key"], 0) + 1
-    return counts
+    return bucket_versions(s3, "rc-car")
 
 
 def shares(mask):

@@ -4,14 +4,11 @@ and writes to moto's S3 in server mode. The expected masks come from another pat
 over what the server stored, the same IR on those frames, and numpy's colour rule on the frames before encoding."""
 import io
 import json
-import urllib.request
 
 import av
-import boto3
 import numpy as np
 import pytest
 from botocore.credentials import Credentials
-from moto.server import ThreadedMotoServer
 from PIL import Image
 
 from edge.kvs.control import StreamEndpoint, make_client
@@ -20,6 +17,8 @@ from edge.kvs.producer import Producer
 from edge.kvs.store import FragmentStore
 from roadedge.cli import main
 from tests.kvs_server import ACCESS_KEY, REGION, SECRET_KEY, KvsServer
+from tests.local_aws import use_kvs_credentials, versioned_bucket
+from tests.local_aws import versions as bucket_versions
 from tests.seg_ir import LABELS, expected_mask, make_seg_ir, scene
 
 FPS, GOP, FRAMES, EVERY = 15, 5, 20, 3  # 4 fragments of 5 frames; frames 0, 3, ..., 18 are segmented
@@ -35,20 +34,8 @@ def original(index):
 @pytest.fixture
 def aws(monkeypatch, tmp_path):
     """The KVS server with FRAMES frames on stream 'cam', moto's S3 with a versioned bucket, credentials for both."""
-    for name, value in (("AWS_ACCESS_KEY_ID", ACCESS_KEY), ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
-                        ("AWS_DEFAULT_REGION", REGION), ("AWS_CONFIG_FILE", str(tmp_path / "none")),
-                        ("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none")), ("AWS_EC2_METADATA_DISABLED", "true")):
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    host, port = moto.get_host_and_port()
-    s3_url = "http://{}:{}".format(host, port)
-    urllib.request.urlopen(urllib.request.Request(s3_url + "/moto-api/reset", method="POST"), timeout=10).close()
-    s3 = boto3.client("s3", endpoint_url=s3_url, region_name=REGION)
-    s3.create_bucket(Bucket="masks")
-    s3.put_bucket_versioning(Bucket="masks", VersioningConfiguration={"Status": "Enabled"})
-    with KvsServer() as kvs:
+    use_kvs_credentials(monkeypatch, tmp_path)
+    with versioned_bucket("masks") as (s3, s3_url), KvsServer() as kvs:
         kvs.get_media_idle_s = 0.5
         producer = Producer(FragmentStore(str(tmp_path / "store.sqlite"), 64 << 20, 3600),
                             StreamEndpoint(make_client(REGION, kvs.url), "cam"), Credentials(ACCESS_KEY, SECRET_KEY),
@@ -58,7 +45,6 @@ def aws(monkeypatch, tmp_path):
         assert producer.close(drain_timeout_s=30) == 0
         assert len(kvs.streams["cam"].persisted()) == FRAMES // GOP
         yield kvs, s3, s3_url
-    moto.stop()
 
 
 def ffmpeg_frames(kvs):
@@ -72,12 +58,8 @@ def ffmpeg_frames(kvs):
 
 
 def versions(s3):
-    """{key: number of versions}: a key written twice has two."""
-    counts = {}
-    for page in s3.get_paginator("list_object_versions").paginate(Bucket="masks"):
-        for version in page.get("Versions", []):
-            counts[version["Key"]] = counts.get(version["Key"], 0) + 1
-    return counts
+    """{key: number of versions} in the bucket `masks`."""
+    return bucket_versions(s3, "masks")
 
 
 def segment(kvs, s3_url, xml, checkpoint, *extra):

@@ -226,24 +226,31 @@ class StallingHandler(http.server.BaseHTTPRequestHandler):
         self.close_connection = True
 
 
-def test_a_stream_that_stops_delivering_stops_the_pings_until_the_runtimes_watchdog_reopens_it(tmp_path):
-    stream = StallingStream(first=20)
+def run_against_a_stalling_stream(tmp_path, first, source, pipeline, args, output):
+    """`roadedge run` (under the test's NOTIFY_SOCKET) on a StallingStream that stalls after `first` frames; `source`
+    and `pipeline`: the settings' flow mappings without the uri. Returns (result, notify, stream)."""
+    stream = StallingStream(first=first)
     threading.Thread(target=stream.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    out = tmp_path / "out.jsonl"
-    # the runtime's watchdog reopens a capture silent for 1.5 s; FFmpeg's own read timeout (30 s) is far later
-    (tmp_path / "settings.yaml").write_text(
-        "source: {type: opencv, uri: '%s', timeout: 30}\n"
-        "pipeline: {publish_empty: true, drop_frames: never, watchdog_s: 1.5, watchdog_restarts: 2}\n" % stream.url)
-    notify = NotifySocket(output=str(out))
+    (tmp_path / "settings.yaml").write_text("source: {type: opencv, uri: '%s', %s}\npipeline: {%s}\n" % (
+        stream.url, source, pipeline))
+    notify = NotifySocket(output=str(output))
     try:
-        result = run_roadedge(["--config", "settings.yaml", "--frames", "40", "--output", "jsonl:" + str(out)], notify,
-                              tmp_path)
+        result = run_roadedge(["--config", "settings.yaml", "--output", "jsonl:" + str(output)] + args, notify, tmp_path)
         time.sleep(0.3)
     finally:
         notify.close()
         stream.done.set()
         stream.shutdown()
         stream.server_close()
+    return result, notify, stream
+
+
+def test_a_stream_that_stops_delivering_stops_the_pings_until_the_runtimes_watchdog_reopens_it(tmp_path):
+    out = tmp_path / "out.jsonl"
+    # the runtime's watchdog reopens a capture silent for 1.5 s; FFmpeg's own read timeout (30 s) is far later
+    result, notify, stream = run_against_a_stalling_stream(
+        tmp_path, 20, "timeout: 30", "publish_empty: true, drop_frames: never, watchdog_s: 1.5, watchdog_restarts: 2",
+        ["--frames", "40"], out)
     stderr = result.stderr.decode()
     assert result.returncode == 0, stderr
     assert "watchdog: the capture has not returned for" in stderr and "reopening it (stall 1 in a row" in stderr
@@ -259,22 +266,10 @@ def test_a_stream_that_stops_delivering_stops_the_pings_until_the_runtimes_watch
 
 
 def test_when_the_runtimes_watchdog_gives_up_there_is_no_stopping_and_the_exit_code_is_3(tmp_path):
-    stream = StallingStream(first=10)
-    threading.Thread(target=stream.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     # closing the stalled source at the exit waits for FFmpeg's read to time out (4 s, after the watchdog's 1 s)
-    (tmp_path / "settings.yaml").write_text(
-        "source: {type: opencv, uri: '%s', timeout: 4}\n"
-        "pipeline: {publish_empty: true, drop_frames: never, watchdog_s: 1.0, watchdog_restarts: 0}\n" % stream.url)
-    notify = NotifySocket(output=str(tmp_path / "out.jsonl"))
-    try:
-        result = run_roadedge(["--config", "settings.yaml", "--output", "jsonl:" + str(tmp_path / "out.jsonl")], notify,
-                              tmp_path)
-        time.sleep(0.3)
-    finally:
-        notify.close()
-        stream.done.set()
-        stream.shutdown()
-        stream.server_close()
+    result, notify, _ = run_against_a_stalling_stream(
+        tmp_path, 10, "timeout: 4", "publish_empty: true, drop_frames: never, watchdog_s: 1.0, watchdog_restarts: 0", [],
+        tmp_path / "out.jsonl")
     assert result.returncode == 3, result.stderr.decode()  # systemd's Restart= starts it again
     assert result.stderr.decode().strip().splitlines()[-1] == (
         "roadedge: error: watchdog: the capture stalled 1 times in a row (no result within 1 s each time); giving up so "

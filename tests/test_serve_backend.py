@@ -8,8 +8,8 @@ import time
 import pytest
 
 from cloud.serve.model import load_model
-from edge.sinks.base import Sink
 from roadedge.cli import main
+from tests.local_aws import StatusRecorder
 from tests.serve_server import SEG_XML, running
 
 FRAMES = 150  # the whole sample drive: the bundled detector finds damage in a few dozen of its frames
@@ -81,22 +81,13 @@ def test_an_endpoint_that_comes_up_late_costs_only_the_frames_before(tmp_path):
     online. Every frame is either inferred or counted."""
     from edge import app, config
 
-    statuses = []
-
-    class StatusSink(Sink):
-        TYPE = "status-recorder"
-
-        def write(self, result):
-            pass
-
-        def publish_status(self, message):
-            statuses.append(message["state"])
+    recorder = StatusRecorder()
 
     model = load_model("bundled", hint="latency", workers=2)
     with running() as (server, port):
         path = settings(tmp_path / "sm.yaml", port, content_type="image/jpeg", retry_s=0.2)
         cfg = config.load("x86-openvino-cpu", path, {"source": {"type": "synthetic", "frames": 60, "fps": 15.0}})
-        runtime = app.build(cfg, extra_sinks=[StatusSink()])
+        runtime = app.build(cfg, extra_sinks=[recorder])
         threading.Timer(1.5, server.ready, [model]).start()  # about 20 frames in
         try:
             started = time.time()
@@ -106,4 +97,4 @@ def test_an_endpoint_that_comes_up_late_costs_only_the_frames_before(tmp_path):
     assert time.time() - started > 1.5
     assert summary["not_inferred"] >= 1 and summary["frames"] >= 10
     assert summary["frames"] + summary["not_inferred"] + summary["dropped"] == 60
-    assert statuses == ["degraded", "online"]
+    assert recorder.states == ["degraded", "online"]
