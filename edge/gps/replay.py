@@ -25,6 +25,10 @@ class _Recorder(GpsSource):
     def update(self, lat, lon, heading, speed, fix, received=None):
         self.records.append((received, {"lat": lat, "lon": lon, "heading": heading, "speed": speed, "fix": fix}))
 
+    def amend(self, heading, speed):
+        if self.records and self.records[-1][1] is not None:
+            self.records[-1][1].update(heading=heading, speed=speed)
+
     def lost(self, received=None):
         self.records.append((received, None))
 

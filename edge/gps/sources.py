@@ -46,6 +46,12 @@ class GpsSource(object):
             self._latest = {"lat": lat, "lon": lon, "heading": heading, "speed": speed, "fix": fix}
             self._received = time.time() if received is None else received
 
+    def amend(self, heading, speed):
+        """Course and speed that arrived after the position of the same epoch (NMEA VTG)."""
+        with self._lock:
+            if self._latest is not None:
+                self._latest = dict(self._latest, heading=heading, speed=speed)
+
     def lost(self, received=None):
         """The receiver reported that it has no fix."""
         with self._lock:
@@ -96,6 +102,7 @@ class NmeaState(object):
         if fix.speed is not None:
             self.speed = fix.speed
         if fix.kind == "VTG":
+            self.source.amend(self.heading, self.speed)
             return
         if not fix.quality or fix.lat is None or fix.lon is None:
             self.source.lost(received)
