@@ -2,6 +2,8 @@
 import math
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from edge.gps import geo
 
@@ -89,3 +91,28 @@ def test_projected_box_lies_at_that_distance_and_bearing_from_the_fix():
     assert bearing == pytest.approx(90.0 + math.degrees(math.atan2(right, forward)), abs=1e-6)
     assert lat < fix[0] and lon > fix[1]  # heading east, a point ahead and to the right is east and south
     assert geo.project_box((300, 10, 340, 40), SIZE, CAMERA, fix[0], fix[1], 90.0) is None  # sky
+
+
+@given(lat=st.floats(-80, 80), lon=st.floats(-180, 180), bearing=st.floats(0, 359.999), distance=st.floats(0.5, 5000))
+def test_destination_and_inverse_agree(lat, lon, bearing, distance):
+    lat2, lon2 = geo.destination(lat, lon, bearing, distance)
+    back, initial, _ = geo.inverse(lat, lon, lat2, lon2)
+    assert back == pytest.approx(distance, abs=1e-6)
+    # the bearing error as a sideways offset at the far point: float rounding of lat/lon, well under a micrometre
+    assert math.radians(abs((initial - bearing + 180.0) % 360.0 - 180.0)) * distance < 1e-6
+
+
+@given(du=st.floats(0, 320), v=st.floats(0, 360), pitch=st.floats(-5, 30), height=st.floats(0.5, 3.0))
+def test_projection_is_mirror_symmetric_and_scales_with_height(du, v, pitch, height):
+    left = geo.ground_offset(320 - du, v, SIZE, height, pitch, 60.0)
+    right = geo.ground_offset(320 + du, v, SIZE, height, pitch, 60.0)
+    assert (left is None) == (right is None)
+    if right is not None:
+        assert left[0] == pytest.approx(right[0]) and left[1] == pytest.approx(-right[1]) and right[0] > 0
+        double = geo.ground_offset(320 + du, v, SIZE, 2 * height, pitch, 60.0)
+        assert double[0] == pytest.approx(2 * right[0]) and double[1] == pytest.approx(2 * right[1])
+
+
+def test_nearly_antipodal_points_fall_back_to_the_sphere():
+    distance, initial, _ = geo.inverse(0, 0, 0.5, 179.7)  # Vincenty's iteration does not converge here
+    assert distance == geo.haversine(0, 0, 0.5, 179.7) and 0 <= initial < 360

@@ -40,9 +40,9 @@ def inverse(lat1, lon1, lat2, lon2):
         C = f / 16 * cos2_alpha * (4 + f * (4 - 3 * cos2_alpha))
         previous = lam
         lam = L + (1 - C) * f * sin_alpha * (sigma + C * sin_sigma * (cos2sm + C * cos_sigma * (-1 + 2 * cos2sm ** 2)))
-        if abs(lam - previous) < 1e-12:
+        if abs(lam - previous) < 1e-15:  # radians: 1e-12 would still be 6 um on the ground
             break
-    else:
+    if abs(lam - previous) > 1e-12:  # not converging: nearly antipodal points
         distance = haversine(lat1, lon1, lat2, lon2)
         return distance, _spherical_bearing(lat1, lon1, lat2, lon2), (_spherical_bearing(lat2, lon2, lat1, lon1) + 180.0) % 360.0
     u2 = cos2_alpha * (a * a - b * b) / (b * b)
@@ -90,7 +90,7 @@ def destination(lat, lon, bearing, distance_m):
                                                - B / 6 * cos2sm * (-3 + 4 * sin_s ** 2) * (-3 + 4 * cos2sm ** 2)))
         previous = sigma
         sigma = distance_m / (b * A) + delta
-        if abs(sigma - previous) < 1e-12:
+        if abs(sigma - previous) < 1e-15:
             break
     sin_s, cos_s = math.sin(sigma), math.cos(sigma)
     cos2sm = math.cos(2 * sigma1 + sigma)

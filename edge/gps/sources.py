@@ -105,6 +105,7 @@ class NmeaState(object):
             self.source.amend(self.heading, self.speed)
             return
         if not fix.quality or fix.lat is None or fix.lon is None:
+            self.quality = None
             self.source.lost(received)
             return
         if fix.kind == "GGA":
