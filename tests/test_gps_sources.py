@@ -240,3 +240,17 @@ def test_synthetic_drive():
     distance, bearing, _ = geo.inverse(START[0], START[1], position["lat"], position["lon"])
     assert distance == pytest.approx(120.0, abs=1e-6) and bearing == pytest.approx(30.0, abs=1e-6)
     assert position["fix"] == "synthetic" and position["speed"] == 12.0 and position["age_s"] == 0.0
+
+
+def test_gga_only_log_across_midnight(tmp_path):
+    # no RMC, so no date: times of day, carried past midnight; a no-fix GGA in the log replays as no fix
+    log = tmp_path / "gga.nmea"
+    no_fix = nmea.sentence("GPGGA", ["000001.00", "", "", "", "", "0", "00", "", "", "M", "", "M", "", ""])
+    log.write_text("\n".join([nmea.write_gga(10.0, 20.0, 86399.0, quality=4), "$GPGSV,garbage*00",
+                              nmea.write_gga(10.0001, 20.0, 0.0, quality=4), no_fix]) + "\n")
+    source = FileReplaySource(str(log), start=0.0)
+    assert source.track_start == 86399.0
+    assert source.position(0.5)["lat"] == pytest.approx(10.0) and source.position(0.5)["fix"] == "rtk"
+    second = source.position(1.0)
+    assert second["lat"] == pytest.approx(10.0001) and second["age_s"] == 0.0 and second["heading"] is None
+    assert source.position(2.5) == sources.no_fix(0.5)
