@@ -21,7 +21,7 @@ DEVICE_MODULES = ["lambda_function.py", "roadedge/__init__.py", "roadedge/core",
                   "edge/sources", "edge/sinks", "edge/backends/awscam.py", "edge/backends/openvino.py",
                   "device_profiles/__init__.py", "edge/outbox.py", "edge/fault_spell.py", "edge/sqlite_queue.py",
                   "edge/topics.py", "edge/kvs", "edge/capture.py", "edge/watchdog.py", "edge/tasks", "edge/config_yaml.py",
-                  "edge/sd_notify.py", "edge/models_update"]
+                  "edge/sd_notify.py", "edge/models_update", "edge/gps"]
 
 
 @pytest.fixture
