@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ElementTree
 from roadedge.core.errors import RoadedgeError, os_reason
 
 from . import geo, nmea
-from .sources import DEFAULT_MAX_AGE_S, GpsSource, NmeaState, no_fix
+from .sources import DEFAULT_MAX_AGE_S, GpsSource, NmeaState, aged, no_fix
 
 
 class _Recorder(GpsSource):
@@ -133,11 +133,5 @@ class FileReplaySource(GpsSource):
         if index < 0:
             return no_fix()
         t, record = self.records[index]
-        age = round(track_time - t, 3)
-        if record is None:
-            return no_fix(age)
-        result = dict(record, age_s=age)
-        if age > self.max_age_s:
-            result["fix"] = "stale"
-        return result
+        return aged(record, round(track_time - t, 3), self.max_age_s)
 

@@ -31,6 +31,17 @@ def no_fix(age_s=None):
     return {"lat": None, "lon": None, "heading": None, "speed": None, "fix": "none", "age_s": age_s}
 
 
+def aged(record, age_s, max_age_s):
+    """The position of `record` (None: the receiver said it has no fix) as it stands `age_s` seconds later: its
+    fix says `stale` beyond max_age_s."""
+    if record is None:
+        return no_fix(age_s)
+    result = dict(record, age_s=age_s)
+    if age_s > max_age_s:
+        result["fix"] = "stale"
+    return result
+
+
 class GpsSource(object):
     """The latest fix and when it arrived; readers call `update`/`lost`, consumers call `position`."""
 
@@ -65,13 +76,7 @@ class GpsSource(object):
             latest, received = self._latest, self._received
         if received is None:
             return no_fix()
-        age = round(max(0.0, now - received), 3)
-        if latest is None:
-            return no_fix(age)
-        result = dict(latest, age_s=age)
-        if age > self.max_age_s:
-            result["fix"] = "stale"
-        return result
+        return aged(latest, round(max(0.0, now - received), 3), self.max_age_s)
 
     def start(self):
         return self
