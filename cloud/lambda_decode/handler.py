@@ -22,20 +22,16 @@ Environment (all optional):
   ROADEDGE_FREE_BAND, ROADEDGE_FREE_MIN_FILL  the free distance's centre band and fill (default 0.2, 0.5)
   AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL      another S3 endpoint (boto3 reads them itself)
 """
-import io
 import json
 import logging
 import os
 
-import numpy as np
-
 from cloud.lambda_decode.events import mask_records, result_key, sidecar_key
 from cloud.lambda_decode.figures import CONNECTIVITY, DEFAULT_SETTINGS, MaskError, Settings, decode_mask
-from roadedge.core.seglabels import DRIVABLE_LABELS, SYNTH_SEG_LABELS
+from roadedge.core.seglabels import DRIVABLE_LABELS, SYNTH_SEG_LABELS, decode_index_png
 
 SCHEMA = "roadedge.cloud.decoded/1"
 MASK_SCHEMA = "roadedge.cloud.mask/1"
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MISSING_CODES = ("NoSuchKey", "404", "NotFound", "NoSuchBucket")
 
 log = logging.getLogger("roadedge.lambda")
@@ -149,18 +145,10 @@ def _get(s3, bucket, key):
 
 def read_mask(body, name):
     """The class indices of a palette ('P') or grayscale ('L') PNG (the pixel values, not the colours)."""
-    from PIL import Image
-
-    if not body.startswith(PNG_SIGNATURE):
-        raise PermanentError("{}: not a PNG file".format(name))
     try:
-        with Image.open(io.BytesIO(body)) as image:
-            if image.mode not in ("P", "L"):
-                raise PermanentError("{}: PNG of mode {}; expected a class-index mask (palette 'P' or grayscale 'L')".format(
-                    name, image.mode))
-            return np.array(image, dtype=np.uint8)
-    except (OSError, SyntaxError, ValueError) as err:  # truncated or corrupt data
-        raise PermanentError("{}: unreadable PNG ({})".format(name, " ".join(str(err).split()) or type(err).__name__)) from None
+        return decode_index_png(body)
+    except ValueError as err:
+        raise PermanentError("{}: {}".format(name, err)) from None
 
 
 def labels_for(s3, bucket, key):

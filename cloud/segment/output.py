@@ -89,7 +89,7 @@ class S3Output(object):
             self.client.head_object(Bucket=self.bucket, Key=key)
             return True
         except ClientError as err:
-            if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if _not_found(err):
                 return False
             raise self._fail(err, "HeadObject " + key) from None
         except BotoCoreError as err:
@@ -102,7 +102,7 @@ class S3Output(object):
         try:
             body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         except ClientError as err:
-            if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if _not_found(err):
                 return None
             raise self._fail(err, "GetObject " + key) from None
         except BotoCoreError as err:
@@ -174,3 +174,8 @@ def load_checkpoint(path, stream, bucket, prefix):
 def save_checkpoint(path, state):
     with atomic_file(path, "w") as handle:
         json.dump(state, handle, sort_keys=True)
+
+
+def _not_found(err):
+    """A botocore ClientError that says the object is not there (HeadObject answers a bare 404)."""
+    return err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound")

@@ -4,9 +4,7 @@ segmentation algorithm and `roadedge serve` give it). Both: segmenter(bgr) -> a 
 
     segmenter.name, .source ("ir PATH" | "endpoint NAME"), .labels, .road_classes, .palette
 """
-import io
 
-import numpy as np
 
 from roadedge.core.errors import RoadedgeError
 
@@ -71,7 +69,8 @@ class EndpointSegmenter(object):
     def __call__(self, bgr):
         import cv2
         from botocore.exceptions import BotoCoreError, ClientError
-        from PIL import Image
+
+        from roadedge.core.seglabels import decode_index_png
 
         ok, jpeg = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
         try:
@@ -81,13 +80,9 @@ class EndpointSegmenter(object):
         except (BotoCoreError, ClientError) as err:
             raise RoadedgeError("--endpoint {}: {}".format(self.name, " ".join(str(err).split()))) from None
         try:
-            with Image.open(io.BytesIO(body)) as image:
-                if image.mode not in ("P", "L"):
-                    raise RoadedgeError("--endpoint {}: answered a {} image; expected a class-index PNG".format(
-                        self.name, image.mode))
-                mask = np.array(image, dtype=np.uint8)
-        except OSError:
-            raise RoadedgeError("--endpoint {}: the answer is not a PNG ({} bytes)".format(self.name, len(body))) from None
+            mask = decode_index_png(body)
+        except ValueError as err:
+            raise RoadedgeError("--endpoint {}: the answer ({} bytes): {}".format(self.name, len(body), err)) from None
         if int(mask.max(initial=0)) >= len(self.labels):
             raise RoadedgeError("--endpoint {}: class {} in the mask; {} labels known (--labels)".format(
                 self.name, int(mask.max()), len(self.labels)))

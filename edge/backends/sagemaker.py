@@ -12,15 +12,12 @@ FrameNotInferred (the loop counts it and goes on), and for `retry_s` after a fai
 dead endpoint would otherwise hold every frame for the whole timeout). `endpoint_url` points boto3 at another server
 speaking the same protocol (`roadedge serve`).
 """
-import io
 import json
 import os
 import threading
 import time
 
-import numpy as np
-
-from edge.backends.base import Backend, FrameNotInferred
+from edge.backends.base import Backend, FrameNotInferred, InferenceStalled
 from edge.plugins import Option, above, at_least, between, list_of
 from roadedge.core.errors import RoadedgeError
 from roadedge.core.model_metadata import ModelInfo, read_metadata
@@ -104,8 +101,6 @@ class SageMakerBackend(Backend):
     def collect(self, future, timeout_s=None):
         from concurrent.futures import TimeoutError as FutureTimeout
 
-        from edge.backends.base import InferenceStalled
-
         try:
             return future.result(timeout_s)
         except FutureTimeout:
@@ -154,15 +149,12 @@ class SageMakerBackend(Backend):
             if not isinstance(parsed, dict) or not isinstance(parsed.get("prediction"), list):
                 raise ValueError("the answer has no 'prediction' list; expected SageMaker object detection's JSON")
             return parsed
-        from PIL import Image
+        from roadedge.core.seglabels import decode_index_png
 
         try:
-            with Image.open(io.BytesIO(answer)) as mask:
-                if mask.mode not in ("P", "L"):
-                    raise ValueError("the answer is a {} image; expected a class-index PNG ('P' or 'L')".format(mask.mode))
-                return np.array(mask, dtype=np.uint8)
-        except OSError:
-            raise ValueError("the answer ({}, {} bytes) is not a PNG".format(content_type or "no type", len(answer))) from None
+            return decode_index_png(answer)
+        except ValueError as err:
+            raise ValueError("the answer ({}, {} bytes): {}".format(content_type or "no type", len(answer), err)) from None
 
     def stats(self):
         with self.lock:

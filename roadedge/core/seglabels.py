@@ -67,6 +67,26 @@ def index_png_bytes(mask, palette=None, compress_level=6):
     return buf.getvalue()
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def decode_index_png(data):
+    """The class indices of a palette ('P') or grayscale ('L') PNG's bytes as a 2-D uint8 array (not its colours); a
+    ValueError saying what the bytes are instead (not a PNG, unreadable, another mode)."""
+    from PIL import Image
+
+    if not bytes(data[:8]) == PNG_SIGNATURE:
+        raise ValueError("not a PNG file")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.mode not in ("P", "L"):
+                raise ValueError("PNG of mode {}; expected a class-index mask (palette 'P' or grayscale 'L')".format(
+                    image.mode))
+            return np.array(image, dtype=np.uint8)
+    except (OSError, SyntaxError) as err:  # truncated or corrupt data
+        raise ValueError("unreadable PNG ({})".format(" ".join(str(err).split()) or type(err).__name__)) from None
+
+
 def read_index_png(path):
     """The class indices of a palette ('P') or grayscale ('L') PNG as a 2-D uint8 array (not its colours)."""
     from PIL import Image
