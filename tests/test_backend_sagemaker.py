@@ -62,10 +62,8 @@ def test_an_endpoint_out_of_reach_costs_frames_not_the_run(tmp_path, capsys, cap
     backend = result["backend"]  # retry_s 0: every frame tried; else only those in flight before the first failure
     assert backend["sent"] + backend["not_sent"] == 12 and backend["failed"] == backend["sent"]
     assert backend["sent"] == 12 if retry_s == 0 else 1 <= backend["sent"] <= 2
-    tried = [r.getMessage() for r in caplog.records if "not sent, retrying" in r.getMessage()]
-    assert tried == []  # one warning per outage, not one per frame
     warnings = [r.getMessage() for r in caplog.records if "not inferred" in r.getMessage()]
-    assert len(warnings) == 1 and "endpoint road-damage" in warnings[0]
+    assert len(warnings) == 1 and "endpoint road-damage" in warnings[0]  # one warning per outage, not one per frame
     # boto3's connection error, not a guess: nothing listens there
     assert "Could not connect to the endpoint URL" in warnings[0]
 

@@ -9,13 +9,6 @@ segmentation algorithm and `roadedge serve` give it). Both: segmenter(bgr) -> a 
 from roadedge.core.errors import RoadedgeError
 
 
-class _FrameSize(object):
-    """What the task's decoder reads of a Resize: the frame's (width, height)."""
-
-    def __init__(self, width, height):
-        self.frame_size = (int(width), int(height))
-
-
 class IrSegmenter(object):
     def __init__(self, path, road_classes=(), device="CPU"):
         from edge.backends import openvino
@@ -36,8 +29,10 @@ class IrSegmenter(object):
         self.palette = segmentation.model_palette(model)
 
     def __call__(self, bgr):
+        from edge.processing.geometry import Resize
+
         raw = self.backend.infer(bgr)
-        return self.decoder(raw, _FrameSize(bgr.shape[1], bgr.shape[0]))
+        return self.decoder(raw, Resize((bgr.shape[1], bgr.shape[0]), self.backend.model.input_size))
 
 
 class EndpointSegmenter(object):
