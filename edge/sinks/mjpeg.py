@@ -7,6 +7,14 @@ Prometheus `/metrics`, without touching this file):
     /stream.mjpg   multipart/x-mixed-replace; boundary=frame, one JPEG part per frame
     /latest.jpg    the newest annotated JPEG (503 with Retry-After before the first frame)
 
+A route whose path ends in "/" (e.g. "/snapshots/") serves every path under it.
+
+Bound to anything but a loopback address, every route needs a token (the
+`token` option, else one made at start and logged once with the URL):
+`?token=...` (which also sets an HttpOnly SameSite=Strict cookie, so the page's
+own requests carry it) or `Authorization: Bearer ...`; else 401. On loopback
+no token is needed unless one is configured.
+
 The server runs in daemon threads (one per viewer). write() only stores the
 newest JPEG and wakes the viewers (a Condition): each viewer thread sends the
 newest frame when it is free again, so a slow viewer skips frames and a stuck
@@ -15,12 +23,17 @@ after `VIEWER_TIMEOUT` seconds without progress. The pipeline never waits for
 a viewer. It listens on 127.0.0.1 unless told otherwise.
 """
 import errno
+import hmac
 import html
+import ipaddress
+import secrets
 import socket
 import socketserver
 import threading
 import time
+from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 from edge.plugins import Option, at_least, between, checked
 from edge.sinks.base import Sink
@@ -33,9 +46,12 @@ OPTIONS = {
     "quality": Option(int, 80, "JPEG quality, 1-100", check=between(1, 100)),
     "max_fps": Option(float, 15.0, "at most this many frames per second go to viewers (0: every frame)",
                       check=at_least(0)),
+    "token": Option(str, "", "secret a browser must present (?token= or Authorization: Bearer); bound to a non-loopback "
+                    "address without one, a token is made at start and logged"),
 }
 
 BOUNDARY = "frame"
+COOKIE = "roadedge_token"
 VIEWER_TIMEOUT = 10.0  # seconds a viewer may leave a send blocked before it is dropped
 _CLIENT_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, socket.timeout)
 
@@ -46,6 +62,20 @@ img{{display:block;max-width:100%;max-height:95vh;margin:0 auto}}p{{text-align:c
 <body><img src="/stream.mjpg" alt="live preview"><p>{title} &middot; <a href="/latest.jpg">latest frame</a></p>
 </body></html>
 """
+
+
+def same_secret(given, token):
+    """Constant-time comparison of a presented token with the configured one."""
+    return hmac.compare_digest(given.encode("utf-8"), token.encode("utf-8"))
+
+
+def is_loopback(host):
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name other than localhost, or "" (every address)
+        return False
 
 
 def send_body(request, status, content_type, body, headers=None):
@@ -104,14 +134,44 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.track(self.connection, False)
 
     def do_GET(self):
-        route = self.server.routes.get(self.path.split("?", 1)[0])
+        self.extra_headers = []
         try:
+            if not self._authorized():
+                send_body(self, 401, "application/json", b'{"error": "token required: open the URL with ?token=..."}\n',
+                          {"WWW-Authenticate": 'Bearer realm="roadedge"'})
+                return
+            route = self.server.route_for(self.path.split("?", 1)[0])
             if route is None:
                 send_body(self, 404, "text/plain; charset=utf-8", b"not found\n")
             else:
                 route(self)
         except _CLIENT_GONE:
             self.close_connection = True
+
+    def _authorized(self):
+        """No token configured, or a matching one in the query (then also set as a cookie), header or cookie."""
+        token = self.server.token
+        if not token:
+            return True
+        query = parse_qs(urlsplit(self.path).query)
+        if any(same_secret(value, token) for value in query.get("token", [])):
+            self.extra_headers.append(("Set-Cookie", "{}={}; Path=/; HttpOnly; SameSite=Strict".format(COOKIE, token)))
+            return True
+        scheme, _, value = (self.headers.get("Authorization") or "").partition(" ")
+        if scheme.lower() == "bearer" and same_secret(value.strip(), token):
+            return True
+        cookies = SimpleCookie()
+        try:
+            cookies.load(self.headers.get("Cookie") or "")
+        except CookieError:
+            return False
+        return COOKIE in cookies and same_secret(cookies[COOKIE].value, token)
+
+    def end_headers(self):
+        for key, value in getattr(self, "extra_headers", ()):
+            self.send_header(key, value)
+        self.extra_headers = []
+        BaseHTTPRequestHandler.end_headers(self)
 
     def log_message(self, format, *args):
         if self.server.log is not None:
@@ -124,8 +184,8 @@ class PreviewServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address, frames, log=None, title="roadedge preview"):
-        self.frames, self.log, self.title = frames, log, title
+    def __init__(self, address, frames, log=None, title="roadedge preview", token=""):
+        self.frames, self.log, self.title, self.token = frames, log, title, token
         self.routes = {"/": self._index, "/stream.mjpg": self._stream, "/latest.jpg": self._latest}
         self._connections = set()
         self._lock = threading.Lock()
@@ -138,6 +198,14 @@ class PreviewServer(ThreadingHTTPServer):
     def add_route(self, path, handler):
         """Serve GET `path` with handler(request): `request` is the BaseHTTPRequestHandler (see send_body)."""
         self.routes[path] = handler
+
+    def route_for(self, path):
+        """The exact route, else the longest prefix route ("/snapshots/") the path is under."""
+        route = self.routes.get(path)
+        if route is not None:
+            return route
+        prefixes = [p for p in self.routes if p.endswith("/") and len(p) > 1 and path.startswith(p)]
+        return self.routes[max(prefixes, key=len)] if prefixes else None
 
     def track(self, connection, alive):
         with self._lock:
@@ -245,14 +313,13 @@ class MjpegSink(Sink):
         self.server.server_close()
 
 
-
-def bind(host, port, log=None, title="roadedge preview"):
+def bind(host, port, log=None, title="roadedge preview", token=""):
     """A PreviewServer listening on host:port; a one-line RoadedgeError when it cannot."""
     server_class = PreviewServer
     if ":" in host:
         server_class = type("PreviewServer6", (PreviewServer,), {"address_family": socket.AF_INET6})
     try:
-        return server_class((host, int(port)), LatestFrame(), log, title)
+        return server_class((host, int(port)), LatestFrame(), log, title, token)
     except OSError as err:
         where = "preview {}:{}".format(host, port)
         if err.errno == errno.EADDRINUSE:
@@ -269,8 +336,14 @@ def open(options, context):
     log = context.get("log")
     quality = int(options["quality"])
     title = "roadedge preview" + (" - " + context["device"] if context.get("device") else "")
-    server = bind(options["host"], options["port"], log, title)
+    token, made = options["token"], False
+    if not token and not is_loopback(options["host"]):
+        token, made = secrets.token_urlsafe(18), True
+    server = bind(options["host"], options["port"], log, title, token)
     sink = MjpegSink(server, quality, options["max_fps"], log).start()
     if log is not None:
-        log.info("preview at %s", sink.url)
+        if made:  # the only place it is shown: whoever reads the log may open the console
+            log.info("preview at %s?token=%s (a token is required off loopback)", sink.url, token)
+        else:
+            log.info("preview at %s%s", sink.url, " (token required)" if token else "")
     return sink
