@@ -15,7 +15,7 @@ setup(
                                     "training.*", "cloud", "cloud.*", "packagers", "packagers.*",
                                     "device_profiles"]),
     package_data={"roadedge.core": ["data/*.json"],
-                  "edge": ["data/*.mp4", "schemas/*.json", "models/*.xml", "models/*.bin", "models/*.json",
+                  "edge": ["data/*.mp4", "schemas/*.json", "console/static/*", "models/*.xml", "models/*.bin", "models/*.json",
                            "models/*.md"],
                   "device_profiles": ["*.yaml"]},
     install_requires=[
@@ -34,7 +34,8 @@ setup(
         "bench": ["matplotlib"],
         "kvs": ["av>=11"],
         "test": ["pytest>=7", "boto3>=1.26", "moto[s3,server]>=5", "ruff", "vermin", "import-linter>=2", "pycocotools>=2.0.6",
-                 "jsonschema>=4", "hypothesis>=6", "av>=11"],
+                 "jsonschema>=4", "hypothesis>=6", "av>=11",
+                 "playwright>=1.40"],
     },
     entry_points={"console_scripts": ["roadedge = roadedge.cli:main"]},
 )

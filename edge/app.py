@@ -17,7 +17,7 @@ class Runtime(object):
     """The opened parts and the pipeline over them; close() releases all of them, whatever failed."""
 
     def __init__(self):
-        self.source = self.backend = self.pipeline = self.metrics = self.model_updates = None
+        self.source = self.backend = self.pipeline = self.metrics = self.model_updates = self.console = None
         self.notifier = None  # edge.sd_notify.Notifier under systemd (Type=notify), else None
         self.sinks = []
         self.stop = threading.Event()
@@ -89,6 +89,9 @@ def build(config, extra_sinks=()):
             from edge.metrics import attach
 
             runtime.metrics = attach(runtime)  # Prometheus /metrics beside the preview
+            from edge import console
+
+            runtime.console = console.attach(runtime)  # the web console at / (events, defects, map, stats)
         from edge import sd_notify
 
         runtime.notifier = sd_notify.attach(runtime)  # systemd READY/WATCHDOG/STATUS (None without NOTIFY_SOCKET)
