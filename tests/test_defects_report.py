@@ -5,6 +5,7 @@ import csv
 import io
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -100,7 +101,14 @@ def run_report(*args):
 
 
 def test_the_report_command_writes_the_three_formats(registry_path, defects, validator, tmp_path):
-    result = run_report(registry_path)
+    writer = sqlite3.connect(registry_path, isolation_level=None)  # a run writing meanwhile: its transaction is open
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("UPDATE defects SET sightings = 99")
+    try:
+        result = run_report(registry_path)  # another process reads the committed defects, without waiting
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == to_geojson(defects)
     validator.validate(json.loads(result.stdout))
