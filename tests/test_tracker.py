@@ -49,7 +49,8 @@ def test_a_pothole_seen_for_30_frames_is_one_new_and_one_end_with_its_best_frame
     assert end["first_seen"] == T0 and end["last_seen"] == pytest.approx(T0 + 29 / 15.0)
     assert (end["first_frame"], end["last_frame"]) == (0, 29)
     assert set(end) == {"type", "track_id", "label", "score", "box", "best_frame", "first_seen", "last_seen",
-                        "first_frame", "last_frame", "hits"}
+                        "first_frame", "last_frame", "hits", "ground"}
+    assert end["ground"] is None  # detections without a place (no GPS)
     assert tracker.open_tracks() == []
 
 
@@ -171,3 +172,15 @@ def test_bad_arguments():
         IouTracker(iou=0)
     with pytest.raises(ValueError):
         IouTracker(min_hits=0)
+
+
+def test_an_event_carries_the_place_of_its_best_detection():
+    tracker = IouTracker(min_hits=2, max_age_s=1.0)
+    events = []
+    for i, score in enumerate([0.55, 0.9, 0.6, 0.7]):
+        place = {"lat": 52.5 + i * 1e-5, "lon": 13.4, "width_m": 0.5, "length_m": 0.4}
+        found = [Detection(3, "D40", score, (0.4, 0.6, 0.5, 0.7), place)]
+        events += tracker.update(found, i, T0 + i / 15.0)
+    events += tracker.flush(T0 + 1.0)
+    assert [e["type"] for e in events] == ["new", "end"]
+    assert events[0]["ground"]["lat"] == events[1]["ground"]["lat"] == pytest.approx(52.5 + 1e-5)  # the 0.9 frame's
