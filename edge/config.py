@@ -105,8 +105,9 @@ CAMERA = {  # how the camera is mounted: what projects a box onto the road (edge
     "pitch_deg": Option(float, 8.0, "how far the camera looks down from the horizontal, degrees", check=between(-30, 89)),
     "hfov_deg": Option(float, 62.2, "horizontal field of view in degrees (Raspberry Pi Camera Module 2: 62.2)",
                        check=between(1, 170)),
-    "max_range_m": Option(float, 40.0, "a detection farther ahead than this is not placed (near the horizon a pixel "
-                          "spans metres of road)", check=above(0)),
+    "max_range_m": Option(float, 20.0, "a detection farther ahead than this is not placed: near the horizon a pixel "
+                          "spans metres of road, and a tenth of a degree of pitch moves a place 35 m ahead by a metre",
+                          check=above(0)),
 }
 
 

@@ -107,7 +107,7 @@ def test_each_detection_is_placed_where_its_bottom_centre_meets_the_road(synthet
             assert ground is not None and geo.distance(ground["lat"], ground["lon"], lat, lon) < 0.05
             # ahead of the vehicle, on the road: a few metres to some tens, never behind
             ahead = geo.inverse(result.position["lat"], result.position["lon"], ground["lat"], ground["lon"])
-            assert 2.0 < ahead[0] < 80.0 and abs((ahead[1] - HEADING + 180) % 360 - 180) < 60
+            assert 2.0 < ahead[0] < 20.5 and abs((ahead[1] - HEADING + 180) % 360 - 180) < 60
             assert ground["width_m"] > 0 and (ground["length_m"] is None or ground["length_m"] >= 0)
             placed += 1
     assert placed >= 10
