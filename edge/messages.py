@@ -165,7 +165,8 @@ class Envelope(object):
         stages_ms       {stage: {mean, p50, p95}} (edge.pipeline.StageTimes.summary())
         sinks           {sink name: {counter: number or boolean}} (each sink's stats())
         optional: uptime_s, detections, events, sink_errors ({sink name: failed writes}), not_inferred (frames the
-                        backend could not infer), backend ({counter: number}, the backend's stats())
+                        backend could not infer), backend ({counter: number}, the backend's stats()), gps (the
+                        latest frame's position, when the run has GPS)
         """
         message = self._head(STATS_SCHEMA, "stats", timestamp)
         message.update({
@@ -185,6 +186,8 @@ class Envelope(object):
         for key in ("detections", "events", "not_inferred"):
             if stats.get(key) is not None:
                 message[key] = int(stats[key])
+        if stats.get("gps") is not None:
+            message["gps"] = position_fields(stats["gps"])
         if stats.get("sink_errors") is not None:
             message["sink_errors"] = dict((name, int(count)) for name, count in stats["sink_errors"].items())
         return message

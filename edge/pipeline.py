@@ -67,7 +67,7 @@ class Pipeline(object):
             self.geotagger = Geotagger(config["camera"])
         self.stats_interval = float(config["pipeline"].get("stats_interval", 0) or 0)
         self.next_stats = None
-        self.last_frame = None
+        self.last_frame = self.last_position = None
 
     def stop(self):
         self.stop_event.set()
@@ -145,6 +145,7 @@ class Pipeline(object):
         result = FrameResult(frame, boxes, message, annotated, timings, events=events, stats=self._stats_due(now),
                              output=found)
         result.best_tracks, result.position = best, position
+        self.last_position = position
         self._deliver(result)
         self._count(result)
         return result
@@ -203,6 +204,8 @@ class Pipeline(object):
         backend = self.backend.stats()
         if backend:
             stats["backend"] = dict(backend)
+        if self.last_position is not None:
+            stats["gps"] = self.last_position
         if self.started is not None:
             stats["uptime_s"] = time.perf_counter() - self.started
         for sink in self.sinks:

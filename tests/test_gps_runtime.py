@@ -43,6 +43,9 @@ class Recorder(Sink):
         self.results.append(result)  # the closing result (final) too: its events end the open tracks
 
 
+STATS = {}
+
+
 def run(gps, frames=FRAMES, **layers):
     recorder = Recorder()
     settings = {"source": {"type": "opencv", "uri": SAMPLE_VIDEO, "realtime": False}, "pipeline": {"frames": frames},
@@ -52,6 +55,7 @@ def run(gps, frames=FRAMES, **layers):
     runtime = app.build(config.load("x86-openvino-cpu", None, settings), extra_sinks=[recorder])
     try:
         runtime.pipeline.run()
+        STATS[gps.get("source")] = runtime.pipeline.stats_snapshot()
     finally:
         runtime.close()
     return recorder.results
@@ -92,6 +96,13 @@ def test_every_message_carries_the_drive_position_at_its_video_time(synthetic_ru
         lat, lon = drive.at(message["frame"]["index"] / FPS)
         assert message["position"]["heading"] == HEADING and message["position"]["speed"] == SPEED
         assert geo.distance(message["position"]["lat"], message["position"]["lon"], lat, lon) < 0.02
+
+
+def test_the_stats_carry_the_latest_fix(synthetic_run):
+    stats = Envelope("rig", "boot").stats(timestamp=0.0, stats=STATS["synthetic"])
+    jsonschema.validate(stats, schema("stats"))
+    last = frames_of(synthetic_run)[-1].position
+    assert stats["gps"]["fix"] == "synthetic" and stats["gps"]["lat"] == pytest.approx(last["lat"], abs=1e-7)
 
 
 def test_each_detection_is_placed_where_its_bottom_centre_meets_the_road(synthetic_run):
