@@ -132,7 +132,8 @@ class Envelope(object):
     def event(self, *, timestamp, event, model_name, image_key=None, position=None):
         """roadedge.events/1 from an edge.processing.tracker event dict (new / update / end); `image_key`: the S3
         key of the track's best frame (edge.sinks.s3), or None without an S3 sink; `position`: the vehicle's fix on
-        this frame when the run has GPS (then `ground` is the best detection's place on the road, or None)."""
+        this frame when the run has GPS (then `ground` is the track's place on the road: of its detections' places, the
+        one seen from nearest; or None)."""
         message = self._head(EVENTS_SCHEMA, "events", timestamp)
         message.update({
             "event": event["type"],

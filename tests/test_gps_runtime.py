@@ -124,20 +124,25 @@ def test_each_detection_is_placed_where_its_bottom_centre_meets_the_road(synthet
     assert placed >= 10
 
 
-def test_events_carry_the_fix_and_their_best_detections_place(synthetic_run):
+def test_events_carry_the_fix_and_the_nearest_place_of_their_detections(synthetic_run):
     events = [e for r in synthetic_run for e in r.events]
     assert {e["event"] for e in events} >= {"new", "end"}
-    best = {}  # (frame index, box) -> ground of every published detection
+    published = []  # (frame index, label, box, ground) of every published detection
     for result in synthetic_run:
         for detection in (result.message or {}).get("detections", []):
-            best[(result.message["frame"]["index"], tuple(detection["box"]))] = detection["ground"]
+            published.append((result.message["frame"]["index"], detection["label"], tuple(detection["box"]),
+                              detection["ground"]))
     checked = 0
     for event in events:
         jsonschema.validate(event, schema("events"))
         assert event["position"]["fix"] == "synthetic" and event["position"]["lat"] is not None
-        key = (event["best_frame"], tuple(event["box"]))
-        if key in best:
-            assert event["ground"] == best[key]
+        if event["ground"] is None:
+            continue
+        own = [p for p in published if event["first_frame"] <= p[0] <= event["last_frame"] and p[1] == event["label"]]
+        assert event["ground"] in [p[3] for p in own]  # one of its detections' places
+        best = [p[3] for p in own if p[0] == event["best_frame"] and p[2] == tuple(event["box"]) and p[3]]
+        if best:  # seen from no farther than the best-scoring detection
+            assert event["ground"]["range_m"] <= best[0]["range_m"]
             checked += 1
     assert checked >= 3
 

@@ -174,13 +174,14 @@ def test_bad_arguments():
         IouTracker(min_hits=0)
 
 
-def test_an_event_carries_the_place_of_its_best_detection():
+def test_an_event_carries_the_place_it_was_seen_from_nearest():
     tracker = IouTracker(min_hits=2, max_age_s=1.0)
     events = []
-    for i, score in enumerate([0.55, 0.9, 0.6, 0.7]):
-        place = {"lat": 52.5 + i * 1e-5, "lon": 13.4, "width_m": 0.5, "length_m": 0.4}
-        found = [Detection(3, "D40", score, (0.4, 0.6, 0.5, 0.7), place)]
-        events += tracker.update(found, i, T0 + i / 15.0)
+    for i, (score, range_m) in enumerate([(0.55, 18.0), (0.9, 12.0), (0.6, 7.5), (0.7, None), (0.65, 9.0)]):
+        place = None if range_m is None else {"lat": 52.5 + i * 1e-5, "lon": 13.4, "range_m": range_m}
+        events += tracker.update([Detection(3, "D40", score, (0.4, 0.6, 0.5, 0.7), place)], i, T0 + i / 15.0)
     events += tracker.flush(T0 + 1.0)
     assert [e["type"] for e in events] == ["new", "end"]
-    assert events[0]["ground"]["lat"] == events[1]["ground"]["lat"] == pytest.approx(52.5 + 1e-5)  # the 0.9 frame's
+    assert events[0]["ground"]["range_m"] == 12.0  # the nearest by the time of `new`
+    assert events[1]["ground"]["range_m"] == 7.5 and events[1]["ground"]["lat"] == pytest.approx(52.5 + 2e-5)
+    assert events[1]["best_frame"] == 1  # the best score's frame is another matter (the snapshot)

@@ -6,6 +6,8 @@ footprint is the bottom edge's width and the depth from the bottom to the top ed
 above the horizon). Only a fresh fix gives a place: with no fix or a stale one, `ground` is None, never guessed. Nor
 does a box whose bottom lies beyond `max_range_m`: near the horizon a pixel spans tens of metres of road.
 """
+import math
+
 from edge.gps.geo import ground_offset, ground_position
 
 NO_PLACE_FIXES = ("none", "stale")
@@ -29,7 +31,8 @@ class Geotagger(object):
         return ground_offset(u, v, size, self.height_m, self.pitch_deg, self.hfov_deg)
 
     def ground(self, box, frame_size, position):
-        """A normalised xyxy box -> {lat, lon, width_m, length_m}, or None (no fresh fix, box above the horizon)."""
+        """A normalised xyxy box -> {lat, lon, range_m (from the camera), width_m, length_m}, or None (no fresh fix, box
+        above the horizon or beyond max_range_m)."""
         if not fresh(position):
             return None
         width, height = frame_size
@@ -40,7 +43,7 @@ class Geotagger(object):
         left, right = self._offset(x1, y2, frame_size), self._offset(x2, y2, frame_size)
         far = self._offset((x1 + x2) / 2.0, y1, frame_size)
         lat, lon = ground_position(position["lat"], position["lon"], position["heading"], near[0], near[1])
-        return {"lat": round(lat, 7), "lon": round(lon, 7),
+        return {"lat": round(lat, 7), "lon": round(lon, 7), "range_m": round(math.hypot(near[0], near[1]), 2),
                 "width_m": round(abs(right[1] - left[1]), 3) if left and right else None,
                 "length_m": round(max(far[0] - near[0], 0.0), 3) if far is not None else None}
 

@@ -44,11 +44,11 @@ def iou(a, b):
 class Track(object):
     __slots__ = ("track_id", "label", "box", "velocity", "score", "best_score", "best_box", "best_frame",
                  "first_seen", "last_seen", "first_frame", "last_frame", "hits", "missed", "confirmed",
-                 "reported_at", "reported_score", "best_ground")
+                 "reported_at", "reported_score", "ground")
 
     def __init__(self, track_id, label, box, score, frame_index, timestamp, ground=None):
         self.track_id, self.label = track_id, label
-        self.best_ground = ground
+        self.ground = ground
         self.box, self.velocity, self.score = box, (0.0, 0.0, 0.0, 0.0), score
         self.best_score, self.best_box, self.best_frame = score, box, frame_index
         self.first_seen = self.last_seen = timestamp
@@ -71,9 +71,10 @@ class Track(object):
         self.last_seen, self.last_frame = timestamp, frame_index
         self.hits += 1
         self.missed = 0
+        if ground is not None and (self.ground is None or ground["range_m"] <= self.ground["range_m"]):
+            self.ground = ground  # the nearest place is the most precise one
         if score > self.best_score:
             self.best_score, self.best_box, self.best_frame = score, box, frame_index
-            self.best_ground = ground
             return True
         return False
 
@@ -81,12 +82,12 @@ class Track(object):
 def event(kind, track):
     """The event dict of `track` (plain values): type, track_id, label, score/box/best_frame of its best
     detection, first_seen/last_seen (timestamps of its first and last match), first_frame/last_frame, hits, and
-    the best detection's `ground` (its estimated place on the road, or None)."""
+    `ground`: of its detections' places on the road, the one seen from nearest (the most precise), or None."""
     return {"type": kind, "track_id": track.track_id, "label": track.label,
             "score": float(track.best_score), "box": [float(v) for v in track.best_box],
             "best_frame": int(track.best_frame), "first_seen": float(track.first_seen),
             "last_seen": float(track.last_seen), "first_frame": int(track.first_frame),
-            "last_frame": int(track.last_frame), "hits": int(track.hits), "ground": track.best_ground}
+            "last_frame": int(track.last_frame), "hits": int(track.hits), "ground": track.ground}
 
 
 class IouTracker(object):
