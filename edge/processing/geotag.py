@@ -4,13 +4,15 @@ The camera's mounting (height above the road, pitch down, horizontal field of vi
 `camera` section. A box's place is its bottom centre (the near edge of the damage, where it meets the road); its
 footprint is the bottom edge's width and the depth from the bottom to the top edge (None when the top is at or
 above the horizon). Only a fresh fix gives a place: with no fix or a stale one, `ground` is None, never guessed. Nor
-does a box whose bottom lies beyond `max_range_m`: near the horizon a pixel spans tens of metres of road.
+does a box whose bottom lies beyond `max_range_m` (near the horizon a pixel spans tens of metres of road), or one cut
+by the frame's bottom edge (its bottom is the frame's, not the damage's).
 """
 import math
 
 from edge.gps.geo import ground_offset, ground_position
 
 NO_PLACE_FIXES = ("none", "stale")
+CUT_AT = 0.995  # a box whose bottom reaches this far down the frame is cut by the frame's edge
 
 
 def fresh(position):
@@ -33,7 +35,7 @@ class Geotagger(object):
     def ground(self, box, frame_size, position):
         """A normalised xyxy box -> {lat, lon, range_m (from the camera), width_m, length_m}, or None (no fresh fix, box
         above the horizon or beyond max_range_m)."""
-        if not fresh(position):
+        if not fresh(position) or box[3] >= CUT_AT:
             return None
         width, height = frame_size
         x1, y1, x2, y2 = (box[0] * width, box[1] * height, box[2] * width, box[3] * height)
