@@ -17,7 +17,8 @@ class Runtime(object):
     """The opened parts and the pipeline over them; close() releases all of them, whatever failed."""
 
     def __init__(self):
-        self.source = self.backend = self.pipeline = self.metrics = self.model_updates = self.console = None
+        self.source = self.backend = self.pipeline = self.metrics = self.model_updates = self.locator = None
+        self.console = None  # edge.console.ConsoleRoutes when there is a preview
         self.notifier = None  # edge.sd_notify.Notifier under systemd (Type=notify), else None
         self.sinks = []
         self.stop = threading.Event()
@@ -39,6 +40,9 @@ class Runtime(object):
                 except Exception as err:
                     log.error("closing %s failed: %s", type(part).__name__, err)
         self.sinks, self.source, self.backend = [], None, None
+        if self.locator is not None:
+            self.locator.close()
+            self.locator = None
         if self.notifier is not None:
             self.notifier.close()
             self.notifier = None
@@ -81,8 +85,13 @@ def build(config, extra_sinks=()):
         for section in config["outputs"]:
             runtime.sinks.append(plugins.plugin("sink", section["type"]).open(_section(section), context))
         runtime.sinks.extend(extra_sinks)
+        if config.get("gps", {}).get("source"):
+            from edge.gps.locator import open_locator
+
+            runtime.locator = open_locator(config["gps"], runtime.source)
         runtime.pipeline = Pipeline(runtime.source, runtime.backend, runtime.sinks, config, stop_event=runtime.stop,
-                                    boot_id=boot_id, reopen={"capture": open_source, "inference": open_backend})
+                                    boot_id=boot_id, reopen={"capture": open_source, "inference": open_backend},
+                                    locator=runtime.locator)
         if runtime.model_updates is not None:
             runtime.model_updates.attach(runtime)
         if any(hasattr(sink, "add_route") for sink in runtime.sinks):

@@ -10,6 +10,7 @@ A configuration is a plain dict:
     detection: {...}                   # DETECTION below
     segmentation: {...}                # a task's own section (edge/tasks/<task>.py SECTION, OPTIONS)
     pipeline: {...}                    # PIPELINE below
+    gps: {...}, camera: {...}          # GPS, CAMERA below: positions and places on the road
     outputs:  [{type: jsonl, ...}, ...]  # edge/sinks/<type>.py OPTIONS
 """
 import copy
@@ -17,7 +18,18 @@ import os
 import socket
 
 from edge import plugins
-from edge.plugins import Option, above, at_least, between, check_value, kind_of, mapping_of_scores, with_defaults
+from edge.plugins import (
+    Check,
+    Option,
+    above,
+    at_least,
+    between,
+    check_value,
+    kind_of,
+    list_of,
+    mapping_of_scores,
+    with_defaults,
+)
 from roadedge.core.errors import RoadedgeError, os_reason
 
 PROFILES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "device_profiles")
@@ -66,6 +78,39 @@ MODEL_UPDATES = {  # edge.models_update: used when backend.model is s3://bucket/
 }
 
 
+def _gps_spec(value):
+    from edge.gps.sources import parse_spec
+
+    try:
+        return value == "" or bool(parse_spec(value))
+    except RoadedgeError:
+        return False
+
+
+GPS = {  # edge.gps: the vehicle's position on every message, the detections' places on the road
+    "source": Option(str, "", "gpsd://HOST:PORT, nmea:DEVICE[:BAUD], file:PATH (an NMEA log or GPX track) or synthetic; "
+                     "empty: no GPS", check=Check(_gps_spec, "empty, gpsd://HOST:PORT, nmea:DEVICE[:BAUD], file:PATH "
+                                                  "or synthetic")),
+    "max_age_s": Option(float, 2.0, "a fix older than this is marked stale and places nothing", check=above(0)),
+    "offset_s": Option(float, 0.0, "a recorded video with a file or synthetic track: seconds into the track of the "
+                       "video's first frame"),
+    "start": Option(list, [52.5163, 13.3777], "synthetic: where the drive starts (latitude, longitude)",
+                    check=list_of(float, 2)),
+    "heading": Option(float, 90.0, "synthetic: the drive's heading, degrees clockwise from north", check=between(0, 360)),
+    "speed": Option(float, 12.0, "synthetic: the drive's speed in m/s (roadedge synth --video drives at 12)",
+                    check=at_least(0)),
+}
+CAMERA = {  # how the camera is mounted: what projects a box onto the road (edge.processing.geotag)
+    "height_m": Option(float, 1.3, "the camera's height above the road in metres", check=above(0)),
+    "pitch_deg": Option(float, 8.0, "how far the camera looks down from the horizontal, degrees", check=between(-30, 89)),
+    "hfov_deg": Option(float, 62.2, "horizontal field of view in degrees (Raspberry Pi Camera Module 2: 62.2)",
+                       check=between(1, 170)),
+    "max_range_m": Option(float, 20.0, "a detection farther ahead than this is not placed: near the horizon a pixel "
+                          "spans metres of road, and a tenth of a degree of pitch moves a place 35 m ahead by a metre",
+                          check=above(0)),
+}
+
+
 def task_sections():
     """{section: OPTIONS} of the tasks that bring their own settings (edge/tasks/<task>.py SECTION and OPTIONS)."""
     from edge.tasks import tasks
@@ -82,6 +127,8 @@ TOP = {
     "pipeline": Option(dict, {}, "loop settings"),
     "events": Option(dict, {}, "damage events from the tracker"),
     "model_updates": Option(dict, {}, "new model versions from backend.model's S3 prefix or folder"),
+    "gps": Option(dict, {}, "where the vehicle is: the GPS source"),
+    "camera": Option(dict, {}, "how the camera is mounted (height, pitch, field of view)"),
     "outputs": Option(list, [], "sink sections"),
 }
 TOP.update((section, Option(dict, {}, "settings of the {} task".format(section))) for section in task_sections())
@@ -181,7 +228,7 @@ def check_layer(origin, layer, merged):
                     origin, kind, ", ".join(sorted(plugins.plugins(kind)))))
             _check_section(origin, kind, layer[kind], _plugin_options(origin, kind, kind, type_name), kind)
     for key, options in [("detection", DETECTION), ("pipeline", PIPELINE), ("events", EVENTS),
-                         ("model_updates", MODEL_UPDATES)] + sorted(
+                         ("model_updates", MODEL_UPDATES), ("gps", GPS), ("camera", CAMERA)] + sorted(
             task_sections().items()):
         if key in layer:
             _check_section(origin, key, layer[key], options)
@@ -228,6 +275,8 @@ def load(profile=None, config_file=None, overrides=None):
               "pipeline": with_defaults(PIPELINE, merged.get("pipeline", {})),
               "events": with_defaults(EVENTS, merged.get("events", {})),
               "model_updates": with_defaults(MODEL_UPDATES, merged.get("model_updates", {})),
+              "gps": with_defaults(GPS, merged.get("gps", {})),
+              "camera": with_defaults(CAMERA, merged.get("camera", {})),
               **{section: with_defaults(options, merged.get(section, {})) for section, options in task_sections().items()},
               "outputs": [with_defaults(plugins.plugin("sink", s["type"]).OPTIONS, s) for s in merged.get("outputs", [])]}
     for key in ("source", "backend"):

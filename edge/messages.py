@@ -47,6 +47,23 @@ def _number(value, digits=3):
     return round(float(value), digits)
 
 
+def position_fields(position):
+    """The vehicle's fix as messages carry it (edge.gps.sources position dict): lat/lon rounded to ~1 cm."""
+    def rounded(key, digits):
+        value = position.get(key)
+        return None if value is None else round(float(value), digits)
+
+    return {"lat": rounded("lat", 7), "lon": rounded("lon", 7), "heading": rounded("heading", 2),
+            "speed": rounded("speed", 2), "fix": str(position.get("fix") or "none"), "age_s": rounded("age_s", 3)}
+
+
+def _detection(d, placed):
+    item = {"label": d.label, "name": class_name(d.label), "score": round(float(d.score), 4), "box": _box(d.box)}
+    if placed:
+        item["ground"] = getattr(d, "ground", None)
+    return item
+
+
 def _counter(value):
     return value if isinstance(value, (bool, int)) else _number(value)
 
@@ -73,21 +90,25 @@ class Envelope(object):
         head["ts"] = iso_utc(timestamp)
         return head
 
-    def detections(self, *, timestamp, frame_index, frame_size, model_name, model_sha256, latency_ms, detections):
+    def detections(self, *, timestamp, frame_index, frame_size, model_name, model_sha256, latency_ms, detections,
+                   position=None):
         """roadedge.detections/1; `detections`: edge.processing.decoders.Detection with boxes normalised to the
-        frame; `frame_size`: (width, height)."""
+        frame; `frame_size`: (width, height); `position`: the vehicle's fix when the run has GPS (then every
+        detection carries its `ground` place, None when the fix cannot place it), else None."""
         width, height = frame_size
         message = self._head(DETECTIONS_SCHEMA, "detections", timestamp)
         message.update({
             "frame": {"index": int(frame_index), "width": int(width), "height": int(height)},
             "model": {"name": model_name, "sha256": model_sha256},
             "latency_ms": round(float(latency_ms), 3),
-            "detections": [{"label": d.label, "name": class_name(d.label), "score": round(float(d.score), 4),
-                            "box": _box(d.box)} for d in detections],
+            "detections": [_detection(d, position is not None) for d in detections],
         })
+        if position is not None:
+            message["position"] = position_fields(position)
         return message
 
-    def segmentation(self, *, timestamp, frame_index, frame_size, model_name, model_sha256, latency_ms, segmentation):
+    def segmentation(self, *, timestamp, frame_index, frame_size, model_name, model_sha256, latency_ms, segmentation,
+                     position=None):
         """roadedge.segmentation/1 from an edge.processing.segmentation SegmentationResult: the classes present with
         their pixel shares (largest first), the drivable share and the free distance ahead; never the mask."""
         width, height = frame_size
@@ -104,11 +125,15 @@ class Envelope(object):
             "drivable_share": None if segmentation.drivable is None else round(float(segmentation.drivable), 5),
             "free_distance": free,
         })
+        if position is not None:
+            message["position"] = position_fields(position)
         return message
 
-    def event(self, *, timestamp, event, model_name, image_key=None):
+    def event(self, *, timestamp, event, model_name, image_key=None, position=None):
         """roadedge.events/1 from an edge.processing.tracker event dict (new / update / end); `image_key`: the S3
-        key of the track's best frame (edge.sinks.s3), or None without an S3 sink."""
+        key of the track's best frame (edge.sinks.s3), or None without an S3 sink; `position`: the vehicle's fix on
+        this frame when the run has GPS (then `ground` is the track's place on the road: of its detections' places, the
+        one seen from nearest; or None)."""
         message = self._head(EVENTS_SCHEMA, "events", timestamp)
         message.update({
             "event": event["type"],
@@ -126,6 +151,9 @@ class Envelope(object):
             "model": {"name": model_name},
             "image_key": image_key,
         })
+        if position is not None:
+            message["position"] = position_fields(position)
+            message["ground"] = event.get("ground")
         return message
 
     def stats(self, *, timestamp, stats):
@@ -138,7 +166,8 @@ class Envelope(object):
         stages_ms       {stage: {mean, p50, p95}} (edge.pipeline.StageTimes.summary())
         sinks           {sink name: {counter: number or boolean}} (each sink's stats())
         optional: uptime_s, detections, events, sink_errors ({sink name: failed writes}), not_inferred (frames the
-                        backend could not infer), backend ({counter: number}, the backend's stats())
+                        backend could not infer), backend ({counter: number}, the backend's stats()), gps (the
+                        latest frame's position, when the run has GPS)
         """
         message = self._head(STATS_SCHEMA, "stats", timestamp)
         message.update({
@@ -158,6 +187,8 @@ class Envelope(object):
         for key in ("detections", "events", "not_inferred"):
             if stats.get(key) is not None:
                 message[key] = int(stats[key])
+        if stats.get("gps") is not None:
+            message["gps"] = position_fields(stats["gps"])
         if stats.get("sink_errors") is not None:
             message["sink_errors"] = dict((name, int(count)) for name, count in stats["sink_errors"].items())
         return message

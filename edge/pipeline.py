@@ -26,8 +26,10 @@ log = logging.getLogger("roadedge.pipeline")
 
 
 class Pipeline(object):
-    def __init__(self, source, backend, sinks, config, stop_event=None, clock=time.time, boot_id=None, reopen=None):
-        """`reopen`: {"capture": () -> a new source, "inference": () -> a new backend}, what the watchdog uses."""
+    def __init__(self, source, backend, sinks, config, stop_event=None, clock=time.time, boot_id=None, reopen=None,
+                 locator=None):
+        """`reopen`: {"capture": () -> a new source, "inference": () -> a new backend}, what the watchdog uses;
+        `locator`: the vehicle's position per frame (edge.gps.locator.FrameLocator) when the run has GPS."""
         self.source, self.backend, self.sinks, self.config = source, backend, list(sinks), config
         self.reopen = dict(reopen or {})
         self.watchdog = Watchdog(config["pipeline"]["watchdog_s"], config["pipeline"]["watchdog_restarts"])
@@ -58,9 +60,14 @@ class Pipeline(object):
             self.tracker = IouTracker(iou=events["iou"], max_age_s=events["max_age_s"], min_hits=events["min_hits"],
                                       update_interval_s=events["update_interval_s"])
         self.model_swap = None  # edge.models_update.swap.ModelSwap when backend.model is a source of versions
+        self.locator, self.geotagger = locator, None
+        if locator is not None:
+            from edge.processing.geotag import Geotagger
+
+            self.geotagger = Geotagger(config["camera"])
         self.stats_interval = float(config["pipeline"].get("stats_interval", 0) or 0)
         self.next_stats = None
-        self.last_frame = None
+        self.last_frame = self.last_position = None
 
     def stop(self):
         self.stop_event.set()
@@ -117,10 +124,15 @@ class Pipeline(object):
         if self.model_swap is not None:
             self.model_swap.inference_ok(self)
         now = self.clock()
+        frame_size = (frame.image.shape[1], frame.image.shape[0])
+        position = None
+        if self.locator is not None:
+            position = self.locator.at(frame)
+            found = self.task.geotag(found, self.geotagger, frame_size, position)
         message = self.task.message(
-            self.envelope, timestamp=now, frame_index=frame.index, frame_size=(frame.image.shape[1], frame.image.shape[0]),
+            self.envelope, timestamp=now, frame_index=frame.index, frame_size=frame_size,
             model=self.model, latency_ms=max((now - frame.timestamp) * 1000.0, 0.0), results=found,
-            publish_empty=self.config["pipeline"]["publish_empty"])
+            publish_empty=self.config["pipeline"]["publish_empty"], position=position)
         timings["decode"] = (time.perf_counter() - started) * 1000.0
         self.fps_window.append(time.perf_counter())
         annotated = None
@@ -129,10 +141,11 @@ class Pipeline(object):
             annotated = self.annotate(frame.image, found, fps=self.current_fps())
             timings["annotate"] = (time.perf_counter() - started) * 1000.0
         boxes = self.task.tracked(found)
-        events, best = self._events(boxes, frame.index, now)
+        events, best = self._events(boxes, frame.index, now, position=position)
         result = FrameResult(frame, boxes, message, annotated, timings, events=events, stats=self._stats_due(now),
                              output=found)
-        result.best_tracks = best
+        result.best_tracks, result.position = best, position
+        self.last_position = position
         self._deliver(result)
         self._count(result)
         return result
@@ -167,8 +180,9 @@ class Pipeline(object):
         for heartbeat in self.heartbeats:
             heartbeat()
 
-    def _events(self, found, frame_index, now, flush=False):
-        """Tracker events for this frame (or all open tracks at the end) as v1 events messages."""
+    def _events(self, found, frame_index, now, flush=False, position=None):
+        """Tracker events for this frame (or all open tracks at the end) as v1 events messages; `position`: the
+        vehicle's fix on this frame (GPS)."""
         if self.tracker is None:
             return [], []
         raw = self.tracker.flush(now) if flush else self.tracker.update(found, frame_index, now)
@@ -178,7 +192,7 @@ class Pipeline(object):
             key = next((k for k in (sink.image_key(self.boot_id, event["track_id"]) for sink in self.sinks) if k),
                        None)  # where a sink keeps the track's best frame (S3)
             messages.append(self.envelope.event(timestamp=now, event=event, model_name=self.model.name,
-                                                image_key=key))
+                                                image_key=key, position=position))
         return messages, best
 
     def stats_snapshot(self):
@@ -190,6 +204,8 @@ class Pipeline(object):
         backend = self.backend.stats()
         if backend:
             stats["backend"] = dict(backend)
+        if self.last_position is not None:
+            stats["gps"] = self.last_position
         if self.started is not None:
             stats["uptime_s"] = time.perf_counter() - self.started
         for sink in self.sinks:
@@ -218,10 +234,11 @@ class Pipeline(object):
         if self.last_frame is None:
             return
         now = self.clock()
-        events, _ = self._events([], self.last_frame.index, now, flush=True)
+        position = self.locator.at(self.last_frame) if self.locator is not None else None
+        events, _ = self._events([], self.last_frame.index, now, flush=True, position=position)
         result = FrameResult(self.last_frame, [], None, None, {}, events=events,
                              stats=self._stats_due(now, force=True))
-        result.final = True
+        result.final, result.position = True, position
         self._deliver(result)
 
     def _deliver(self, result):

@@ -56,6 +56,9 @@ def register(subparsers):
     kvs.add_argument("--kvs", metavar="STREAM", help="stream the camera to this Kinesis Video stream (created if missing)")
     kvs.add_argument("--kvs-region", metavar="REGION", help="its AWS region")
     kvs.add_argument("--kvs-endpoint-url", metavar="URL", help="control-plane endpoint (tests, VPC endpoints)")
+    p.add_argument("--gps", metavar="SPEC", help="where the vehicle is: gpsd://HOST:PORT, nmea:/dev/ttyUSB0[:BAUD], "
+                   "file:PATH (NMEA log or GPX, aligned to a video by its time) or synthetic; every message then carries "
+                   "the position and each detection its estimated place on the road (profile: `gps:` and `camera:`)")
     p.add_argument("--summary", metavar="FILE", help="also write the end-of-run summary as JSON to FILE")
     p.add_argument("--quiet", action="store_true", help="no log lines on stderr, only errors")
     p.set_defaults(handler=lazy_handler("edge.run_command", "run_command"))
@@ -153,6 +156,11 @@ def overrides_from_args(args, base_outputs):
         layer["detection"] = {"min_score": args.min_score}
     if args.device_name:
         layer["device_name"] = args.device_name
+    if getattr(args, "gps", None):
+        from edge.gps.sources import parse_spec
+
+        parse_spec(args.gps)  # a bad spec is one line naming --gps
+        layer["gps"] = {"source": args.gps}
     outputs = [dict(o) for o in base_outputs]
     if args.no_preview:
         outputs = [o for o in outputs if o.get("type") != "mjpeg"]

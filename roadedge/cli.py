@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "edge.run_command",
     "edge.synth.command",
     "edge.kvs.command",
+    "edge.defects.command",
     "converters.dataset_command",
     "converters.convert_command",
     "training.command",

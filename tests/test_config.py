@@ -51,7 +51,7 @@ def test_layers_merge_in_order(tmp_path):
     ("source:\n  type: webcam\n", "settings.yaml: source.type: 'webcam'; expected one of awscam, images, opencv"),
     ("outputs:\n  - type: jsonl\n    file: x\n", "settings.yaml: outputs[0].file: unknown key; expected one of path, type"),
     ("outputs:\n  - path: x\n", "settings.yaml: outputs[0]: expected a mapping with a type"),
-    ("colour: red\n", "settings.yaml: colour: unknown key; expected one of backend, description, detection"),
+    ("colour: red\n", "settings.yaml: colour: unknown key; expected one of backend, camera, description, detection"),
     ("detection:\n  resize: crop\n", "settings.yaml: detection.resize: 'crop'; expected one of stretch, letterbox"),
     ("backend:\n  model: /nope/model.xml\n", "backend.model: /nope/model.xml: no such file"),
     ("detection: [1, 2\n", "settings.yaml: line 2 not valid YAML (expected ',' or ']'"),

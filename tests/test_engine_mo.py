@@ -103,11 +103,11 @@ def test_ir_matches_mxnet_and_labels_are_mxnet_class_ids(resnet_ir):
     assert not match_detections(reference, openvino_rows(output, 0.05, label_offset=1))["ok"]
 
 
+# Each case is a Model Optimizer run (10 to 35 s). Plain convolutions on a non-square input are the resnet_ir
+# fixture's; SageMaker's symbol at 512 is the same graph as at 300 (the native converter's tests run both sizes).
 @pytest.mark.parametrize("recipe,shape,head_scale", [
-    ("tiny", (64, 96), 0.3),             # plain convolutions, non-square input
     ("vgg", (64, 64), 0.3),              # L2Normalization with a learned scale, explicit steps, 'full' pooling
     ("sagemaker", (300, 300), 1e-3),     # the real SageMaker ResNet-50 training symbol, deploy-rewritten
-    ("sagemaker", (512, 512), 1e-3),
 ])
 def test_model_optimizer_ir_matches_mxnet(tmp_path, recipe, shape, head_scale):
     require_mo()

@@ -38,12 +38,21 @@ def tree(root):
 
 @pytest.fixture(scope="module")
 def synth_voc(tmp_path_factory):
-    """300 rendered frames (VOC, RDD layout): converting them takes a moment, long enough to be killed midway."""
+    """300 frames (VOC, RDD layout): converting them takes a moment, long enough to be killed midway. 30 are
+    rendered, then copied under other names 9 times (rendering is the slow part, converting does not care)."""
     root = tmp_path_factory.mktemp("synth") / "voc"
-    child = python("-m", "roadedge", "synth", root, "--count", 300, "--size", "320x240", "--seed", 3,
+    child = python("-m", "roadedge", "synth", root, "--count", 30, "--size", "320x240", "--seed", 3,
                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, err = child.communicate(timeout=300)
     assert child.returncode == 0, err
+    stems = sorted(name[:-4] for name in os.listdir(str(root / "Annotations")))
+    for copy in range(1, 10):
+        for stem in stems:
+            twin = "{}-copy{}".format(stem, copy)
+            (root / "JPEGImages" / (twin + ".jpg")).write_bytes((root / "JPEGImages" / (stem + ".jpg")).read_bytes())
+            xml = (root / "Annotations" / (stem + ".xml")).read_text(encoding="utf-8")
+            (root / "Annotations" / (twin + ".xml")).write_text(xml.replace(stem + ".jpg", twin + ".jpg"), encoding="utf-8")
+    assert len(os.listdir(str(root / "JPEGImages"))) == 300
     return root
 
 

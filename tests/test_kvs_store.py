@@ -12,6 +12,7 @@ import threading
 import time
 
 import pytest
+from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -364,4 +365,7 @@ class StoreModel(RuleBasedStateMachine):
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-TestPutAcknowledgeAndReopenBehaveLikeAList = StoreModel.TestCase  # settings: the conftest profile (ci / soak)
+TestPutAcknowledgeAndReopenBehaveLikeAList = StoreModel.TestCase
+# each step touches SQLite on disk: a third of the conftest profile's examples (ci: 50; soak: 1666) keeps it to seconds
+TestPutAcknowledgeAndReopenBehaveLikeAList.settings = settings(settings.default,
+                                                               max_examples=max(1, settings.default.max_examples // 3))

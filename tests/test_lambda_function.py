@@ -21,8 +21,7 @@ DEVICE_MODULES = ["lambda_function.py", "roadedge/__init__.py", "roadedge/core",
                   "edge/sources", "edge/sinks", "edge/backends/awscam.py", "edge/backends/openvino.py",
                   "device_profiles/__init__.py", "edge/outbox.py", "edge/fault_spell.py", "edge/sqlite_queue.py",
                   "edge/topics.py", "edge/kvs", "edge/capture.py", "edge/watchdog.py", "edge/tasks", "edge/config_yaml.py",
-                  "edge/sd_notify.py", "edge/models_update", "edge/gps",
-                  "edge/console"]
+                  "edge/sd_notify.py", "edge/models_update", "edge/gps", "edge/defects", "edge/console"]
 
 
 @pytest.fixture
@@ -92,6 +91,7 @@ def test_device_modules_import_with_only_numpy_and_cv2():
         "import edge.sinks.fifo, edge.sinks.jsonl, edge.sinks.mjpeg, edge.processing.annotate\n"
         "import edge.sinks.mqtt, edge.sinks.greengrass, edge.sinks.s3, edge.outbox, edge.processing.tracker\n"
         "import edge.kvs.mkv, edge.kvs.encoder, edge.console\n"
+        "import edge.sinks.defects, edge.defects.registry, edge.defects.report, edge.defects.command\n"
         "import os; os.environ['ROADEDGE_LAMBDA_AUTOSTART'] = '0'\n"
         "import lambda_function\n"
         "print('ok')\n")

@@ -12,7 +12,7 @@ from roadedge.core.errors import RoadedgeError
 def test_every_plugin_file_is_found_under_its_type():
     expected = {"source": {"opencv", "images", "synthetic", "awscam", "picamera2"},
                 "backend": {"openvino", "mxnet", "awscam", "sagemaker"},
-                "sink": {"jsonl", "mjpeg", "fifo", "record", "mqtt", "greengrass", "s3", "kvs", "masks"}}
+                "sink": {"jsonl", "mjpeg", "fifo", "record", "mqtt", "greengrass", "s3", "kvs", "masks", "defects"}}
     for kind, types in expected.items():
         found = plugins.plugins(kind)
         assert set(found) == types, kind

@@ -164,7 +164,7 @@ def test_video_frames_labels_and_tracks(tmp_path):
     out, again = tmp_path / "drive", tmp_path / "again"
     for folder in (out, again):
         assert _synth(folder, "--video", "--seed", 5, "--duration", 3, "--fps", 10, "--size", "320x180") == 0
-    assert sorted(os.listdir(out)) == ["drive.jsonl", "drive.mp4"]
+    assert sorted(os.listdir(out)) == ["drive.json", "drive.jsonl", "drive.mp4", "drive.nmea", "drive.yaml"]
     assert _files(out) == _files(again)
     capture = cv2.VideoCapture(str(out / "drive.mp4"))
     assert capture.get(cv2.CAP_PROP_FRAME_COUNT) == 30

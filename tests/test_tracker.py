@@ -49,7 +49,8 @@ def test_a_pothole_seen_for_30_frames_is_one_new_and_one_end_with_its_best_frame
     assert end["first_seen"] == T0 and end["last_seen"] == pytest.approx(T0 + 29 / 15.0)
     assert (end["first_frame"], end["last_frame"]) == (0, 29)
     assert set(end) == {"type", "track_id", "label", "score", "box", "best_frame", "first_seen", "last_seen",
-                        "first_frame", "last_frame", "hits"}
+                        "first_frame", "last_frame", "hits", "ground"}
+    assert end["ground"] is None  # detections without a place (no GPS)
     assert tracker.open_tracks() == []
 
 
@@ -171,3 +172,16 @@ def test_bad_arguments():
         IouTracker(iou=0)
     with pytest.raises(ValueError):
         IouTracker(min_hits=0)
+
+
+def test_an_event_carries_the_place_it_was_seen_from_nearest():
+    tracker = IouTracker(min_hits=2, max_age_s=1.0)
+    events = []
+    for i, (score, range_m) in enumerate([(0.55, 18.0), (0.9, 12.0), (0.6, 7.5), (0.7, None), (0.65, 9.0)]):
+        place = None if range_m is None else {"lat": 52.5 + i * 1e-5, "lon": 13.4, "range_m": range_m}
+        events += tracker.update([Detection(3, "D40", score, (0.4, 0.6, 0.5, 0.7), place)], i, T0 + i / 15.0)
+    events += tracker.flush(T0 + 1.0)
+    assert [e["type"] for e in events] == ["new", "end"]
+    assert events[0]["ground"]["range_m"] == 12.0  # the nearest by the time of `new`
+    assert events[1]["ground"]["range_m"] == 7.5 and events[1]["ground"]["lat"] == pytest.approx(52.5 + 2e-5)
+    assert events[1]["best_frame"] == 1  # the best score's frame is another matter (the snapshot)

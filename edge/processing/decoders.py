@@ -15,8 +15,9 @@ from collections import namedtuple
 import numpy as np
 
 # class_index: position in the model's labels (0-based); label: the class code (D40), as in the messages; box: xyxy
-# normalised to the model input (decoders) or the frame (after map_to_frame)
-Detection = namedtuple("Detection", "class_index label score box")
+# normalised to the model input (decoders) or the frame (after map_to_frame); ground: its estimated place on the road
+# ({lat, lon, width_m, length_m}, edge.processing.geotag) when the run has GPS and a fresh fix, else None
+Detection = namedtuple("Detection", "class_index label score box ground", defaults=(None,))
 
 
 class DetectionFilter(object):

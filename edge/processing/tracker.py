@@ -44,10 +44,11 @@ def iou(a, b):
 class Track(object):
     __slots__ = ("track_id", "label", "box", "velocity", "score", "best_score", "best_box", "best_frame",
                  "first_seen", "last_seen", "first_frame", "last_frame", "hits", "missed", "confirmed",
-                 "reported_at", "reported_score")
+                 "reported_at", "reported_score", "ground")
 
-    def __init__(self, track_id, label, box, score, frame_index, timestamp):
+    def __init__(self, track_id, label, box, score, frame_index, timestamp, ground=None):
         self.track_id, self.label = track_id, label
+        self.ground = ground
         self.box, self.velocity, self.score = box, (0.0, 0.0, 0.0, 0.0), score
         self.best_score, self.best_box, self.best_frame = score, box, frame_index
         self.first_seen = self.last_seen = timestamp
@@ -60,7 +61,7 @@ class Track(object):
         dt = max(0.0, timestamp - self.last_seen)
         return tuple(v + d * dt for v, d in zip(self.box, self.velocity))
 
-    def add(self, box, score, frame_index, timestamp):
+    def add(self, box, score, frame_index, timestamp, ground=None):
         """Record a match; True if this frame became the track's best."""
         dt = timestamp - self.last_seen
         if dt > 0:
@@ -70,6 +71,8 @@ class Track(object):
         self.last_seen, self.last_frame = timestamp, frame_index
         self.hits += 1
         self.missed = 0
+        if ground is not None and (self.ground is None or ground["range_m"] <= self.ground["range_m"]):
+            self.ground = ground  # the nearest place is the most precise one
         if score > self.best_score:
             self.best_score, self.best_box, self.best_frame = score, box, frame_index
             return True
@@ -78,12 +81,13 @@ class Track(object):
 
 def event(kind, track):
     """The event dict of `track` (plain values): type, track_id, label, score/box/best_frame of its best
-    detection, first_seen/last_seen (timestamps of its first and last match), first_frame/last_frame, hits."""
+    detection, first_seen/last_seen (timestamps of its first and last match), first_frame/last_frame, hits, and
+    `ground`: of its detections' places on the road, the one seen from nearest (the most precise), or None."""
     return {"type": kind, "track_id": track.track_id, "label": track.label,
             "score": float(track.best_score), "box": [float(v) for v in track.best_box],
             "best_frame": int(track.best_frame), "first_seen": float(track.first_seen),
             "last_seen": float(track.last_seen), "first_frame": int(track.first_frame),
-            "last_frame": int(track.last_frame), "hits": int(track.hits)}
+            "last_frame": int(track.last_frame), "hits": int(track.hits), "ground": track.ground}
 
 
 class IouTracker(object):
@@ -118,12 +122,12 @@ class IouTracker(object):
         matched, unmatched = self._match(detections, timestamp)
         for track, det in matched:
             box = tuple(float(v) for v in det.box)
-            if track.add(box, float(det.score), frame_index, timestamp):
+            if track.add(box, float(det.score), frame_index, timestamp, getattr(det, "ground", None)):
                 self.best_changed.append(track.track_id)
             events.extend(self._report(track, timestamp))
         for det in unmatched:
             track = Track(self.next_id, det.label, tuple(float(v) for v in det.box), float(det.score), frame_index,
-                          timestamp)
+                          timestamp, getattr(det, "ground", None))
             self.next_id += 1
             self.tracks.append(track)
             self.best_changed.append(track.track_id)

@@ -71,10 +71,11 @@ class FrameResult(object):
     best_tracks  ids of the tracks whose best frame is this one (the s3 sink keeps its JPEG)
     final        True for the one closing result at a clean end: no new frame, only the ended tracks' events
                  and the last stats (its frame is the last frame again)
+    position     the vehicle's fix at this frame (edge.gps.sources position dict) when the run has GPS, else None
     """
 
     __slots__ = ("frame", "detections", "output", "message", "annotated", "timings", "events", "stats", "best_tracks",
-                 "final", "_jpeg")
+                 "final", "position", "_jpeg")
 
     def __init__(self, frame, detections, message, annotated=None, timings=None, events=None, stats=None, output=None):
         self.frame, self.detections, self.message = frame, detections, message
@@ -83,6 +84,7 @@ class FrameResult(object):
         self.events, self.stats = list(events or []), stats
         self.best_tracks = []
         self.final = False
+        self.position = None
         self._jpeg = None
 
     def jpeg(self, quality=80):

@@ -156,13 +156,18 @@ class DriveRenderer:
     Objects also carry "track_id", the id of the world damage, stable across frames.
     """
 
-    def __init__(self, seed, size=(640, 360), classes=SYNTH_CLASSES, speed_mps=12.0):
+    def __init__(self, seed, size=(640, 360), classes=SYNTH_CLASSES, speed_mps=12.0, road_seed=None):
+        """`road_seed` (default: `seed`) makes the road, its damages and its surroundings; `seed` the pass over it:
+        the light, the camera's mounting and sway, the noise. Two seeds on one road seed are two passes."""
         self.seed = int(seed)
+        self.road_seed = self.seed if road_seed is None else int(road_seed)
         self.width, self.height = check_size(size)
         self.classes = check_classes(classes)
         self.speed = float(speed_mps)
+        road_ss = np.random.SeedSequence([self.road_seed, 0x44524956])
         ss = np.random.SeedSequence([self.seed, 0x44524956])
-        r_road, r_look, r_cam, r_scene = (np.random.default_rng(s) for s in ss.spawn(4))
+        r_road, _, _, r_scene = (np.random.default_rng(s) for s in road_ss.spawn(4))
+        _, r_look, r_cam, _ = (np.random.default_rng(s) for s in ss.spawn(4))
         self.road = Road(r_road)
         self.look = Look(r_look)
         self.look.jpeg = None
@@ -170,7 +175,7 @@ class DriveRenderer:
         self.base = camera_params(r_cam, self.width, self.height, self.road)
         self.sway = (r_cam.uniform(0.05, 0.3), 2 * math.pi / r_cam.uniform(6, 14), r_cam.uniform(0, 6.3))
         self.bounce = (r_cam.uniform(0, 6.3), r_cam.uniform(0, 6.3))
-        self.world = DriveWorld(self.seed, self.road, int(ss.generate_state(1)[0]),
+        self.world = DriveWorld(self.road_seed, self.road, int(road_ss.generate_state(1)[0]),
                                 skyline_profile(r_scene, self.road.urban), self.classes)
 
     def camera(self, t):
@@ -182,6 +187,11 @@ class DriveRenderer:
         p["pitch"] = self.base["pitch"] + 0.003 * math.sin(2 * math.pi * 1.7 * t + self.bounce[0]) \
             + 0.002 * math.sin(2 * math.pi * 0.6 * t + self.bounce[1])
         return Camera(**p)
+
+    def damage(self, track_id):
+        """The world damage with this track id (objects' `track_id`), or None."""
+        segment = int(track_id) // 100
+        return next((d for d in self.world._segment(segment).damages if d.track_id == int(track_id)), None)
 
     def frame(self, i, fps=15.0, labels=False):
         """(image, objects) of frame i; objects have name, bbox, truncated, difficult, track_id.

@@ -38,10 +38,19 @@ def register(subparsers):
     p.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it exists")
     p.add_argument("--video", action="store_true",
                    help="render one continuous drive instead: OUT_DIR/drive.mp4 (mp4v) and OUT_DIR/drive.jsonl "
-                   "(one line per frame: frame, t, width, height, objects with track_id)")
+                   "(one line per frame: frame, t, width, height, objects with track_id), drive.json (the camera's "
+                   "mounting, the start, each damage's place on the map), drive.yaml (its gps: and camera: settings for "
+                   "`roadedge run --config`) and drive.nmea (its GPS track, for --gps file:)")
     p.add_argument("--duration", type=float, default=None, help="video length in seconds (default: 10; --video only)")
     p.add_argument("--fps", type=int, default=None, help="video frames per second (default: 15; --video only)")
     p.add_argument("--speed", type=float, default=None, help="driving speed in m/s (default: 12; --video only)")
+    p.add_argument("--road-seed", type=int, default=None, metavar="N",
+                   help="--video: the road and its damages come from N, the pass over it (light, camera, noise) from --seed: "
+                   "two seeds on one road seed are two passes over the same damages (default: --seed)")
+    p.add_argument("--start", default=None, metavar="LAT,LON",
+                   help="--video: where the drive starts on the map (default 52.5163,13.3777)")
+    p.add_argument("--heading", type=float, default=None, metavar="DEG",
+                   help="--video: the drive's heading, degrees clockwise from north (default 90)")
     p.add_argument("--workers", type=int, default=None,
                    help="render processes (default: one per CPU, at most 8); the output does not depend on it")
     p.set_defaults(handler=run)
@@ -56,6 +65,19 @@ def parse_size(text):
     if not (32 <= width <= 8192 and 32 <= height <= 8192):
         raise RoadedgeError("bad --size %r: each side must be 32..8192 pixels" % text)
     return width, height
+
+
+def parse_start(text):
+    """--start LAT,LON -> (lat, lon), or None."""
+    if text is None:
+        return None
+    try:
+        lat, lon = (float(v) for v in text.split(","))
+    except ValueError:
+        raise RoadedgeError("bad --start %r: expected LAT,LON in degrees, e.g. 52.5163,13.3777" % text) from None
+    if not (-90 < lat < 90 and -180 <= lon <= 180):
+        raise RoadedgeError("bad --start %r: latitude -90..90 and longitude -180..180" % text)
+    return lat, lon
 
 
 def parse_classes(text):
@@ -85,8 +107,12 @@ def _check(args):
             raise RoadedgeError("--fps must be 1..120, got %d" % args.fps)
         if args.speed is not None and not 0 <= args.speed <= 60:
             raise RoadedgeError("--speed must be 0..60 m/s, got %g" % args.speed)
+        args.start = parse_start(args.start)
+        if args.heading is not None and not 0 <= args.heading < 360:
+            raise RoadedgeError("--heading must be 0..360 degrees, got %g" % args.heading)
     else:
-        for name, value in (("--duration", args.duration), ("--fps", args.fps), ("--speed", args.speed)):
+        for name, value in (("--duration", args.duration), ("--fps", args.fps), ("--speed", args.speed),
+                            ("--road-seed", args.road_seed), ("--start", args.start), ("--heading", args.heading)):
             if value is not None:
                 raise RoadedgeError("%s applies to --video only" % name)
         size = parse_size(args.size) if args.size else IMAGE_SIZE
@@ -119,7 +145,8 @@ def run(args):
 
     if args.video:
         summary = writer.write_video(args.out_dir, args.seed, args.duration or 10.0, args.fps or 15, size, classes,
-                                     12.0 if args.speed is None else args.speed, args.overwrite, args.workers)
+                                     12.0 if args.speed is None else args.speed, args.overwrite, args.workers,
+                                     args.road_seed, args.start, args.heading)
         print("wrote %s: %d frames %dx%d, %d damage tracks, %d boxes in %.1f s" % (
             args.out_dir, summary["frames"], size[0], size[1], summary["tracks"], summary["boxes"], summary["seconds"]))
         return 0

@@ -30,6 +30,17 @@ class Damage:
         raise NotImplementedError
 
 
+def ground_points(damage):
+    """The damage's outline on the road as world (X, Z) points (N, 2): its cracks, rim or paint."""
+    parts = []
+    for name in ("seg_a", "seg_b", "outline", "rim"):
+        value = getattr(damage, name, None)
+        if value is not None:
+            parts.append(np.asarray(value, dtype=np.float64)[:, :2])
+    parts.extend(np.asarray(poly, dtype=np.float64)[:, :2] for poly in getattr(damage, "polys", None) or [])
+    return np.concatenate(parts) if parts else np.zeros((0, 2))
+
+
 # -- cracks -------------------------------------------------------------------
 
 def random_walk(rng, start, heading, length, wiggle=0.2, pull=0.3):

@@ -27,6 +27,7 @@ from roadedge.core.seglabels import SYNTH_SEG_LABELS, index_png_bytes
 from roadedge.core.voc import write_voc_xml
 
 VIDEO_NAME, LABELS_NAME = "drive.mp4", "drive.jsonl"
+DRIVE_NAME, SETTINGS_NAME, TRACK_NAME = "drive.json", "drive.yaml", "drive.nmea"
 SEG_LABELS_NAME = "labels.txt"
 
 
@@ -64,11 +65,11 @@ _drive = {}
 
 
 def _render_frame(job):
-    seed, size, classes, speed, fps, index = job
-    key = (seed, size, classes, speed)
+    seed, size, classes, speed, fps, index, road_seed = job
+    key = (seed, size, classes, speed, road_seed)
     if key not in _drive:
         _drive.clear()
-        _drive[key] = DriveRenderer(seed, size, classes, speed)
+        _drive[key] = DriveRenderer(seed, size, classes, speed, road_seed)
     image, objects = _drive[key].frame(index, fps)
     return index, image, objects
 
@@ -177,8 +178,11 @@ def _write_seg_lists(root, stems, n_val):
 
 
 def write_video(out_dir, seed, duration=10.0, fps=15, size=(640, 360), classes=None, speed=12.0,
-                overwrite=False, workers=None):
-    """Render a drive into out_dir/drive.mp4 (mp4v) and out_dir/drive.jsonl. Returns a summary dict."""
+                overwrite=False, workers=None, road_seed=None, start=None, heading=None):
+    """Render a drive into out_dir/drive.mp4 (mp4v) and out_dir/drive.jsonl, with where it is (edge.synth.drive_track):
+    drive.json (camera, start, damages' places), drive.yaml (its gps and camera settings) and drive.nmea (its track).
+    Returns a summary dict."""
+    from edge.synth import drive_track
     from roadedge.core.catalog import SYNTH_CLASSES
 
     classes = tuple(classes or SYNTH_CLASSES)
@@ -195,7 +199,7 @@ def write_video(out_dir, seed, duration=10.0, fps=15, size=(640, 360), classes=N
         video = cv2.VideoWriter(os.path.join(tmp, VIDEO_NAME), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (width, height))
         if not video.isOpened():
             raise RoadedgeError("cannot open an mp4v video writer (this OpenCV build has no MPEG-4 encoder)")
-        jobs = [(seed, (width, height), classes, speed, fps, i) for i in range(frames)]
+        jobs = [(seed, (width, height), classes, speed, fps, i, road_seed) for i in range(frames)]
         try:
             with _mapper(workers) as mapped, _progress(frames, "frame") as bar, \
                     open(os.path.join(tmp, LABELS_NAME), "w", encoding="utf-8") as labels:
@@ -209,4 +213,13 @@ def write_video(out_dir, seed, duration=10.0, fps=15, size=(640, 360), classes=N
                     bar.update(1)
         finally:
             video.release()
+        renderer = DriveRenderer(seed, (width, height), classes, speed, road_seed)
+        description = drive_track.drive_description(renderer, fps, frames, start or drive_track.DEFAULT_START,
+                                                    drive_track.DEFAULT_HEADING if heading is None else heading, tracks)
+        with open(os.path.join(tmp, DRIVE_NAME), "w", encoding="utf-8") as handle:
+            json.dump(description, handle, indent=1)
+        with open(os.path.join(tmp, SETTINGS_NAME), "w", encoding="utf-8") as handle:
+            handle.write(drive_track.drive_settings_yaml(description))
+        with open(os.path.join(tmp, TRACK_NAME), "w", encoding="ascii", newline="") as handle:
+            handle.write(drive_track.drive_nmea(description))
     return {"frames": frames, "tracks": len(tracks), "boxes": boxes, "seconds": time.perf_counter() - started}

@@ -8,8 +8,11 @@ A task module defines:
     OPTIONS = {...}                     # those settings (edge.plugins.Option), unless edge/config.py owns the section
     def decoder(model, settings)        # ModelInfo + its section -> decode(raw, resize) -> results
     def annotator(model, settings)      # -> annotate(image, results, fps): the frame with the results drawn (a copy)
-    def message(envelope, *, timestamp, frame_index, frame_size, model, latency_ms, results, publish_empty)
-                                        # the frame's v1 message (edge.messages.Envelope), or None
+    def message(envelope, *, timestamp, frame_index, frame_size, model, latency_ms, results, publish_empty,
+                position=None)          # the frame's v1 message (edge.messages.Envelope), or None; `position`: the
+                                        # vehicle's fix when the run has GPS
+    def geotag(results, geotagger, frame_size, position)
+                                        # the results with their places on the road (edge.processing.geotag)
     def tracked(results)                # the detections the damage tracker follows ([] for a task without boxes)
 
 Pure: no cameras, network or files (the import contracts say so).

@@ -54,13 +54,18 @@ def annotator(model, settings):
     return annotate
 
 
-def message(envelope, *, timestamp, frame_index, frame_size, model, latency_ms, results, publish_empty):
+def message(envelope, *, timestamp, frame_index, frame_size, model, latency_ms, results, publish_empty, position=None):
     """roadedge.detections/1 for a frame with detections (or every frame with `publish_empty`), else None."""
     if not results and not publish_empty:
         return None
     return envelope.detections(timestamp=timestamp, frame_index=frame_index, frame_size=frame_size,
                                model_name=model.name, model_sha256=model.sha256, latency_ms=latency_ms,
-                               detections=results)
+                               detections=results, position=position)
+
+
+def geotag(results, geotagger, frame_size, position):
+    """Each detection with its estimated place on the road (edge.processing.geotag)."""
+    return geotagger.tag(results, frame_size, position)
 
 
 def tracked(results):

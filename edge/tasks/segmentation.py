@@ -74,11 +74,16 @@ def decoder(model, settings):
     return SegmentationDecoder(model, settings)
 
 
-def message(envelope, *, timestamp, frame_index, frame_size, model, latency_ms, results, publish_empty):
+def message(envelope, *, timestamp, frame_index, frame_size, model, latency_ms, results, publish_empty, position=None):
     """Every frame has a mask: one message per frame."""
     return envelope.segmentation(timestamp=timestamp, frame_index=frame_index, frame_size=frame_size,
                                  model_name=model.name, model_sha256=model.sha256, latency_ms=latency_ms,
-                                 segmentation=results)
+                                 segmentation=results, position=position)
+
+
+def geotag(results, geotagger, frame_size, position):
+    """A mask has no boxes to place: the message carries the vehicle's position only."""
+    return results
 
 
 def tracked(results):
