@@ -3,7 +3,7 @@
     /                          the console page (static/index.html)
     /static/<file>             console.js, console.css (only the files in static/)
     /api/state                 device, stats (FPS, outbox, Kinesis store, GPS fix), class catalogue
-    /api/events?class=&since=  the newest events message of each damage track, newest first
+    /api/events?class=&since=  the newest events message of each damage track, last seen first
     /api/defects?class=&since= the defect registry's defects (with a snapshot URL), newest first
     /api/track                 the drive's track: [{lat, lon, stale, fix}]
     /snapshots/<file>          a JPEG from the registry's snapshots folder (nothing outside it)
