@@ -78,6 +78,8 @@ def _host_port(text):
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise RoadedgeError("--preview {}: expected HOST:PORT, e.g. 127.0.0.1:8080".format(text))
+    if host.startswith("[") and host.endswith("]"):  # [::1]:8080: an IPv6 address binds without its brackets
+        host = host[1:-1]
     return host or "127.0.0.1", int(port)
 
 
@@ -166,7 +168,8 @@ def overrides_from_args(args, base_outputs):
         outputs = [o for o in outputs if o.get("type") != "mjpeg"]
     elif args.preview:
         host, port = _host_port(args.preview)
-        outputs = [o for o in outputs if o.get("type") != "mjpeg"] + [{"type": "mjpeg", "host": host, "port": port}]
+        kept = next((o for o in outputs if o.get("type") == "mjpeg"), {})  # the profile's token, quality, max_fps
+        outputs = [o for o in outputs if o.get("type") != "mjpeg"] + [dict(kept, type="mjpeg", host=host, port=port)]
     replaced = set()
     for spec in args.output:
         kind, sep, path = spec.partition(":")

@@ -63,3 +63,17 @@ def test_loopback_needs_no_token_unless_one_is_configured():
             assert get(sink.url + "?token=s3cret")[0] == 200
         finally:
             sink.close()
+
+
+def test_preview_flag_moves_the_profiles_preview_and_keeps_its_token_and_rate():
+    from edge.run_command import overrides_from_args
+    from roadedge.cli import build_parser
+
+    profile = [{"type": "jsonl", "path": "-"}, {"type": "mjpeg", "host": "127.0.0.1", "port": 8080, "max_fps": 10,
+                                                "token": "from-the-profile"}]
+    outputs = overrides_from_args(build_parser().parse_args(["run", "--preview", "0.0.0.0:9000"]), profile)["outputs"]
+    assert outputs == [{"type": "jsonl", "path": "-"},
+                       {"type": "mjpeg", "host": "0.0.0.0", "port": 9000, "max_fps": 10, "token": "from-the-profile"}]
+    assert profile[1]["host"] == "127.0.0.1"  # the profile's own list is left alone
+    outputs = overrides_from_args(build_parser().parse_args(["run", "--preview", "[::1]:9001"]), [])["outputs"]
+    assert outputs == [{"type": "mjpeg", "host": "::1", "port": 9001}]
