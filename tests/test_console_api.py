@@ -4,6 +4,7 @@ import csv
 import io
 import json
 import os
+import threading
 import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ElementTree
@@ -16,6 +17,7 @@ from edge.console import ConsoleState
 from edge.console.routes import BadRequest, filters
 from edge.defects.registry import read_defects
 from edge.defects.times import epoch_seconds
+from edge.sinks import mjpeg
 from tests.console_drive import STALE, TRACKS, Drive, lon_lats, position
 
 
@@ -174,3 +176,20 @@ def test_state_is_bounded_and_decimates_the_track():
     state.listen(Result([], {"lat": None, "lon": None, "fix": "none"}))
     assert [round((p["lat"] - 48.0) / 1e-5) for p in state.track()] == [0, 5, 10, 15, 20, 25]
     assert state.stats()["gps"]["fix"] == "none" and state.stats()["outbox_depth"] is None
+
+
+def test_without_a_defects_output_the_lists_are_empty_and_there_is_no_report():
+    from edge.console import serve
+
+    sink = mjpeg.open({"port": 0, "max_fps": 0}, {"stop": threading.Event()})
+    try:
+        serve([sink], ConsoleState(), None, "bare", "boot-2")
+        url = sink.url.rstrip("/")
+        state = json.loads(get(url + "/api/state")[2])
+        assert state["registry"] is False and state["stats"]["gps"] is None and state["stats"]["frames"] == 0
+        assert json.loads(get(url + "/api/defects")[2]) == {"defects": [], "registry": False}
+        assert json.loads(get(url + "/api/track")[2]) == {"track": [], "position": None}
+        status, headers, body = get(url + "/report?format=csv")
+        assert status == 404 and json.loads(body)["error"].startswith("no defect registry")
+    finally:
+        sink.close()

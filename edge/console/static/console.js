@@ -79,9 +79,9 @@ function showDefects(defects) {
   body.replaceChildren(...defects.map((d) => {
     const thumb = d.snapshot_url ? el("img", { class: "thumb", src: d.snapshot_url, alt: "snapshot of defect " + d.id }) : "-";
     return el("tr", { "data-id": d.id, "data-label": d.label },
-      el("td", {}, thumb), classCell(d.label), el("td", {}, d.severity === null ? "-" : d.severity),
-      el("td", {}, d.sightings), el("td", {}, d.passes),
-      el("td", {}, d.lat === null ? "-" : fmt(d.lat, 6) + ", " + fmt(d.lon, 6)), el("td", {}, when(d.last_seen)));
+      el("td", {}, thumb), classCell(d.label), el("td", {}, d.severity ?? "-"),
+      el("td", {}, d.sightings ?? "-"), el("td", {}, d.passes ?? "-"),
+      el("td", {}, d.lat === null || d.lat === undefined ? "-" : fmt(d.lat, 6) + ", " + fmt(d.lon, 6)), el("td", {}, when(d.last_seen)));
   }));
   $("defects-count").textContent = "(" + defects.length + ")";
 }
@@ -176,6 +176,7 @@ async function refreshState() {
   const body = await getJson("/api/state");
   state.classes = body.classes;
   $("device").textContent = body.device || "";
+  $("reports").hidden = !body.registry;  // no defects output in this run: nothing to report
   const select = $("class-filter");
   if (select.options.length === 1) {
     for (const [code, entry] of Object.entries(body.classes)) select.append(el("option", { value: code }, code + " " + entry.name));
