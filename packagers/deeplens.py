@@ -37,7 +37,8 @@ PLATFORM = "manylinux2014_x86_64"  # the DeepLens's Atom; only pure-Python files
 PLUGIN_PACKAGES = ("edge.sources", "edge.backends", "edge.sinks", "edge.tasks")
 ENTRY_MODULES = ("lambda_function", "device_profiles")
 LEFT_OUT = ("converters", "training", "cloud", "packagers", "roadedge.cli", "tests")
-PACKAGE_DATA = {"roadedge.core": ("data/*.json",), "edge": ("schemas/*.json",), "device_profiles": ("*.yaml",)}
+PACKAGE_DATA = {"roadedge.core": ("data/*.json",), "edge": ("schemas/*.json",), "edge.console": ("static/*",),
+                "device_profiles": ("*.yaml",)}
 # import name -> the release range for Python 3.7 (pinned: an index may offer newer releases that need 3.8+)
 VENDORED = {"yaml": "PyYAML>=5.1,<6.1", "paho": "paho-mqtt>=2.1,<2.2", "prometheus_client": "prometheus-client>=0.17,<0.18"}
 VENDORED_DEPENDENCIES = ("typing-extensions>=4.6,<4.8",)  # paho-mqtt 2 takes Literal from it on 3.7 (not declared)

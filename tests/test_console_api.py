@@ -193,3 +193,12 @@ def test_without_a_defects_output_the_lists_are_empty_and_there_is_no_report():
         assert status == 404 and json.loads(body)["error"].startswith("no defect registry")
     finally:
         sink.close()
+
+
+def test_the_deeplens_package_carries_the_console_and_its_page():
+    """app.build imports edge.console when there is a preview: its static files travel with it (a DeepLens too)."""
+    from packagers import deeplens
+
+    names = {name for _, name in deeplens.project_files()}
+    static = os.path.join(os.path.dirname(os.path.abspath(deeplens.__file__)), "..", "edge", "console", "static")
+    assert {"edge/console/static/" + name for name in os.listdir(static)} | {"edge/console/routes.py"} <= names
