@@ -128,6 +128,8 @@ def _select(db, since, label, snapshot_base=None):
     for row in db.execute(sql, params):
         item = dict(zip(COLUMNS, row))
         item["name"] = class_name(item["label"])
+        if item["footprint_m2"] is not None:
+            item["footprint_m2"] = round(item["footprint_m2"], 3)
         found.append(item)
     return found
 
@@ -366,11 +368,11 @@ class DefectRegistry(object):
     def _refresh_best(self, defect_id):
         """The defect's best score, severity and footprint (of its best-scoring sighting) and snapshot."""
         score, width_m, length_m = self._db.execute(
-            "SELECT score, width_m, length_m FROM sightings WHERE defect_id = ? ORDER BY score DESC, id LIMIT 1",
+            "SELECT score, width_m, length_m FROM sightings WHERE defect_id = ? ORDER BY score DESC, id DESC LIMIT 1",
             (defect_id,)).fetchone()
         label = self._db.execute("SELECT label FROM defects WHERE id = ?", (defect_id,)).fetchone()[0]
         shot = self._db.execute("SELECT snapshot FROM sightings WHERE defect_id = ? AND snapshot IS NOT NULL "
-                                "ORDER BY score DESC, id LIMIT 1", (defect_id,)).fetchone()
+                                "ORDER BY score DESC, id DESC LIMIT 1", (defect_id,)).fetchone()
         self._db.execute("UPDATE defects SET best_score = ?, severity = ?, footprint_m2 = ?, snapshot = ? WHERE id = ?",
                          (score, severity(label, width_m, length_m), footprint_m2(width_m, length_m),
                           shot[0] if shot else None, defect_id))
