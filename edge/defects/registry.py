@@ -5,9 +5,10 @@
     read_defects("defects.sqlite", since="2026-11-01", label="D40")       # read-only, from any process
 
 Sightings. One tracked damage (device, boot_id, track_id) is one sighting; its new / update / end events refine
-it: they carry the track's best score so far and the ground position of its best box, so a later event with a
-score at least as high replaces the sighting's position, footprint and score. Events without `ground` (no fix, a
-stale fix, a box above the horizon) are ignored: no position, no defect.
+it: they carry the track's best score so far and its place on the road so far (of its detections' places, the one
+seen from nearest), so a later event of the track (its score is at least as high) replaces the sighting's position,
+footprint and score. Events without `ground` (no fix, a stale fix, a box above the horizon or too far) are
+ignored: no position, no defect.
 
 Matching. The first event of a sighting that has a ground position joins the nearest defect of the same class
 whose position is within `radius_m` (geodesic, edge.gps.geo.distance), across passes, boots and days; else it
