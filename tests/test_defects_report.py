@@ -2,6 +2,7 @@
 registry's defects with their values; --since and --class filter; bad arguments are one line and exit 2."""
 import copy
 import csv
+import datetime
 import io
 import json
 import os
@@ -12,9 +13,13 @@ import xml.etree.ElementTree as ET
 
 import jsonschema
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from edge.defects import times
 from edge.defects.registry import DefectRegistry, read_defects
 from edge.defects.report import to_csv, to_geojson, to_gpx
+from edge.defects.times import epoch_seconds
 from edge.gps.geo import destination
 from edge.messages import iso_utc
 from roadedge.cli import main
@@ -195,3 +200,26 @@ def test_text_is_escaped_and_unknowns_are_empty():
     assert to_geojson([])["features"] == [] and to_csv([]).splitlines() == [",".join([
         "id", "label", "name", "severity", "lat", "lon", "footprint_m2", "sightings", "passes", "first_seen", "last_seen",
         "best_score", "snapshot"])]
+
+
+@given(moment=st.datetimes(min_value=datetime.datetime(1971, 1, 1), max_value=datetime.datetime(2200, 1, 1)),
+       minutes=st.integers(-14 * 60, 14 * 60), style=st.sampled_from(["Z", "offset", "date"]))
+def test_since_times_parse_to_the_moment_they_name(moment, minutes, style):
+    if style == "date":
+        expected = datetime.datetime(moment.year, moment.month, moment.day, tzinfo=datetime.timezone.utc).timestamp()
+        assert epoch_seconds(moment.strftime("%Y-%m-%d")) == expected
+        return
+    zone = datetime.timezone(datetime.timedelta(minutes=0 if style == "Z" else minutes))
+    local = moment.replace(tzinfo=zone)
+    text = local.strftime("%Y-%m-%dT%H:%M:%S.%f") + ("Z" if style == "Z" else local.strftime("%z"))
+    assert epoch_seconds(text) == pytest.approx(local.timestamp(), abs=1e-6)
+
+
+@settings(max_examples=80)
+@given(text=st.one_of(st.text(max_size=30), st.from_regex(times._ISO, fullmatch=True)))
+def test_any_since_text_is_a_time_or_a_value_error(text):
+    """Near-misses included: what the pattern lets through (month 13, zone +99:99) must be a ValueError too."""
+    try:
+        assert isinstance(epoch_seconds(text), float)
+    except ValueError:
+        pass

@@ -85,8 +85,13 @@ def report_command(args):
     else:
         text = to_csv(defects) if args.format == "csv" else to_gpx(defects)
     if not args.output:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except BrokenPipeError:  # `| head`: the reader has what it wanted; keep Python's exit flush quiet
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
     else:
         try:
             with atomic_file(args.output) as handle:

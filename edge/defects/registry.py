@@ -5,9 +5,10 @@
     read_defects("defects.sqlite", since="2026-11-01", label="D40")       # read-only, from any process
 
 Sightings. One tracked damage (device, boot_id, track_id) is one sighting; its new / update / end events refine
-it: they carry the track's best score so far and the ground position of its best box, so a later event with a
-score at least as high replaces the sighting's position, footprint and score. Events without `ground` (no fix, a
-stale fix, a box above the horizon) are ignored: no position, no defect.
+it: they carry the track's best score so far and its place on the road so far (of its detections' places, the one
+seen from nearest), so a later event of the track (its score is at least as high) replaces the sighting's position,
+footprint and score. Events without `ground` (no fix, a stale fix, a box above the horizon or too far) are
+ignored: no position, no defect.
 
 Matching. The first event of a sighting that has a ground position joins the nearest defect of the same class
 whose position is within `radius_m` (geodesic, edge.gps.geo.distance), across passes, boots and days; else it
@@ -128,6 +129,8 @@ def _select(db, since, label, snapshot_base=None):
     for row in db.execute(sql, params):
         item = dict(zip(COLUMNS, row))
         item["name"] = class_name(item["label"])
+        if item["footprint_m2"] is not None:
+            item["footprint_m2"] = round(item["footprint_m2"], 3)
         found.append(item)
     return found
 
@@ -366,11 +369,11 @@ class DefectRegistry(object):
     def _refresh_best(self, defect_id):
         """The defect's best score, severity and footprint (of its best-scoring sighting) and snapshot."""
         score, width_m, length_m = self._db.execute(
-            "SELECT score, width_m, length_m FROM sightings WHERE defect_id = ? ORDER BY score DESC, id LIMIT 1",
+            "SELECT score, width_m, length_m FROM sightings WHERE defect_id = ? ORDER BY score DESC, id DESC LIMIT 1",
             (defect_id,)).fetchone()
         label = self._db.execute("SELECT label FROM defects WHERE id = ?", (defect_id,)).fetchone()[0]
         shot = self._db.execute("SELECT snapshot FROM sightings WHERE defect_id = ? AND snapshot IS NOT NULL "
-                                "ORDER BY score DESC, id LIMIT 1", (defect_id,)).fetchone()
+                                "ORDER BY score DESC, id DESC LIMIT 1", (defect_id,)).fetchone()
         self._db.execute("UPDATE defects SET best_score = ?, severity = ?, footprint_m2 = ?, snapshot = ? WHERE id = ?",
                          (score, severity(label, width_m, length_m), footprint_m2(width_m, length_m),
                           shot[0] if shot else None, defect_id))
