@@ -77,3 +77,13 @@ def test_preview_flag_moves_the_profiles_preview_and_keeps_its_token_and_rate():
     assert profile[1]["host"] == "127.0.0.1"  # the profile's own list is left alone
     outputs = overrides_from_args(build_parser().parse_args(["run", "--preview", "[::1]:9001"]), [])["outputs"]
     assert outputs == [{"type": "mjpeg", "host": "::1", "port": 9001}]
+
+
+@pytest.mark.parametrize("token", ["two words", "semi;colon", "plus+sign", "é"])
+def test_a_token_that_would_not_survive_a_url_or_cookie_is_refused(token):
+    from roadedge.core.errors import RoadedgeError
+
+    with pytest.raises(RoadedgeError) as err:
+        mjpeg.open({"port": 0, "token": token}, {"stop": threading.Event()})
+    assert str(err.value) == "mjpeg sink: token: {!r}; expected letters, digits and ._~- only (it goes in a URL and a " \
+                             "cookie as is)".format(token)

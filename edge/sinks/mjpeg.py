@@ -26,6 +26,7 @@ import errno
 import hmac
 import html
 import ipaddress
+import re
 import secrets
 import socket
 import socketserver
@@ -35,7 +36,7 @@ from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from edge.plugins import Option, at_least, between, checked
+from edge.plugins import Check, Option, at_least, between, checked
 from edge.sinks.base import Sink
 from roadedge.core.errors import RoadedgeError
 
@@ -47,7 +48,9 @@ OPTIONS = {
     "max_fps": Option(float, 15.0, "at most this many frames per second go to viewers (0: every frame)",
                       check=at_least(0)),
     "token": Option(str, "", "secret a browser must present (?token= or Authorization: Bearer); bound to a non-loopback "
-                    "address without one, a token is made at start and logged"),
+                    "address without one, a token is made at start and logged",
+                    check=Check(lambda v: re.match(r"^[A-Za-z0-9._~-]*$", v) is not None,
+                                "letters, digits and ._~- only (it goes in a URL and a cookie as is)")),
 }
 
 BOUNDARY = "frame"
