@@ -81,14 +81,14 @@ def build(config, extra_sinks=()):
         runtime.backend = open_backend()
         runtime.source = open_source()
         context["source_fps"] = getattr(runtime.source, "fps", None)
+        if config.get("gps", {}).get("source"):  # before the sinks: a bad GPS source leaves no registry behind
+            from edge.gps.locator import open_locator
+
+            runtime.locator = open_locator(config["gps"], runtime.source)
         context["model"] = runtime.backend.model  # ModelInfo: sinks that need the task's output check it (masks)
         for section in config["outputs"]:
             runtime.sinks.append(plugins.plugin("sink", section["type"]).open(_section(section), context))
         runtime.sinks.extend(extra_sinks)
-        if config.get("gps", {}).get("source"):
-            from edge.gps.locator import open_locator
-
-            runtime.locator = open_locator(config["gps"], runtime.source)
         runtime.pipeline = Pipeline(runtime.source, runtime.backend, runtime.sinks, config, stop_event=runtime.stop,
                                     boot_id=boot_id, reopen={"capture": open_source, "inference": open_backend},
                                     locator=runtime.locator)

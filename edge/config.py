@@ -11,7 +11,8 @@ A configuration is a plain dict:
     segmentation: {...}                # a task's own section (edge/tasks/<task>.py SECTION, OPTIONS)
     pipeline: {...}                    # PIPELINE below
     gps: {...}, camera: {...}          # GPS, CAMERA below: positions and places on the road
-    outputs:  [{type: jsonl, ...}, ...]  # edge/sinks/<type>.py OPTIONS
+    outputs:  [{type: jsonl, ...}, ...]  # edge/sinks/<type>.py OPTIONS (with GPS, a `defects` output is added when
+                                       # there is none: the registry in its default place)
 """
 import copy
 import os
@@ -283,6 +284,8 @@ def load(profile=None, config_file=None, overrides=None):
         config[key]["type"] = merged[key]["type"]
     for sink, section in zip(config["outputs"], merged.get("outputs", [])):
         sink["type"] = section["type"]
+    if config["gps"]["source"] and not any(sink["type"] == "defects" for sink in config["outputs"]):
+        config["outputs"].append(dict(with_defaults(plugins.plugin("sink", "defects").OPTIONS, {}), type="defects"))
     _check_files(origin, config)
     return config
 

@@ -59,6 +59,9 @@ def register(subparsers):
     p.add_argument("--gps", metavar="SPEC", help="where the vehicle is: gpsd://HOST:PORT, nmea:/dev/ttyUSB0[:BAUD], "
                    "file:PATH (NMEA log or GPX, aligned to a video by its time) or synthetic; every message then carries "
                    "the position and each detection its estimated place on the road (profile: `gps:` and `camera:`)")
+    p.add_argument("--defects", metavar="PATH", help="the defect registry (SQLite) the damage events with a place on the "
+                   "road go to: one defect per class and place across passes (default with GPS: "
+                   "~/.cache/roadedge/defects-DEVICE.sqlite; see `roadedge report`)")
     p.add_argument("--summary", metavar="FILE", help="also write the end-of-run summary as JSON to FILE")
     p.add_argument("--quiet", action="store_true", help="no log lines on stderr, only errors")
     p.set_defaults(handler=lazy_handler("edge.run_command", "run_command"))
@@ -182,10 +185,13 @@ def overrides_from_args(args, base_outputs):
     with_mqtt = _mqtt_outputs(args, outputs)
     if with_mqtt is not None:
         outputs = with_mqtt
+    if getattr(args, "defects", None):
+        outputs = [o for o in outputs if o.get("type") != "defects"] + [{"type": "defects", "path": args.defects}]
     with_kvs = _kvs_outputs(args, outputs)
     if with_kvs is not None:
         outputs = with_kvs
-    if args.no_preview or args.preview or args.output or with_mqtt is not None or with_kvs is not None:
+    if args.no_preview or args.preview or args.output or with_mqtt is not None or with_kvs is not None \
+            or getattr(args, "defects", None):
         layer["outputs"] = outputs
     return layer
 

@@ -46,10 +46,11 @@ class Recorder(Sink):
 STATS = {}
 
 
-def run(gps, frames=FRAMES, **layers):
+def run(gps, frames=FRAMES, registry=None, **layers):
     recorder = Recorder()
+    outputs = [{"type": "defects", "path": str(registry)}] if registry else []
     settings = {"source": {"type": "opencv", "uri": SAMPLE_VIDEO, "realtime": False}, "pipeline": {"frames": frames},
-                "outputs": [], "gps": gps, "camera": CAMERA, "events": {"min_hits": 2},
+                "outputs": outputs, "gps": gps, "camera": CAMERA, "events": {"min_hits": 2},
                 "detection": {"min_score": 0.3}}
     settings.update(layers)
     runtime = app.build(config.load("x86-openvino-cpu", None, settings), extra_sinks=[recorder])
@@ -79,8 +80,9 @@ def expected_place(box, size, lat, lon, heading):
 
 
 @pytest.fixture(scope="module")
-def synthetic_run():
-    return run({"source": "synthetic", "start": list(START), "heading": HEADING, "speed": SPEED})
+def synthetic_run(tmp_path_factory):
+    registry = tmp_path_factory.mktemp("registry") / "defects.sqlite"
+    return run({"source": "synthetic", "start": list(START), "heading": HEADING, "speed": SPEED}, registry=registry)
 
 
 def test_every_message_carries_the_drive_position_at_its_video_time(synthetic_run):
@@ -153,7 +155,7 @@ def test_events_carry_the_fix_and_the_nearest_place_of_their_detections(syntheti
 def test_a_replayed_nmea_track_is_aligned_by_video_time_and_goes_stale_after_its_end(tmp_path):
     track = tmp_path / "drive.nmea"  # 1 Hz for 3 s: frames after 3 + max_age_s seconds have only a stale fix
     track.write_text("\r\n".join(synthetic_track_nmea(START[0], START[1], HEADING, SPEED, 3.0, 1764547200.0)) + "\r\n")
-    results = run({"source": "file:" + str(track), "max_age_s": 1.5}, frames=90)
+    results = run({"source": "file:" + str(track), "max_age_s": 1.5}, frames=90, registry=tmp_path / "defects.sqlite")
     drive = SyntheticSource(START[0], START[1], HEADING, SPEED, start=0.0)
     stale = 0
     for result in frames_of(results):
@@ -210,10 +212,11 @@ def test_no_fix_and_stale_fixes_place_nothing_and_say_so():
     (["--gps", "serial:/dev/ttyUSB0"], "--gps 'serial:/dev/ttyUSB0': expected"),
     (["--gps", "file:/nonexistent/track.nmea"], "/nonexistent/track.nmea: cannot read"),
 ])
-def test_bad_gps_specs_are_one_line_errors(argv, says):
+def test_bad_gps_specs_are_one_line_errors(argv, says, tmp_path):
     done = subprocess.run([sys.executable, "-m", "roadedge", "run", "--no-preview", "--frames", "1"] + argv,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, env=dict(os.environ, HOME=str(tmp_path)))
     assert done.returncode == 2 and says in done.stderr
+    assert not (tmp_path / ".cache" / "roadedge").exists()  # nothing opened before the GPS source: no registry
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
 
 
@@ -223,3 +226,20 @@ def test_a_profile_gps_section_is_checked_before_anything_opens(tmp_path):
     with pytest.raises(edge.config.RoadedgeError) as err:
         config.load("x86-openvino-cpu", str(settings))
     assert "gps.source" in str(err.value) and str(settings) in str(err.value)
+
+
+def test_with_gps_the_defect_registry_is_on_in_its_default_place_unless_named(tmp_path):
+    from edge.run_command import load_config
+    from roadedge.cli import build_parser
+
+    def outputs(*argv):
+        return [o for o in load_config(build_parser().parse_args(["run"] + list(argv)))["outputs"] if o["type"] == "defects"]
+
+    assert outputs() == []  # no GPS, no places: no registry
+    assert outputs("--gps", "synthetic") == [{"type": "defects", "path": "", "radius_m": 8.0, "pass_gap_s": 600.0}]
+    named = outputs("--gps", "synthetic", "--defects", str(tmp_path / "crew.sqlite"))
+    assert [o["path"] for o in named] == [str(tmp_path / "crew.sqlite")]
+    settings = tmp_path / "gps.yaml"
+    settings.write_text("gps:\n  source: synthetic\noutputs:\n  - type: defects\n    path: {}\n    radius_m: 5.0\n".format(
+        tmp_path / "profile.sqlite"))
+    assert [(o["path"], o["radius_m"]) for o in outputs("--config", str(settings))] == [(str(tmp_path / "profile.sqlite"), 5.0)]
