@@ -279,3 +279,26 @@ def test_two_runs_over_the_sample_drive_are_two_passes_over_the_same_defects(tmp
         assert distance(defect["lat"], defect["lon"], first[defect["label"]]["lat"], first[defect["label"]]["lon"]) < 0.5
         assert os.path.isfile(str(tmp_path / defect["snapshot"]))
     assert len(os.listdir(str(tmp_path / "defects-snapshots"))) == len(read_defects(str(path)))  # one image per defect
+
+
+def test_a_track_placed_from_afar_and_refined_near_another_defect_joins_it(registry, tmp_path):
+    """Seen first 30 m off (a far box's place), a new defect; refined as the car comes near, its place lies 2 m from a
+    known pothole: the twin goes, the sighting and its snapshot join the pothole."""
+    known = registry.record(event("b1", 1, *HOME, score=0.7), snapshot=b"\xff\xd8known")
+    far = destination(HOME[0], HOME[1], 90.0, 30.0)
+    twin = registry.record(event("b2", 7, *far, score=0.6), snapshot=b"\xff\xd8far")
+    assert twin != known and registry.defect_count == 2
+    near = destination(HOME[0], HOME[1], 90.0, 2.0)
+    assert registry.record(event("b2", 7, *near, score=0.9, kind="end"), snapshot=b"\xff\xd8near") == known
+    defects = registry.defects()
+    assert [(d["id"], d["sightings"], d["passes"], d["best_score"]) for d in defects] == [(known, 2, 2, 0.9)]
+    assert (registry.defect_count, registry.sighting_count) == (1, 2)
+    assert distance(defects[0]["lat"], defects[0]["lon"], HOME[0], HOME[1]) < 2.0  # the weighted mean of 0 m and 2 m
+    shots = sorted(os.listdir(registry.snapshots_dir))
+    assert len(shots) == 1 and open(os.path.join(registry.snapshots_dir, shots[0]), "rb").read() == b"\xff\xd8near"
+    assert defects[0]["snapshot"].endswith(shots[0])
+    # a defect with two sightings does not move: a third track refined near the first defect leaves it be
+    other = registry.record(event("b3", 2, *destination(HOME[0], HOME[1], 90.0, 30.0), score=0.6))
+    registry.record(event("b3", 3, *destination(HOME[0], HOME[1], 90.0, 31.0), score=0.6))
+    registry.record(event("b3", 2, *destination(HOME[0], HOME[1], 90.0, 1.0), score=0.9, kind="end"))
+    assert other in [d["id"] for d in registry.defects()]

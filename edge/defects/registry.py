@@ -288,6 +288,7 @@ class DefectRegistry(object):
                 db.execute("UPDATE sightings SET lat = ?, lon = ?, width_m = ?, length_m = ?, score = ? WHERE id = ?",
                            (s["lat"], s["lon"], s["width_m"], s["length_m"], s["score"], sighting_id))
                 self._move_weight(defect_id, (old_lat, old_lon, old_score), s)
+            defect_id = self._rejoin(defect_id, sighting_id, s, removed, added)
             db.execute("UPDATE sightings SET first_seen = ?, first_seen_s = ? WHERE id = ? AND first_seen_s > ?",
                        (s["first_seen"], s["first_seen_s"], sighting_id, s["first_seen_s"]))
             db.execute("UPDATE sightings SET last_seen = ?, last_seen_s = ? WHERE id = ? AND last_seen_s < ?",
@@ -303,8 +304,32 @@ class DefectRegistry(object):
         self._refresh_best(defect_id)
         return defect_id
 
-    def _match(self, label, lat, lon):
-        """The id of the nearest defect of class `label` within radius_m of (lat, lon), or None."""
+    def _rejoin(self, defect_id, sighting_id, s, removed, added):
+        """A defect made by this sighting alone whose refined place now lies within radius_m of another defect of its
+        class joins that one: a track first placed from afar (where a pixel spans metres) and refined as the car came
+        near must not leave a twin behind. Returns the sighting's defect id."""
+        if self._db.execute("SELECT sightings FROM defects WHERE id = ?", (defect_id,)).fetchone()[0] != 1:
+            return defect_id
+        other = self._match(s["label"], s["lat"], s["lon"], exclude=defect_id)
+        if other is None:
+            return defect_id
+        new_pass = self._is_new_pass(other, s)
+        self._db.execute("DELETE FROM defects WHERE id = ?", (defect_id,))
+        self._db.execute("UPDATE sightings SET defect_id = ? WHERE id = ?", (other, sighting_id))
+        self._db.execute("UPDATE defects SET sightings = sightings + 1, passes = passes + ? WHERE id = ?",
+                         (1 if new_pass else 0, other))
+        self._move_weight(other, None, s)
+        added[0] -= 1
+        shots = self._db.execute("SELECT id, snapshot FROM sightings WHERE defect_id = ? AND snapshot IS NOT NULL "
+                                 "ORDER BY snapshot_score DESC, id DESC", (other,)).fetchall()
+        for loser_id, loser in shots[1:]:  # one snapshot per defect: its best
+            self._db.execute("UPDATE sightings SET snapshot = NULL, snapshot_score = NULL WHERE id = ?", (loser_id,))
+            removed.append(os.path.join(self.folder, *loser.split("/")))
+        return other
+
+    def _match(self, label, lat, lon, exclude=None):
+        """The id of the nearest defect of class `label` within radius_m of (lat, lon) (other than `exclude`), or
+        None."""
         dlat = self.radius_m / DEGREE_LAT_M * 1.01
         cos_lat = math.cos(math.radians(min(90.0, abs(lat) + dlat)))
         dlon = 360.0 if cos_lat < 1e-9 else self.radius_m / (DEGREE_LON_M * cos_lat) * 1.01
@@ -320,6 +345,8 @@ class DefectRegistry(object):
                 params += [low, high]
         best, best_m = None, None
         for defect_id, d_lat, d_lon in self._db.execute(sql, params):
+            if defect_id == exclude:
+                continue
             metres = distance(lat, lon, d_lat, d_lon)
             if metres <= self.radius_m and (best_m is None or metres < best_m):
                 best, best_m = defect_id, metres
