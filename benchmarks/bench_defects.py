@@ -36,8 +36,11 @@ def roadedge(*argv):
     return done
 
 
-def summarise(name, defects, damages, both):
+def summarise(name, defects, damages, both, rendered):
+    """`damages`: those the passes could place; `rendered`: every damage of drive.json (a defect matching none of
+    them is a false one; one matching a damage the passes could hardly place is not)."""
     result = compare(defects, damages)
+    result["extra"] = compare(defects, rendered)["extra"]
     on_both = [result["passes_of"].get(t) for t in sorted(both)]
     row = {"registry": name, "placeable_damages": len(damages), "placeable_on_both": len(both),
            "defects": result["defects"], "matched_damages": result["matched_damages"],
@@ -90,14 +93,16 @@ def main():
     with DefectRegistry(labels_path) as registry:
         for index, folder in enumerate(folders):
             replay_labels(folder, registry, boot_id="labels-pass{}".format(index))
-    rows.append(summarise("labels", read_defects(labels_path), damages, both))
+    with open(os.path.join(folders[0], "drive.json")) as handle:
+        rendered = json.load(handle)["damages"]
+    rows.append(summarise("labels", read_defects(labels_path), damages, both, rendered))
     model_path = os.path.join(work, "model.sqlite")
     for folder in folders:
         roadedge("run", "--source", os.path.join(folder, "drive.mp4"), "--config", os.path.join(folder, "drive.yaml"),
                  "--no-realtime", "--no-preview", "--defects", model_path, "--min-score", args.min_score, "--quiet",
                  "--output", "jsonl:" + os.path.join(folder, "run.jsonl"), "--device-name", "bench")
     rows.append(summarise("model (bundled demo detector, min-score {})".format(args.min_score), read_defects(model_path),
-                          damages, both))
+                          damages, both, rendered))
     os.makedirs(args.out, exist_ok=True)
     report = {"duration_s": args.duration, "road_seed": args.road_seed, "seeds": args.seeds, "work": work, "rows": rows,
               "damages": damages}
