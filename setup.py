@@ -33,9 +33,10 @@ setup(
         "cloud": ["boto3>=1.26", "av>=11"],
         "bench": ["matplotlib"],
         "kvs": ["av>=11"],
+        "quantize": ["nncf>=2.14"],
         "test": ["pytest>=7", "boto3>=1.26", "moto[s3,server]>=5", "ruff", "vermin", "import-linter>=2", "pycocotools>=2.0.6",
                  "jsonschema>=4", "hypothesis>=6", "av>=11",
-                 "playwright>=1.40"],
+                 "playwright>=1.40", "nncf>=2.14"],
     },
     entry_points={"console_scripts": ["roadedge = roadedge.cli:main"]},
 )

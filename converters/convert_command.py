@@ -15,10 +15,20 @@ def register(subparsers):
     )
     commands = convert.add_subparsers(dest="convert_command", metavar="SUBCOMMAND")
     commands.required = True
+    convert.roadedge_subcommands = commands  # for add_subcommand: higher layers (training) add theirs here
     for module, add in (("converters.ssd_deploy", _register_deploy), ("converters.optimize", _register_optimize),
                         ("converters.mxnet_env", _register_setup_mo), ("converters.verify", _register_verify)):
         if importlib.util.find_spec(module) is not None:  # a subcommand appears once its module exists
             add(commands)
+
+
+def add_subcommand(subparsers, name, **kwargs):
+    """Add `roadedge convert NAME` from a module of a higher layer (training's `quantize` needs the evaluator, which
+    converters may not import); the `convert` command must be registered first (COMMAND_MODULES' order)."""
+    convert = subparsers.choices.get("convert")
+    if convert is None or not hasattr(convert, "roadedge_subcommands"):
+        raise RuntimeError("`roadedge convert` is not registered yet: list converters.convert_command first")
+    return convert.roadedge_subcommands.add_parser(name, **kwargs)
 
 
 def _register_deploy(commands):

@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "converters.dataset_command",
     "converters.convert_command",
     "training.command",
+    "training.quantize_command",
     "cloud.serve.command",
     "cloud.segment.command",
     "packagers.command",

@@ -196,10 +196,19 @@ class OpenVinoDetector:
         self.labels = _override_labels(self.labels, labels)
         self.compiled = None
 
-    def detect_all(self, images, min_score, progress=None):
+    def network_input(self, frame):
+        """The tensor the IR itself takes for a BGR frame (also what `convert quantize` calibrates with)."""
         import cv2
 
-        from converters.verify import mxnet_input, openvino_rows
+        from converters.verify import mxnet_input
+
+        if self.preprocessing.get("embedded"):
+            return frame[None]  # the IR resizes, reorders and normalises BGR uint8 frames itself
+        resized = cv2.resize(frame, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
+        return mxnet_input(resized, self.preprocessing)
+
+    def detect_all(self, images, min_score, progress=None):
+        from converters.verify import openvino_rows
         from roadedge.core.openvino_core import shared_core
 
         core = shared_core()
@@ -210,12 +219,7 @@ class OpenVinoDetector:
         for image in progress(images) if progress else images:
             frame = _read_frame(image.path)
             height, width = frame.shape[:2]
-            if self.preprocessing.get("embedded"):
-                tensor = frame[None]  # the IR resizes, reorders and normalises BGR uint8 frames itself
-            else:
-                resized = cv2.resize(frame, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
-                tensor = mxnet_input(resized, self.preprocessing)
-            raw = request.infer({0: tensor})[output]
+            raw = request.infer({0: self.network_input(frame)})[output]
             results.append(to_pixels(openvino_rows(raw, min_score, self.label_offset), width, height))
         return results
 
