@@ -211,3 +211,29 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(copies, case, expected,
                                    "--validation-size", "2", "--synth-size", "64x64"] + extra)
     assert line.startswith("roadedge: error: ") and expected.format(**{"in": folder}) in line, line
     assert sorted(os.listdir(str(tmp_path))) == (["out"] if case == "exists" else [])  # no output, no partial
+
+
+def test_a_sagemaker_folder_calibrates_on_train_and_validates_on_validation(sets, tmp_path):
+    from training.quantize_data import calibration_images, validation_set
+
+    channels = tmp_path / "sagemaker"
+    assert main(["dataset", "convert", sets[0], str(channels), "--classes", "synth", "--seed", "3",
+                 "--validation-fraction", "0.25", "--empty", "keep"]) == 0
+    train, validation = sorted(os.listdir(str(channels / "train"))), sorted(os.listdir(str(channels / "validation")))
+    paths, record = calibration_images(str(channels), 100, 0, (64, 64), str(tmp_path))
+    assert [os.path.basename(p) for p in paths] == train and record == {"source": str(channels), "images": len(train)}
+    data, truth, record = validation_set(str(channels), 3, 0, (64, 64), str(tmp_path), ["D00", "D10", "D20", "D40", "D43", "D44"])
+    assert [os.path.basename(image.path) for image in data.images] == validation[:3]
+    assert record == {"source": str(channels), "images": 3, "format": "sagemaker", "split": "validation"}
+    objects = [json.loads((channels / "validation_annotation" / (os.path.splitext(name)[0] + ".json")).read_text())["annotations"]
+               for name in validation[:3]]
+    assert [[(t[0], t[1][0], t[1][1]) for t in image] for image in truth] == \
+        [[(o["class_id"], o["left"], o["top"]) for o in image] for image in objects]
+
+
+def test_convert_help_lists_quantize(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["convert", "quantize", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: roadedge convert quantize") and "--max-drop" in out and "--calibration" in out
