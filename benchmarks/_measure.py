@@ -13,20 +13,32 @@ from _models import REPO, metadata
 
 from roadedge.core.model_metadata import channel_scale
 
-E2E_CONFIG = {  # --config layers on top of the x86-openvino-cpu profile; publish_empty: every frame gets a timestamp
-    "latency": "pipeline: {publish_empty: true}\n",
-    "throughput": "pipeline: {publish_empty: true}\nbackend: {type: openvino, performance_hint: THROUGHPUT}\n",
-}
 PRECISION = "f32"
+PRECISIONS = ("f32", "bf16", "int8")  # int8: a quantized IR, run with the f32 hint (its quantized layers stay int8)
 
 
-def e2e_command(xml, video, frames, mode, work, loop=False):
-    """The `roadedge run` argument list of one end-to-end run (after `roadedge`)."""
+def hint_precision(precision):
+    """The CPU plugin's INFERENCE_PRECISION_HINT for a row's precision."""
+    return "f32" if precision == "int8" else precision
+
+
+def e2e_config(mode, precision=PRECISION, cache_dir=None):
+    """--config on top of the x86-openvino-cpu profile; publish_empty: every frame gets a timestamp."""
+    backend = ["type: openvino", "precision: " + hint_precision(precision)]
+    if mode == "throughput":
+        backend.append("performance_hint: THROUGHPUT")
+    if cache_dir:
+        backend.append("cache_dir: " + json.dumps(cache_dir))
+    return "pipeline: {publish_empty: true}\nbackend: {" + ", ".join(backend) + "}\n"
+
+
+def e2e_command(xml, video, frames, mode, work, loop=False, precision=PRECISION, cache_dir=None):
+    """The `roadedge run` argument list of one end-to-end run (after `roadedge`): JSON lines on stdout."""
     config = os.path.join(work, "e2e-{}.yaml".format(mode))
     with open(config, "w", encoding="utf-8") as handle:
-        handle.write(E2E_CONFIG[mode])
+        handle.write(e2e_config(mode, precision, cache_dir))
     args = ["run", "--profile", "x86-openvino-cpu", "--config", config, "--model", xml, "--source", video,
-            "--frames", str(frames), "--no-realtime", "--no-preview", "--output", "jsonl:" + os.path.join(work, "e2e.jsonl"),
+            "--frames", str(frames), "--no-realtime", "--no-preview", "--output", "jsonl:-",
             "--summary", os.path.join(work, "e2e-summary.json"), "--quiet"]
     if mode == "throughput":
         args += ["--requests", "0"]  # the device's optimal number of requests for the THROUGHPUT hint
@@ -37,36 +49,58 @@ def _timestamp(text):
     return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc).timestamp()
 
 
-def run_e2e(xml, video, frames, mode, work, loop=False):
-    """One `roadedge run` in a subprocess: the summary's fps/seconds/stages, plus the steady-state FPS between the first
-    and the last finished frame (from the per-frame messages' timestamps; leaves out compile and first inference)."""
-    args = e2e_command(xml, video, frames, mode, work, loop)
-    for name in ("e2e.jsonl", "e2e-summary.json"):  # the jsonl sink appends
-        if os.path.exists(os.path.join(work, name)):
-            os.remove(os.path.join(work, name))
-    started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "roadedge"] + args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    wall = time.perf_counter() - started
-    if result.returncode != 0:
-        raise SystemExit("roadedge {} failed:\n{}".format(" ".join(args), result.stdout.decode(errors="replace")))
+def run_child(argv, cwd=REPO):
+    """Run argv with stdout read line by line: (stdout lines, seconds from start to the first line, seconds in all,
+    the child's peak RSS in MB (its ru_maxrss from wait4), exit code, stderr text)."""
+    import tempfile
+
+    with tempfile.TemporaryFile() as errors:
+        started = time.perf_counter()
+        child = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=errors)
+        lines, first = [], None
+        for line in child.stdout:
+            if first is None:
+                first = time.perf_counter() - started
+            lines.append(line)
+        child.stdout.close()
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - started
+        errors.seek(0)
+        text = errors.read().decode(errors="replace")
+    return lines, first, wall, round(usage.ru_maxrss / 1024.0, 1), child.returncode, text
+
+
+def run_e2e(xml, video, frames, mode, work, loop=False, precision=PRECISION, cache_dir=None):
+    """One `roadedge run` in a subprocess: the summary's fps/seconds/stages/startup_seconds, plus the steady-state FPS
+    between the first and the last finished frame (from the per-frame messages' timestamps; leaves out compile and
+    first inference), the process's peak RSS and the wall time from its start to its first JSON line."""
+    args = e2e_command(xml, video, frames, mode, work, loop, precision, cache_dir)
+    if os.path.exists(os.path.join(work, "e2e-summary.json")):
+        os.remove(os.path.join(work, "e2e-summary.json"))
+    lines, first, wall, rss_mb, code, errors = run_child([sys.executable, "-m", "roadedge"] + args)
+    if code != 0:
+        raise SystemExit("roadedge {} failed:\n{}".format(" ".join(args), errors))
     with open(os.path.join(work, "e2e-summary.json"), encoding="utf-8") as handle:
         summary = json.load(handle)
-    with open(os.path.join(work, "e2e.jsonl"), encoding="utf-8") as handle:
-        stamps = [_timestamp(json.loads(line)["ts"]) for line in handle if line.strip()]
+    stamps = [_timestamp(json.loads(line)["ts"]) for line in lines if line.strip()]
     steady = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 2 and stamps[-1] > stamps[0] else None
-    return {"command": "roadedge " + " ".join(args), "frames": summary["frames"], "seconds": summary["seconds"],
+    return {"command": "roadedge " + " ".join(args), "config": e2e_config(mode, precision, cache_dir),
+            "frames": summary["frames"], "seconds": summary["seconds"],
             "fps": summary["fps"], "steady_fps": round(steady, 2) if steady else None,
             "startup_s": round(summary["seconds"] - (len(stamps) - 1) / steady, 3) if steady else None,
-            "process_wall_s": round(wall, 2), "dropped": summary["dropped"],
+            "process_wall_s": round(wall, 2), "dropped": summary["dropped"], "precision": precision,
+            "startup_seconds": summary.get("startup_seconds"), "first_line_s": round(first, 3) if first else None,
+            "max_rss_mb": rss_mb, "cache_dir": cache_dir,
             "stages_ms": summary["stages_ms"], "detections": summary["detections"]}
 
 
-def benchmark_app(xml, hint, seconds, shape=None):
-    """benchmark_app -hint HINT -infer_precision f32 on the CPU: FPS, latency (ms), requests and streams."""
+def benchmark_app(xml, hint, seconds, shape=None, precision=PRECISION):
+    """benchmark_app -hint HINT -infer_precision P on the CPU: FPS, latency (ms), requests and streams."""
     tool = shutil.which("benchmark_app")
     if tool is None:
         raise SystemExit("benchmark_app not found on PATH (it comes with `pip install openvino`)")
-    args = [tool, "-m", xml, "-d", "CPU", "-hint", hint, "-infer_precision", PRECISION, "-t", str(seconds)]
+    args = [tool, "-m", xml, "-d", "CPU", "-hint", hint, "-infer_precision", hint_precision(precision), "-t", str(seconds)]
     if shape:
         args += ["-shape", shape]
     result = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -114,7 +148,7 @@ def video_info(video):
     return info
 
 
-def sync_loop(xml, video, frames):
+def sync_loop(xml, video, frames, precision=PRECISION):
     """DeepLens-sample style: read -> cv2.resize -> NCHW float32 -> compiled_model(tensor) -> parse -> draw, one frame at
     a time on one thread of control; FPS over `frames` frames (the video restarts at its end) and mean ms per stage."""
     import cv2
@@ -131,7 +165,8 @@ def sync_loop(xml, video, frames):
     rgb = pre.get("color_order", "RGB") == "RGB"
     keep = DetectionFilter(meta["labels"], 0.5, None, 100, int(meta["output"].get("label_offset", 0)))
     started = time.perf_counter()
-    compiled = ov.Core().compile_model(xml, "CPU", {"INFERENCE_PRECISION_HINT": PRECISION, "PERFORMANCE_HINT": "LATENCY"})
+    compiled = ov.Core().compile_model(xml, "CPU", {"INFERENCE_PRECISION_HINT": hint_precision(precision),
+                                                 "PERFORMANCE_HINT": "LATENCY"})
     compile_s = time.perf_counter() - started
     capture = cv2.VideoCapture(video)
     stages = {name: 0.0 for name in ("read", "preprocess", "infer", "parse", "draw")}

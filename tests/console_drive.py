@@ -9,6 +9,8 @@ track seen then has no ground position, so it is an event and never a defect.
 import logging
 import threading
 import types
+import urllib.error
+import urllib.request
 
 import cv2
 import numpy as np
@@ -128,3 +130,12 @@ class Drive(object):
 def lon_lats(pairs):
     """[(lon, lat), ...] sorted and flattened: positions to compare with pytest.approx."""
     return [value for pair in sorted(tuple(p[:2]) for p in pairs) for value in pair]
+
+
+def get(url, headers=None):
+    """(status, headers, body bytes), also for 4xx answers."""
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=5) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers, err.read()

@@ -5,8 +5,6 @@ import io
 import json
 import os
 import threading
-import urllib.error
-import urllib.request
 import xml.etree.ElementTree as ElementTree
 
 import pytest
@@ -18,7 +16,7 @@ from edge.console.routes import BadRequest, filters
 from edge.defects.registry import read_defects
 from edge.defects.times import epoch_seconds
 from edge.sinks import mjpeg
-from tests.console_drive import STALE, TRACKS, Drive, lon_lats, position
+from tests.console_drive import STALE, TRACKS, Drive, get, lon_lats, position
 
 
 @pytest.fixture(scope="module")
@@ -26,15 +24,6 @@ def drive(tmp_path_factory):
     drive = Drive(str(tmp_path_factory.mktemp("console") / "defects.sqlite"))
     yield drive
     drive.close()
-
-
-def get(url, headers=None):
-    """(status, headers, body bytes), also for 4xx answers."""
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=5) as response:
-            return response.status, response.headers, response.read()
-    except urllib.error.HTTPError as err:
-        return err.code, err.headers, err.read()
 
 
 def get_json(drive, path, status=200):

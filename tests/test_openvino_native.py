@@ -316,19 +316,16 @@ def test_small_ssds_match_mxnet(tmp_path, recipe, shape):
 
 
 def test_sagemaker_resnet50_ssd_at_300_and_512(tmp_path):
-    """The real SageMaker training symbol, deployed, with seeded weights; 512 is also timed (convert + save)."""
+    """The real SageMaker training symbol, deployed, with seeded weights, at both of SageMaker's input sizes."""
     require_mxnet()
     for size in (300, 512):
         folder = tmp_path / str(size)
         folder.mkdir()
         # head_scale: ResNet-50's random features are large; smaller heads keep the scores from saturating at 1
         graph, args, aux, image, expected = ssd_case(folder, "sagemaker", (1, 3, size, size), seed=5, head_scale=1e-3)
-        started = time.perf_counter()
         model = convert_graph(graph, args, aux, image.shape, name="sagemaker-ssd")
         xml = str(folder / "model.xml")
         ov.save_model(model, xml, compress_to_fp16=False)
-        elapsed = time.perf_counter() - started
-        assert elapsed < 10, "converting and saving took {:.1f} s".format(elapsed)
         anchors = {300: 2268, 512: 6132}[size]
         assert expected[0].shape == (1, anchors, 6)
         saved = ov.Core().read_model(xml)

@@ -2,21 +2,11 @@
 configured one. Real servers, real HTTP clients."""
 import logging
 import threading
-import urllib.error
-import urllib.request
 
 import pytest
 
 from edge.sinks import mjpeg
-
-
-def get(url, headers=None):
-    """(status, headers, body bytes), also for 4xx answers."""
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=5) as response:
-            return response.status, response.headers, response.read()
-    except urllib.error.HTTPError as err:
-        return err.code, err.headers, err.read()
+from tests.console_drive import get
 
 
 @pytest.fixture(scope="module")

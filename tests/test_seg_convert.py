@@ -91,7 +91,7 @@ def test_native_engine_matches_gluoncv(cases, tmp_path, algorithm):
     assert relative_diff(reference, logits) < LOGIT_TOLERANCE
 
 
-@pytest.mark.parametrize("algorithm", sorted(CASES))
+@pytest.mark.parametrize("algorithm", ["fcn", "psp"])  # deeplab's mxnet-engine IR is test_verify_command_agrees...'s
 def test_mxnet_engine_matches_gluoncv(cases, tmp_path, algorithm):
     case = cases(algorithm)
     xml, meta = convert(case, tmp_path, "--engine", "mxnet")

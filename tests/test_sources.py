@@ -444,3 +444,22 @@ def test_picamera2_configures_rgb888_and_hands_its_array_on_as_bgr(monkeypatch, 
     swapped = picamera2.open(options(picamera2, width=64, height=48, swap_rb=True), context)
     assert swapped.read().image[0, 0].tolist() == [0, 0, 200]
     swapped.close()
+
+
+def test_one_decoding_thread_gives_the_same_frames():
+    """decode_threads: 1 (the capture thread alone) changes who decodes, not what: the sample's frames are identical."""
+    import numpy as np
+
+    from edge.plugins import checked
+    from edge.sources import opencv
+    from edge.sources.spec import SAMPLE_VIDEO
+
+    frames = {}
+    for threads in (0, 1):
+        source = opencv.open(checked(opencv.OPTIONS, {"uri": SAMPLE_VIDEO, "decode_threads": threads}, "t"),
+                             {"log": None, "stop": None})
+        try:
+            frames[threads] = [source.read().image for _ in range(40)]
+        finally:
+            source.close()
+    assert all(np.array_equal(a, b) for a, b in zip(frames[0], frames[1])) and len(frames[1]) == 40

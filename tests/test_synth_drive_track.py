@@ -1,5 +1,6 @@
 """Where a synthetic drive is: its GPS track, camera settings and each damage's place, and two passes on one road."""
 import json
+import os
 import statistics
 
 import pytest
@@ -103,3 +104,23 @@ def test_bad_drive_options_are_one_line_errors(tmp_path, capsys, argv, says):
 def test_drive_options_are_refused_for_stills(tmp_path, capsys):
     assert cli.main(["synth", str(tmp_path / "x"), "--road-seed", "3"]) == 2
     assert "--road-seed applies to --video only" in capsys.readouterr().err
+
+
+def test_drive_frames_are_a_voc_set_of_the_drives_frames_and_labels(tmp_path):
+    """--drive-frames K: every K-th frame of the drive the same seed renders, with the same boxes, as VOC stills."""
+    from roadedge.core.voc import read_voc_xml
+
+    out = tmp_path / "frames"
+    assert cli.main(["synth", str(out), "--drive-frames", "20", "--count", "4", "--seed", "3", "--road-seed", "11"]) == 2
+    assert cli.main(["synth", str(out), "--drive-frames", "20", "--count", "4", "--seed", "3", "--size", "640x360"]) == 0
+    video = tmp_path / "video"
+    assert cli.main(["synth", "--video", str(video), "--seed", "3", "--duration", "4.2", "--fps", "15"]) == 0
+    _, records = load(video)
+    stems = sorted(name[:-4] for name in os.listdir(str(out / "Annotations")))
+    assert stems == ["drive-s3-00000", "drive-s3-00020", "drive-s3-00040", "drive-s3-00060"]
+    for stem in stems:
+        record, problems = read_voc_xml(str(out / "Annotations" / (stem + ".xml")))
+        assert not problems and tuple(record.size[:2]) == (640, 360)
+        frame = records[int(stem.rsplit("-", 1)[1])]
+        assert sorted((o.name, list(o.bbox)) for o in record.objects) == sorted(
+            (o["name"], o["bbox"]) for o in frame["objects"])

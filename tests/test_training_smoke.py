@@ -101,7 +101,7 @@ def test_metrics_markdown_has_every_class():
 def test_quick_recipe_writes_sagemaker_artifacts_and_a_verified_ir(tmp_path, capsys):
     require_mxnet()
     out = tmp_path / "run"
-    assert main(["train", str(out), "--quick"]) == 0
+    assert main(["train", str(out), "--quick", "--drive-images", "8"]) == 0
     tarball = out / "model" / "model.tar.gz"
     with tarfile.open(tarball) as archive:
         members = {m.name: archive.extractfile(m).read() for m in archive.getmembers()}
@@ -119,6 +119,10 @@ def test_quick_recipe_writes_sagemaker_artifacts_and_a_verified_ir(tmp_path, cap
     assert meta["labels"] == list(SYNTH_CLASSES) and meta["preprocessing"]["mean"] == [0.0, 0.0, 0.0]
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["metrics"]["ap50"]) == set(SYNTH_CLASSES) and summary["settings"]["quick"] is True
+    assert summary["settings"]["drive_images"] == 8
+    trained = [name for channel in ("train", "validation") for name in os.listdir(str(out / "sagemaker" / channel))]
+    drive = [name for name in trained if name.startswith("drive-s1001-")]  # every 5th frame of drive seed 1001
+    assert drive and len(trained) == summary["images"]["train"] + summary["images"]["validation"] > len(drive)
     capsys.readouterr()
     assert main(["convert", "verify", str(tarball), str(xml)]) == 0
     assert "OK: the IR matches MXNet" in capsys.readouterr().out

@@ -4,8 +4,9 @@ MODEL is an OpenVINO IR (NAME.xml with NAME.bin and the NAME.json metadata
 `roadedge convert optimize` writes) or an MXNet SSD (training or deploy
 prefix, or SageMaker's model.tar.gz; it runs in the isolated MXNet
 environment, all images in one process). DATA_DIR is a VOC-XML folder
-(labelImg, RDD, `roadedge synth`) or a SageMaker object-detection folder
-(`roadedge dataset convert`: SPLIT/ + SPLIT_annotation/). Classes are matched
+(labelImg, RDD, `roadedge synth`), a SageMaker object-detection folder
+(`roadedge dataset convert`: SPLIT/ + SPLIT_annotation/) or a rendered drive
+(`roadedge synth --video`: drive.mp4 + drive.jsonl, each frame one image). Classes are matched
 by name; VOC `difficult` objects are ignored the way COCO ignores crowds.
 Metrics come from training.metrics (the numbers pycocotools gives).
 """
@@ -24,7 +25,8 @@ SPLITS = ("train", "validation")
 
 def add_arguments(p):
     p.add_argument("model", metavar="MODEL", help="OpenVINO IR (.xml, with its .json metadata) or MXNet prefix / model.tar.gz")
-    p.add_argument("data_dir", metavar="DATA_DIR", help="VOC-XML folder or SageMaker object-detection folder; for a "
+    p.add_argument("data_dir", metavar="DATA_DIR", help="VOC-XML folder, SageMaker object-detection folder or "
+                   "`roadedge synth --video` folder (drive.mp4 + drive.jsonl, or a VIDEO.mp4 with VIDEO.jsonl beside it); for a "
                    "segmentation model a VOC 2012 segmentation tree or SageMaker segmentation folder")
     p.add_argument("--split", choices=SPLITS + ("val", "trainval", "all"), default=None,
                    help="channel of a SageMaker folder (default: validation); for segmentation also the VOC tree's "
@@ -33,7 +35,8 @@ def add_arguments(p):
                    help="machine-readable report (JSON): on stdout, or written to FILE (the table still printed)")
     p.add_argument("--score-threshold", type=float, default=0.5, help="score for the per-class precision and recall")
     p.add_argument("--min-score", type=float, default=0.01, help="lowest detection score kept for AP")
-    p.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate the first N images only")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate the first N images (video frames) only")
+    p.add_argument("--every", type=int, default=1, metavar="K", help="evaluate every K-th image or video frame (default 1: all)")
     p.add_argument("--labels", default=None, help="the model's class names instead of its metadata's, comma-separated or a file")
     p.add_argument("--ignore-unknown", action="store_true", help="leave out objects of classes the model does not know")
     p.add_argument("--input-shape", type=int, nargs=2, metavar=("H", "W"), default=None,
@@ -46,47 +49,59 @@ def add_arguments(p):
 
 
 class EvalImage:
-    __slots__ = ("stem", "path", "objects")
+    __slots__ = ("stem", "path", "objects", "reader")
 
-    def __init__(self, stem, path, objects):
+    def __init__(self, stem, path, objects, reader=None):
         self.stem = stem
         self.path = path
         self.objects = objects  # [(class name, or class_id when the data names none), box, difficult]
+        self.reader = reader  # () -> BGR frame, for a video frame (path is VIDEO#INDEX)
+
+    def read(self):
+        return self.reader() if self.reader else _read_frame(self.path)
 
 
 class DataSet:
     def __init__(self, root, kind, split, images):
         self.root = root
-        self.kind = kind  # "voc" or "sagemaker"
+        self.kind = kind  # "voc", "sagemaker" or "video"
         self.split = split  # None for VOC
         self.images = images
 
 
-def load_data(data_dir, split="validation", limit=None):
-    if not os.path.isdir(data_dir):
-        raise RoadedgeError("{}: not a folder; expected a VOC-XML folder or a SageMaker object-detection folder".format(data_dir))
+def load_data(data_dir, split="validation", limit=None, every=1):
+    from training.eval_video import drive_paths, load_drive
+
     if limit is not None and limit <= 0:
         raise RoadedgeError("--limit {}: expected a positive number of images".format(limit))
+    if every <= 0:
+        raise RoadedgeError("--every {}: expected a positive step (1: every image)".format(every))
+    drive = drive_paths(data_dir)
+    if drive:
+        return DataSet(data_dir, "video", None, load_drive(drive, limit, every, EvalImage))
+    if not os.path.isdir(data_dir):
+        raise RoadedgeError("{}: not a folder; expected a VOC-XML folder, a SageMaker object-detection folder or a "
+                            "`roadedge synth --video` folder".format(data_dir))
     channels = [name for name in SPLITS if os.path.isdir(os.path.join(data_dir, name + "_annotation"))]
     if channels:
         if split not in channels:
             raise RoadedgeError("{}: no {}_annotation/ folder (this SageMaker folder has {}); see --split".format(
                 data_dir, split, ", ".join(channels)))
-        images = _load_sagemaker(data_dir, split, limit)
+        images = _load_sagemaker(data_dir, split, limit, every)
         data = DataSet(data_dir, "sagemaker", split, images)
     else:
-        data = DataSet(data_dir, "voc", None, _load_voc(data_dir, limit))
+        data = DataSet(data_dir, "voc", None, _load_voc(data_dir, limit, every))
     if not data.images:
         raise RoadedgeError("{}: no images to evaluate".format(data_dir))
     return data
 
 
-def _load_voc(voc_dir, limit):
+def _load_voc(voc_dir, limit, every=1):
     from converters.voc_dataset import find_annotation_files, find_image
     from roadedge.core.voc import read_voc_xml
 
     problems, images = [], []
-    for xml_path in find_annotation_files(voc_dir)[:limit]:
+    for xml_path in find_annotation_files(voc_dir)[::every][:limit]:
         record, found = read_voc_xml(xml_path)
         problems.extend(found)
         if record is None:
@@ -102,9 +117,9 @@ def _load_voc(voc_dir, limit):
     return images
 
 
-def _load_sagemaker(root, split, limit):
+def _load_sagemaker(root, split, limit, every=1):
     folder = os.path.join(root, split + "_annotation")
-    names = sorted(name for name in os.listdir(folder) if name.endswith(".json"))[:limit]
+    names = sorted(name for name in os.listdir(folder) if name.endswith(".json"))[::every][:limit]
     problems, images = [], []
     for name in names:
         path = os.path.join(folder, name)
@@ -217,7 +232,7 @@ class OpenVinoDetector:
         output = self.compiled.outputs[0]
         results = []
         for image in progress(images) if progress else images:
-            frame = _read_frame(image.path)
+            frame = image.read()
             height, width = frame.shape[:2]
             raw = request.infer({0: self.network_input(frame)})[output]
             results.append(to_pixels(openvino_rows(raw, min_score, self.label_offset), width, height))
@@ -264,7 +279,7 @@ class MXNetDetector:
                                                shape=(len(images), 3, self.height, self.width))
             sizes = []
             for index, image in enumerate(progress(images) if progress else images):
-                frame = _read_frame(image.path)
+                frame = image.read()
                 sizes.append(frame.shape[1::-1])
                 resized = cv2.resize(frame, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
                 inputs[index] = mxnet_input(resized, self.preprocessing)[0]
@@ -329,13 +344,13 @@ def open_detector(model_path, labels=None, input_shape=None, epoch=0):
 
 
 def collect(model_path, data_dir, split="validation", min_score=0.01, limit=None, labels=None, ignore_unknown=False,
-            input_shape=None, epoch=0, progress=None):
+            input_shape=None, epoch=0, progress=None, every=1):
     """Everything the metrics need: (detector labels, data, ground truth, detections, unknown-class counts).
 
     Ground truth per image: [(class_id, box, difficult)]; detections: [(class_id, score, box)], boxes in pixels.
     """
     detector = open_detector(model_path, labels, input_shape, epoch)
-    data = load_data(data_dir, split, limit)
+    data = load_data(data_dir, split, limit, every)
     ground_truth, unknown = map_classes(detector.labels, data, ignore_unknown)
     rows = detector.detect_all(data.images, min_score, progress)
     detections = [[(int(r[0]), float(r[1]), [float(v) for v in r[2:]]) for r in image_rows] for image_rows in rows]
@@ -349,7 +364,8 @@ def evaluate_model(model_path, data_dir, score_threshold=0.5, min_score=0.01, pr
     labels, data, ground_truth, detections, unknown = collect(model_path, data_dir, min_score=min_score, progress=progress,
                                                               **options)
     metrics = evaluate(ground_truth, detections, len(labels), score_threshold, class_names=labels)
-    report = {"schema": SCHEMA, "model": model_path, "data": data_dir, "format": data.kind, "split": data.split}
+    report = {"schema": SCHEMA, "model": model_path, "data": data_dir, "format": data.kind, "split": data.split,
+              "every": options.get("every", 1)}
     report.update(metrics)
     report.update({"min_score": min_score, "iou_thresholds": [round(float(t), 2) for t in IOU_THRESHOLDS],
                    "unknown_objects_left_out": unknown, "seconds": round(time.time() - started, 3)})
@@ -361,9 +377,10 @@ def format_report(report):
         return "-" if value is None else "{:.3f}".format(value)
 
     head = "{:<10}{:>6}{:>6}{:>9}{:>11}{:>8}".format("class", "GT", "diff", "AP@0.5", "precision", "recall")
-    lines = ["{} on {} images of {}{} ({:.1f} s)".format(
-        report["model"], report["images"], report["data"], " [{}]".format(report["split"]) if report["split"] else "",
-        report["seconds"]), head]
+    lines = ["{} on {} {} of {}{}{} ({:.1f} s)".format(
+        report["model"], report["images"], "frames" if report["format"] == "video" else "images", report["data"],
+        " [{}]".format(report["split"]) if report["split"] else "",
+        ", every {}".format(report["every"]) if report.get("every", 1) != 1 else "", report["seconds"]), head]
     for entry in report["classes"]:
         lines.append("{:<10}{:>6}{:>6}{:>9}{:>11}{:>8}".format(entry["name"], entry["gt"], entry["difficult"],
                                                               number(entry["ap50"]), number(entry["precision"]),
@@ -398,7 +415,8 @@ def eval_command(args):
     report = evaluate_model(args.model, args.data_dir, args.score_threshold, args.min_score, progress=progress,
                             split=args.split or "validation", limit=args.limit, labels=args.labels,
                             ignore_unknown=args.ignore_unknown,
-                            input_shape=tuple(args.input_shape) if args.input_shape else None, epoch=args.epoch)
+                            input_shape=tuple(args.input_shape) if args.input_shape else None, epoch=args.epoch,
+                            every=args.every)
     if args.json:
         write_json_report(report, args.json)
     if args.json != "-":

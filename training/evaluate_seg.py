@@ -246,7 +246,8 @@ def write_json_report(report, target):
 
 
 DETECTION_ONLY = (("score_threshold", "--score-threshold", 0.5), ("min_score", "--min-score", 0.01),
-                  ("input_shape", "--input-shape", None), ("epoch", "--epoch", 0))
+                  ("input_shape", "--input-shape", None), ("epoch", "--epoch", 0),
+                  ("every", "--every", 1))
 
 
 def eval_seg_command(args):

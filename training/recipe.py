@@ -28,9 +28,11 @@ from roadedge.core.errors import RoadedgeError
 MODEL_NAME = "road-damage-ssd"
 MODELS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "edge", "models")
 CARD_START, CARD_END = "<!-- metrics:start -->", "<!-- metrics:end -->"
-DEFAULTS = {"images": 2400, "epochs": 30, "eval_images": 200, "batch_size": 32, "network": "tiny"}
+DEFAULTS = {"images": 2400, "drive_images": 0, "epochs": 30, "eval_images": 200, "batch_size": 32, "network": "tiny"}
+DRIVE_EVERY = 5  # drive frames for training: every 5th frame of 20 s drives (roadedge synth --drive-frames)
 POST_TRAINING_SECONDS = 90  # deploy, optimize, verify, render and evaluate the unseen set, bundle
-QUICK = {"images": 40, "epochs": 1, "eval_images": 6, "batch_size": 8, "network": "tiny", "max_iterations": 3}
+QUICK = {"images": 40, "drive_images": 0, "epochs": 1, "eval_images": 6, "batch_size": 8, "network": "tiny",
+         "max_iterations": 3}
 
 
 def add_arguments(p):
@@ -40,6 +42,9 @@ def add_arguments(p):
                    help="work and output folder (synthetic data, channels, model.tar.gz, IR, metrics)")
     p.add_argument("--images", type=int, default=None,
                    help="training images to render (default: %d; segmentation %d)" % (DEFAULTS["images"], SEG["images"]))
+    p.add_argument("--drive-images", type=int, default=None,
+                   help="detection: also train on this many frames of rendered drives (every %dth frame, 640x360, drive "
+                   "seeds from --seed + 1000; default: %d)" % (DRIVE_EVERY, DEFAULTS["drive_images"]))
     p.add_argument("--epochs", type=int, default=None,
                    help="training epochs (default: %d; segmentation %d)" % (DEFAULTS["epochs"], SEG["epochs"]))
     p.add_argument("--seed", type=int, default=1, help="seed of the training set (and of the training run)")
@@ -80,7 +85,7 @@ def add_arguments(p):
 def settings(args):
     """The run's settings: --quick's or the defaults, overridden by explicit options."""
     base = dict(QUICK if args.quick else DEFAULTS)
-    for key in ("images", "epochs", "eval_images", "batch_size", "network"):
+    for key in ("images", "drive_images", "epochs", "eval_images", "batch_size", "network"):
         if getattr(args, key) is not None:
             base[key] = getattr(args, key)
     base.update(seed=args.seed, eval_seed=args.eval_seed, size=args.size or "600x600", image_shape=args.image_shape,
@@ -91,6 +96,8 @@ def settings(args):
     if args.seed == args.eval_seed:
         raise RoadedgeError("--eval-seed {} equals --seed: evaluate on frames the model was not trained on".format(
             args.seed))
+    if base["drive_images"] < 0:
+        raise RoadedgeError("--drive-images must be 0 or more")
     if base["images"] < 8 or base["eval_images"] < 1 or base["epochs"] < 1 or base["batch_size"] < 1:
         raise RoadedgeError("--images must be at least 8, --eval-images, --epochs and --batch-size at least 1")
     if not 64 <= args.image_shape <= 1024 or args.image_shape % 32:
@@ -290,17 +297,24 @@ def train_command(args):
     if args.task == "segmentation":
         from training import seg_recipe
 
+        if args.drive_images:
+            raise RoadedgeError("--drive-images: detection only (segmentation renders its own frames)")
         return seg_recipe.train_command(args)
     s = settings(args)
     started = time.time()
-    steps = Steps(9 if args.bundle else 8)
+    steps = Steps((9 if args.bundle else 8) + (1 if s["drive_images"] else 0))
     out_dir = os.path.abspath(args.out_dir)
     # --bundle writes into edge/models during the work: an OUT_DIR around it would take it away at the final swap
     with atomic_dir(out_dir, args.overwrite, inputs=[MODELS_DIR] if args.bundle else []) as work:
         voc, channels, arrays = (os.path.join(work, n) for n in ("voc-train", "sagemaker", "arrays"))
         model_dir, ir_dir, eval_voc = (os.path.join(work, n) for n in ("model", "ir", "voc-eval"))
-        steps.run("render %d training frames (seed %d)" % (s["images"], s["seed"]), _synth, voc, s["images"],
-                  s["seed"], s["size"], args.workers)
+        os.makedirs(voc)
+        steps.run("render %d training frames (seed %d)" % (s["images"], s["seed"]), _synth, os.path.join(voc, "stills"),
+                  s["images"], s["seed"], s["size"], args.workers)
+        if s["drive_images"]:  # what the camera sees on the road: near and far damage, the drive's light
+            steps.run("render %d drive frames (drive seeds from %d)" % (s["drive_images"], s["seed"] + 1000), _synth,
+                      os.path.join(voc, "drive"), s["drive_images"], s["seed"] + 1000, "640x360", args.workers,
+                      ["--drive-frames", str(DRIVE_EVERY)])
         steps.run("SageMaker channels", _cli, ["dataset", "convert", voc, channels, "--classes", "synth", "--link",
                                                "--validation-fraction", str(s["validation_fraction"]),
                                                "--seed", str(s["seed"])])

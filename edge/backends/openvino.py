@@ -136,6 +136,9 @@ class OpenVinoBackend(Backend):
         """(the model with the runtime's preprocessing folded in, the image size it takes): the model input's when
         frames are resized on the host, else `frame_size` (None: any size, resized inside OpenVINO)."""
         size = tuple(self.model.input_size) if self.host_resize else (tuple(frame_size) if frame_size else None)
+        if self.network is None:
+            raise RoadedgeError("{}: the model was released after compiling (host resize compiles once)".format(
+                self.model_path))
         model = self.network.clone()
         if not self.embedded:
             model = add_preprocessing(model, self.model.preprocessing, size)
@@ -165,6 +168,9 @@ class OpenVinoBackend(Backend):
         self.ring = [self.compiled.create_infer_request() for _ in range(self.requests)]
         self.inputs = [None] * len(self.ring)
         self.frame_size, self.compiled_size, self.next_slot = tuple(frame_size), compiled_size, 0
+        if self.host_resize:  # compiled once for good: the read model's weights need not stay resident beside the
+            del model          # compiled copy (the .bin's mapped pages go with the last reference)
+            self.network = None
 
     def prepare(self, frame_size):
         """Compile for frames of this size unless already done."""

@@ -42,6 +42,9 @@ OPTIONS = {
     "width": Option(int, 0, "camera frame width to ask for; 0 = the camera's default", check=at_least(0)),
     "height": Option(int, 0, "camera frame height to ask for; 0 = the camera's default", check=at_least(0)),
     "timeout": Option(float, 10.0, "open and read timeout of network streams in seconds (FFmpeg)", check=above(0)),
+    "decode_threads": Option(int, 0, "FFmpeg's decoding threads for files and streams: 0 = FFmpeg's choice (one per "
+                             "core); 1 decodes in the capture thread alone and leaves the other cores to inference",
+                             check=at_least(0)),
 }
 OPTIONS.update(RECONNECT_OPTIONS)
 
@@ -97,6 +100,10 @@ def open_capture(target, api, options, stream):
     if stream and hasattr(cv2, "CAP_PROP_OPEN_TIMEOUT_MSEC"):
         ms = int(max(float(options.get("timeout") or 10.0), 0.1) * 1000)
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+    decoded = not isinstance(target, int) and not str(target).startswith("/dev/video") and api in (cv2.CAP_ANY,
+                                                                                                   cv2.CAP_FFMPEG)
+    if decoded and options.get("decode_threads") and hasattr(cv2, "CAP_PROP_N_THREADS"):
+        params += [cv2.CAP_PROP_N_THREADS, int(options["decode_threads"])]
     try:
         try:
             capture = cv2.VideoCapture(target, api, params) if params else cv2.VideoCapture(target, api)

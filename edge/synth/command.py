@@ -44,6 +44,9 @@ def register(subparsers):
     p.add_argument("--duration", type=float, default=None, help="video length in seconds (default: 10; --video only)")
     p.add_argument("--fps", type=int, default=None, help="video frames per second (default: 15; --video only)")
     p.add_argument("--speed", type=float, default=None, help="driving speed in m/s (default: 12; --video only)")
+    p.add_argument("--drive-frames", type=int, default=None, metavar="K",
+                   help="the --count images are every K-th frame of rendered 20 s drives (seeds --seed, --seed+1, ...; "
+                   "640x360 unless --size) instead of stills: what a dashcam sees, near and far damage, for training")
     p.add_argument("--road-seed", type=int, default=None, metavar="N",
                    help="--video: the road and its damages come from N, the pass over it (light, camera, noise) from --seed: "
                    "two seeds on one road seed are two passes over the same damages (default: --seed)")
@@ -95,6 +98,7 @@ def _check(args):
     classes = parse_classes(args.classes)
     if args.video:
         for name, value in (("--count", args.count), ("--quality", args.quality), ("--flat", args.flat or None),
+                            ("--drive-frames", args.drive_frames),
                             ("--segmentation", args.segmentation or None), ("--val-fraction", args.val_fraction)):
             if value is not None:
                 raise RoadedgeError("%s applies to image data sets, not to --video" % name)
@@ -115,7 +119,12 @@ def _check(args):
                             ("--road-seed", args.road_seed), ("--start", args.start), ("--heading", args.heading)):
             if value is not None:
                 raise RoadedgeError("%s applies to --video only" % name)
-        size = parse_size(args.size) if args.size else IMAGE_SIZE
+        size = parse_size(args.size) if args.size else (VIDEO_SIZE if args.drive_frames else IMAGE_SIZE)
+        if args.drive_frames is not None and not 1 <= args.drive_frames <= 300:
+            raise RoadedgeError("--drive-frames must be 1..300 (every K-th frame of a 300-frame drive), got %d"
+                                % args.drive_frames)
+        if args.drive_frames and args.segmentation:
+            raise RoadedgeError("--drive-frames renders boxes only: not with --segmentation")
         if args.count is not None and args.count < 1:
             raise RoadedgeError("--count must be at least 1, got %d" % args.count)
         if args.quality is not None and not 1 <= args.quality <= 100:
@@ -152,7 +161,8 @@ def run(args):
         return 0
     summary = writer.write_dataset(args.out_dir, args.count or 100, args.seed, size, classes, args.flat,
                                    95 if args.quality is None else args.quality, args.overwrite, args.workers,
-                                   args.segmentation, 0.2 if args.val_fraction is None else args.val_fraction)
+                                   args.segmentation, 0.2 if args.val_fraction is None else args.val_fraction,
+                                   args.drive_frames or 0)
     per_class = ", ".join("%s %d" % (c, n) for c, n in summary["objects"].items())
     print("wrote %s: %d images, %d objects (%s) in %.1f s" % (
         args.out_dir, summary["images"], sum(summary["objects"].values()), per_class, summary["seconds"]))

@@ -112,12 +112,30 @@ def val_count(count, val_fraction):
     return min(count - 1, max(1, int(round(count * val_fraction))))
 
 
+def _render_drive_still(job):
+    seed, size, classes, speed, fps, index, quality = job
+    _, image, objects = _render_frame((seed, size, classes, speed, fps, index, None))
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    return (seed, index), image.shape, buf.tobytes(), [{k: o[k] for k in ("name", "bbox", "truncated", "difficult")}
+                                                       for o in objects], None
+
+
+def drive_frame_jobs(count, seed, size, classes, quality, every=5, fps=15, duration=20.0, speed=12.0):
+    """`count` frames of rendered drives: every `every`-th frame of `duration`-second drives seeded seed, seed+1, ..."""
+    per_drive = max(1, int(duration * fps) // every)
+    return [(seed + n // per_drive, tuple(size), classes, speed, fps, (n % per_drive) * every, quality)
+            for n in range(count)]
+
+
 def write_dataset(out_dir, count, seed, size=(600, 600), classes=None, flat=False, quality=95,
-                  overwrite=False, workers=None, segmentation=False, val_fraction=0.2):
+                  overwrite=False, workers=None, segmentation=False, val_fraction=0.2, drive_every=0):
     """Render `count` labelled stills into out_dir (RDD layout, or flat). Returns a summary dict.
 
     `segmentation` adds the VOC 2012 segmentation tree (not with `flat`); the last
-    round(count * val_fraction) images are the val split.
+    round(count * val_fraction) images are the val split. `drive_every` > 0: the images are every
+    drive_every-th frame of rendered drives instead (drive_frame_jobs; stems drive-s<seed>-<frame>).
     """
     from roadedge.core.catalog import SYNTH_CLASSES
 
@@ -142,9 +160,12 @@ def write_dataset(out_dir, count, seed, size=(600, 600), classes=None, flat=Fals
             seg_dir = os.path.join(tmp, "SegmentationClass")
             os.makedirs(seg_dir)
         jobs = [(seed, i, tuple(size), classes, quality, segmentation) for i in range(count)]
+        render = _render_still
+        if drive_every:
+            jobs, render = drive_frame_jobs(count, seed, size, classes, quality, drive_every), _render_drive_still
         with _mapper(workers) as mapped, _progress(count, "img") as bar:
-            for index, shape, jpeg, objects, seg in mapped(_render_still, jobs, 4):
-                stem = stem_for(seed, index)
+            for index, shape, jpeg, objects, seg in mapped(render, jobs, 4):
+                stem = "drive-s%d-%05d" % index if drive_every else stem_for(seed, index)
                 with open(os.path.join(img_dir, stem + ".jpg"), "wb") as handle:
                     handle.write(jpeg)
                 xml = write_voc_xml(stem + ".jpg", folder, shape[1], shape[0], 3, objects)
