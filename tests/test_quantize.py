@@ -231,6 +231,22 @@ def test_a_sagemaker_folder_calibrates_on_train_and_validates_on_validation(sets
         [[(o["class_id"], o["left"], o["top"]) for o in image] for image in objects]
 
 
+def test_a_rendered_drive_validates_frame_by_frame(tmp_path):
+    from training.evaluate import OpenVinoDetector
+    from training.quantize import validation_items
+    from training.quantize_data import validation_set
+
+    drive = tmp_path / "drive"
+    assert main(["synth", str(drive), "--video", "--duration", "1", "--fps", "5", "--size", "320x180", "--seed", "4"]) == 0
+    detector = OpenVinoDetector(BUNDLED_MODEL)
+    data, truth, record = validation_set(str(drive), 100, 0, (64, 64), str(tmp_path), detector.labels)
+    assert record == {"source": str(drive), "images": 5, "format": "video"}
+    lines = [json.loads(line) for line in (drive / "drive.jsonl").read_text().splitlines()]
+    assert [len(image) for image in truth] == [len(line["objects"]) for line in lines]
+    items = validation_items(detector, data, truth)
+    assert [(i[0].shape, i[1], i[2]) for i in items] == [((1, 3, 256, 256), 320, 180)] * 5  # what the IR takes, per frame
+
+
 def test_convert_help_lists_quantize(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["convert", "quantize", "--help"])

@@ -116,12 +116,10 @@ def run_nncf(model, detector, calibration_paths, validation_items, kept, args):
         advanced_accuracy_restorer_parameters=restorer)
 
 
-def _validation_items(detector, data, ground_truth):
-    from training.evaluate import _read_frame
-
+def validation_items(detector, data, ground_truth):
     items = []
-    for image, truth in zip(data.images, ground_truth):
-        frame = _read_frame(image.path)
+    for image, truth in zip(data.images, ground_truth):  # read once, in order (a drive's frames decode in order)
+        frame = image.read()
         items.append((detector.network_input(frame), frame.shape[1], frame.shape[0], truth))
     return items
 
@@ -173,7 +171,7 @@ def quantize_command(args):
             ir, len(calibration_paths), len(data.images)))
         kept = decoder_scope(model)
         with contextlib.redirect_stdout(sys.stderr):  # NNCF's progress bars: stdout keeps only the result
-            quantized = run_nncf(model, detector, calibration_paths, _validation_items(detector, data, ground_truth), kept,
+            quantized = run_nncf(model, detector, calibration_paths, validation_items(detector, data, ground_truth), kept,
                                  args)
         placed = weighted_ops(quantized)
         if not any(placed.values()):

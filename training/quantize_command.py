@@ -27,7 +27,7 @@ def register(subparsers):
                    "(its train channel), or synth: frames rendered by `roadedge synth`")
     p.add_argument("--validation", default="synth", metavar="DIR|synth",
                    help="labelled frames the accuracy is measured on: a VOC folder, a SageMaker object-detection folder "
-                   "(its validation channel) or synth")
+                   "(its validation channel), a `roadedge synth --video` drive (each frame one image) or synth")
     p.add_argument("--calibration-size", type=int, default=300, metavar="N", help="calibration frames (a folder: its first N)")
     p.add_argument("--validation-size", type=int, default=200, metavar="N", help="validation frames (a folder: its first N)")
     p.add_argument("--calibration-seed", type=int, default=2, help="synth: seed of the calibration frames")

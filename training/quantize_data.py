@@ -63,15 +63,16 @@ def calibration_images(source, count, seed, size, work):
 
 def validation_set(source, count, seed, size, work, labels, ignore_unknown=False):
     """(data set, ground truth per image as the evaluator maps it, a record of where it came from)."""
+    from training.eval_video import drive_paths
     from training.evaluate import load_data, map_classes
 
     if source == SYNTH:
         folder = synth_folder(work, "validation", count, seed, size)
         record = {"source": SYNTH, "seed": seed, "size": "{}x{}".format(*size)}
     else:
-        if not os.path.isdir(source):
+        if not os.path.isdir(source) and not drive_paths(source):
             raise RoadedgeError("--validation {}: not a folder; expected a VOC folder, a SageMaker object-detection "
-                                "folder or synth".format(source))
+                                "folder, a `roadedge synth --video` drive or synth".format(source))
         folder, record = source, {"source": os.path.abspath(source)}
     try:
         data = load_data(folder, "validation", count)
