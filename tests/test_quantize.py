@@ -232,7 +232,7 @@ def test_a_sagemaker_folder_calibrates_on_train_and_validates_on_validation(sets
 
 
 def test_a_rendered_drive_validates_frame_by_frame(tmp_path):
-    from training.evaluate import OpenVinoDetector
+    from training.detectors import OpenVinoDetector
     from training.quantize import validation_items
     from training.quantize_data import validation_set
 

@@ -101,7 +101,7 @@ class OpenVinoSegmenter:
     def __init__(self, xml_path, labels=None):
         from edge.processing.segmentation import MASK_FORMATS
         from roadedge.core.model_metadata import ModelInfo, check_ir_weights, metadata_path_for, read_metadata
-        from training.evaluate import _override_labels
+        from training.detectors import _override_labels
 
         if not xml_path.endswith(".xml"):
             xml_path += ".xml"

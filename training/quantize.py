@@ -1,7 +1,7 @@
 """`roadedge convert quantize IR --output DIR`: INT8 post-training quantisation of a detection IR, accuracy-aware.
 
 NNCF's quantize_with_accuracy_control calibrates on the calibration frames (fed exactly as the evaluator feeds the IR:
-training.evaluate.OpenVinoDetector.network_input), measures mAP@0.5 with the evaluator's metric (training.metrics,
+training.detectors.OpenVinoDetector.network_input), measures mAP@0.5 with the evaluator's metric (training.metrics,
 detections with score >= 0.01 as `roadedge eval` keeps them) and puts the layers that cost most accuracy back to f32
 until the drop is within --max-drop. DetectionOutput and the ops between the prediction convolutions and it (reshapes,
 transposes, the concatenation, the class softmax) stay f32: the decoder compares scores against thresholds and
@@ -62,7 +62,7 @@ def _read_ir(path):
 
 def open_detection_ir(path):
     """(OpenVinoDetector, ov.Model) for a f32 detection IR with its metadata; one-line errors for anything else."""
-    from training.evaluate import OpenVinoDetector
+    from training.detectors import OpenVinoDetector
 
     if not path.endswith(".xml"):
         raise RoadedgeError("{}: expected an OpenVINO IR (.xml with .bin and .json beside it)".format(path))
@@ -83,7 +83,7 @@ def open_detection_ir(path):
 def map50(compiled, items, detector):
     """The evaluator's mAP@0.5 of a compiled IR over items (network input, width, height, ground truth); 0 when undefined."""
     from converters.verify import openvino_rows
-    from training.evaluate import to_pixels
+    from training.detectors import to_pixels
     from training.metrics import evaluate
 
     output = compiled.outputs[0]
