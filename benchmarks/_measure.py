@@ -49,26 +49,47 @@ def _timestamp(text):
     return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc).timestamp()
 
 
+def _peak_rss_watch(pid, peak, done):
+    """Keep peak[0] at the child's VmHWM (kB) until `done` is set. Its own high-water mark since exec: wait4's
+    ru_maxrss is not, Linux carries the forking parent's RSS over exec, so a benchmark process grown to 500 MB made
+    every later child report at least that."""
+    path = "/proc/{}/status".format(pid)
+    while not done.is_set():
+        try:
+            with open(path) as handle:
+                for line in handle:
+                    if line.startswith("VmHWM:"):
+                        peak[0] = max(peak[0], int(line.split()[1]))
+        except (OSError, ValueError):
+            pass
+        done.wait(0.02)
+
+
 def run_child(argv, cwd=REPO):
     """Run argv with stdout read line by line: (stdout lines, seconds from start to the first line, seconds in all,
-    the child's peak RSS in MB (its ru_maxrss from wait4), exit code, stderr text)."""
+    the child's peak RSS in MB (its VmHWM, read every 20 ms), exit code, stderr text)."""
     import tempfile
+    import threading
 
     with tempfile.TemporaryFile() as errors:
         started = time.perf_counter()
         child = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=errors)
+        peak, done = [0], threading.Event()
+        watch = threading.Thread(target=_peak_rss_watch, args=(child.pid, peak, done), daemon=True)
+        watch.start()
         lines, first = [], None
         for line in child.stdout:
             if first is None:
                 first = time.perf_counter() - started
             lines.append(line)
         child.stdout.close()
-        _, status, usage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)
+        child.wait()
+        done.set()
+        watch.join()
         wall = time.perf_counter() - started
         errors.seek(0)
         text = errors.read().decode(errors="replace")
-    return lines, first, wall, round(usage.ru_maxrss / 1024.0, 1), child.returncode, text
+    return lines, first, wall, round(peak[0] / 1024.0, 1), child.returncode, text
 
 
 def run_e2e(xml, video, frames, mode, work, loop=False, precision=PRECISION, cache_dir=None):
