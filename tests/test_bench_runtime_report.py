@@ -31,9 +31,22 @@ def test_readme_block_is_the_table_of_the_saved_result():
         assert block in handle.read()
     assert "| model | precision | input |" in block and block.count("| f32 |") == 4
 
+def unmeasured(report):
+    """The saved report as a run before the RSS, first-result and MXNet columns would have written it."""
+    report = copy.deepcopy(report)
+    report["rows"] = [row for row in report["rows"] if row.get("precision", "f32") == "f32"]
+    for row in report["rows"]:
+        row.pop("mxnet", None)
+        row["e2e"].pop("latency_warm_cache", None)
+        for run in row["e2e"].values():
+            for key in ("max_rss_mb", "first_line_s", "startup_seconds"):
+                run.pop(key, None)
+    return report
+
+
 def test_new_columns_appear_when_measured(tmp_path):
     with open(SAVED, encoding="utf-8") as handle:
-        report = json.load(handle)
+        report = unmeasured(json.load(handle))
     assert "peak RSS MB" not in _runtime_report.format_table(report, markdown=True)  # nobody measured it: left out
     row = copy.deepcopy(report["rows"][2])  # resnet50-300
     row["precision"] = "bf16"
