@@ -10,6 +10,7 @@ import pytest
 
 from roadedge.cli import main
 from roadedge.core.voc import write_voc_xml
+from tests.test_evaluate import one_error_line
 from training.evaluate import evaluate_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -80,13 +81,6 @@ def test_eval_command_prints_frames(drive, capsys):
     assert (report["images"], report["every"], report["format"]) == (2, 5, "video")
     assert main(["eval", BUNDLED, str(folder), "--limit", "2"]) == 0
     assert " on 2 frames of {} (".format(folder) in capsys.readouterr().out.splitlines()[0]
-
-
-def one_error_line(capsys):
-    captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("roadedge: error: "), captured.err
-    return lines[0]
 
 
 def broken_copy(folder, tmp_path, name, edit):
