@@ -9,16 +9,16 @@
     /snapshots/<file>          a JPEG from the registry's snapshots folder (nothing outside it)
     /report?format=geojson|csv|gpx&class=&since=   the registry as a download
 
-`class` is a class code (D40), `since` an ISO date or time (2026-12-01 or
-2026-12-01T08:00, UTC): unknown codes and malformed dates are a 400. Errors are JSON:
+`class` is a class code (D40), `since` an ISO date or time (2026-12-01, 2026-12-01T08:00 (UTC) or with a
+zone): unknown codes and malformed dates are a 400. Errors are JSON:
 {"error": "..."}.
 """
-import datetime
 import json
 import os
 import re
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from edge.defects.times import epoch_seconds
 from roadedge.core.catalog import class_color, class_name, load_catalog
 from roadedge.core.errors import RoadedgeError
 
@@ -28,7 +28,6 @@ STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; ch
 SNAPSHOT_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
 REPORTS = {"geojson": ("application/geo+json", "to_geojson"), "csv": ("text/csv; charset=utf-8", "to_csv"),
            "gpx": ("application/gpx+xml", "to_gpx")}
-SINCE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])(T([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?Z?)?$")
 
 
 class BadRequest(Exception):
@@ -47,23 +46,20 @@ def query(request):
 
 
 def filters(params):
-    """(label, since) from the query; BadRequest naming the parameter and what was expected."""
+    """(label, since as epoch seconds) from the query; BadRequest naming the parameter and what was expected. `since`
+    is read as the registry reads it (edge.defects.times), so the console accepts exactly what the registry takes."""
     label = params.get("class") or None
     if label is not None and label not in load_catalog()["classes"]:
         raise BadRequest("class={}: expected a class code, one of {}".format(
             label, " ".join(sorted(load_catalog()["classes"]))))
     since = params.get("since") or None
-    if since is not None and not (SINCE.match(since) and real_date(since[:10])):
-        raise BadRequest("since={}: expected an ISO date or time, e.g. 2026-12-01 or 2026-12-01T08:00".format(since))
-    return label, since.rstrip("Z") if since else None
-
-
-def real_date(text):
+    if since is None:
+        return label, None
     try:
-        datetime.date(int(text[:4]), int(text[5:7]), int(text[8:10]))
-    except ValueError:  # 2026-02-30
-        return False
-    return True
+        return label, epoch_seconds(since)
+    except ValueError:
+        raise BadRequest("since={}: expected an ISO date or time, e.g. 2026-12-01 or 2026-12-01T08:00".format(since)) \
+            from None
 
 
 def hex_color(code):

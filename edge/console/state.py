@@ -11,6 +11,8 @@ import collections
 import threading
 import time
 
+from edge.defects.times import epoch_seconds
+
 MAX_TRACKS = 1000
 MAX_TRACK_POINTS = 20000
 TRACK_MIN_M = 5.0
@@ -103,14 +105,14 @@ class ConsoleState(object):
 
     # -- the server's threads ----------------------------------------------------------------------------------
     def events(self, label=None, since=None):
-        """The newest message of each track, the track last seen latest first; `label` a class code, `since` an ISO
-        date or time prefix (the track's last_seen is at or after it)."""
+        """The newest message of each track, the track last seen latest first; `label` a class code, `since` epoch
+        seconds (the track's last_seen is at or after it)."""
         with self._lock:
             messages = list(self._tracks.values())
         messages.reverse()  # the newest message first among tracks last seen at the same time
         messages.sort(key=lambda m: m.get("last_seen") or "", reverse=True)
         return [m for m in messages if (label is None or m.get("label") == label)
-                and (since is None or (m.get("last_seen") or "") >= since)]
+                and (since is None or (m.get("last_seen") and epoch_seconds(m["last_seen"]) >= since))]
 
     def track(self):
         with self._lock:
