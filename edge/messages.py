@@ -60,7 +60,7 @@ def position_fields(position):
 def _detection(d, placed):
     item = {"label": d.label, "name": class_name(d.label), "score": round(float(d.score), 4), "box": _box(d.box)}
     if placed:
-        item["ground"] = getattr(d, "ground", None)
+        item["ground"] = d.ground
     return item
 
 

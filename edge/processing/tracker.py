@@ -122,12 +122,12 @@ class IouTracker(object):
         matched, unmatched = self._match(detections, timestamp)
         for track, det in matched:
             box = tuple(float(v) for v in det.box)
-            if track.add(box, float(det.score), frame_index, timestamp, getattr(det, "ground", None)):
+            if track.add(box, float(det.score), frame_index, timestamp, det.ground):
                 self.best_changed.append(track.track_id)
             events.extend(self._report(track, timestamp))
         for det in unmatched:
             track = Track(self.next_id, det.label, tuple(float(v) for v in det.box), float(det.score), frame_index,
-                          timestamp, getattr(det, "ground", None))
+                          timestamp, det.ground)
             self.next_id += 1
             self.tracks.append(track)
             self.best_changed.append(track.track_id)
