@@ -3,7 +3,10 @@ OpenVINO's human reason rather than its source location, no traceback."""
 import os
 import shutil
 
+import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from edge.backends import openvino as openvino_backend
 from edge.backends.openvino import BUNDLED_MODEL
@@ -245,3 +248,36 @@ def test_backends_opened_and_closed_in_any_order_leave_ctrl_c_working():
     done = subprocess.run([sys.executable, "-c", script], cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
     assert done.returncode == 0 and b"interrupted cleanly" in done.stdout, done.stdout.decode(errors="replace")[-2000:]
+
+
+@given(st.integers(1, 20), st.integers(1, 12), st.integers(1, 12), st.integers(0, 2 ** 32 - 1), st.booleans(),
+       st.booleans())
+def test_property_the_backends_class_index_is_numpys_argmax_ties_included(classes, h, w, seed, coarse, batched):
+    rng = np.random.default_rng(seed)
+    logits = (rng.integers(0, 3, (classes, h, w)) if coarse else rng.normal(size=(classes, h, w))).astype(np.float32)
+    got = openvino_backend.class_index(logits[None] if batched else logits)
+    assert got.dtype == np.uint8 and got.shape == (h, w)
+    np.testing.assert_array_equal(got, logits.argmax(axis=0))
+
+
+def test_a_segmentation_ir_with_logits_out_is_read_as_its_mask(tmp_path):
+    """The backend takes the argmax itself: the decoder is told segmentation_mask and gets exactly numpy's argmax of
+    the IR's own logits."""
+    import openvino as ov
+
+    from tests.seg_ir import make_seg_ir, scene
+
+    xml = make_seg_ir(str(tmp_path), argmax=False)
+    image = scene(80, 60)[:, :, ::-1].copy()
+    unopened = openvino_backend.open(options(model=xml))  # its network_for: the model as the backend compiles it
+    network, size = unopened.network_for((80, 60))
+    logits = ov.Core().compile_model(network, "CPU").create_infer_request().infer({0: unopened.host_input(image, size)})[0]
+    backend = openvino_backend.open(options(model=xml))
+    try:
+        assert backend.model.task == "segmentation" and backend.model.output_format == "segmentation_mask"
+        mask = backend.infer(image)
+    finally:
+        backend.close()
+    assert mask.dtype == np.uint8 and mask.shape == logits.shape[2:]
+    np.testing.assert_array_equal(mask, logits[0].argmax(axis=0))
+    assert len(np.unique(mask)) > 1

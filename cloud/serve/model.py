@@ -107,7 +107,7 @@ class ServedModel(object):
         request = self.idle.get()
         try:
             request.infer({0: self.backend.host_input(image, self.image_size)})
-            return request.get_output_tensor(0).data.copy()
+            return self.backend.read_output(request.get_output_tensor(0).data)
         finally:
             self.idle.put(request)
 
