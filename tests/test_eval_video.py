@@ -74,6 +74,28 @@ def test_drive_video_gives_the_numbers_of_its_frames_as_a_voc_folder(drive, tmp_
     assert {c["name"]: c["gt"] for c in some["classes"] if c["gt"]} == gt_counts(labels, (0, 3, 6))
 
 
+def test_min_size_makes_boxes_small_at_the_model_input_difficult(drive, tmp_path, capsys):
+    """--min-size 14 on the drive gives the numbers of the same frames with those boxes marked difficult by hand (the
+    model takes 256x256: a 320x180 frame's box is 0.8 x as wide and 1.42 x as high there)."""
+    folder, labels = drive
+    marked = json.loads(json.dumps(labels))
+    small = 0
+    for record in marked:
+        for obj in record["objects"]:
+            x0, y0, x1, y1 = obj["bbox"]
+            if not obj["difficult"] and ((x1 - x0) * 256 / 320 < 14 or (y1 - y0) * 256 / 180 < 14):
+                obj["difficult"], small = 1, small + 1
+    assert small > 0 and small < sum(len(r["objects"]) for r in labels)
+    sized = evaluate_model(BUNDLED, str(folder), min_size=14)
+    by_hand = evaluate_model(BUNDLED, str(as_voc(folder / "drive.mp4", marked, tmp_path / "voc", range(10))))
+    assert sized["min_size"] == 14 and comparable(sized) == comparable(by_hand)
+    assert sum(c["gt"] for c in sized["classes"]) == sum(gt_counts(labels, range(10)).values()) - small
+    assert main(["eval", BUNDLED, str(folder), "--min-size", "14"]) == 0
+    assert "ground truth under 14 px at the model's input counts as difficult" in capsys.readouterr().out
+    assert main(["eval", BUNDLED, str(folder), "--min-size", "-1"]) == 2
+    assert "--min-size -1: expected pixels" in capsys.readouterr().err
+
+
 def test_eval_command_prints_frames(drive, capsys):
     folder, labels = drive
     assert main(["eval", BUNDLED, str(folder), "--every", "5", "--json"]) == 0

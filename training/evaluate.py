@@ -35,6 +35,10 @@ def add_arguments(p):
     p.add_argument("--min-score", type=float, default=0.01, help="lowest detection score kept for AP")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate the first N images (video frames) only")
     p.add_argument("--every", type=int, default=1, metavar="K", help="evaluate every K-th image or video frame (default 1: all)")
+    p.add_argument("--min-size", type=float, default=0.0, metavar="PX",
+                   help="ground truth narrower or lower than PX pixels once the image is resized to the model's input "
+                   "counts as difficult: ignored, neither missed nor a false positive when found (default 0: only the "
+                   "data's own difficult flags)")
     p.add_argument("--labels", default=None, help="the model's class names instead of its metadata's, comma-separated or a file")
     p.add_argument("--ignore-unknown", action="store_true", help="leave out objects of classes the model does not know")
     p.add_argument("--input-shape", type=int, nargs=2, metavar=("H", "W"), default=None,
@@ -47,16 +51,19 @@ def add_arguments(p):
 
 
 class EvalImage:
-    __slots__ = ("stem", "path", "objects", "reader")
+    __slots__ = ("stem", "path", "objects", "reader", "size")
 
     def __init__(self, stem, path, objects, reader=None):
         self.stem = stem
         self.path = path
         self.objects = objects  # [(class name, or class_id when the data names none), box, difficult]
         self.reader = reader  # () -> BGR frame, for a video frame (path is VIDEO#INDEX)
+        self.size = None  # (width, height), once read
 
     def read(self):
-        return self.reader() if self.reader else _read_frame(self.path)
+        frame = self.reader() if self.reader else _read_frame(self.path)
+        self.size = (frame.shape[1], frame.shape[0])
+        return frame
 
 
 class DataSet:
@@ -183,11 +190,29 @@ def _read_frame(path):
 # The command
 
 
+def too_small(ground_truth, images, input_size, min_size):
+    """Ground truth with the boxes smaller than `min_size` pixels at the model's input (width, height) made difficult;
+    how many were."""
+    if not min_size:
+        return ground_truth, 0
+    marked, out = 0, []
+    for objects, image in zip(ground_truth, images):
+        sx, sy = float(input_size[0]) / image.size[0], float(input_size[1]) / image.size[1]
+        kept = []
+        for class_id, box, difficult in objects:
+            small = (box[2] - box[0]) * sx < min_size or (box[3] - box[1]) * sy < min_size
+            marked += int(small and not difficult)
+            kept.append((class_id, box, difficult or small))
+        out.append(kept)
+    return out, marked
+
+
 def collect(model_path, data_dir, split="validation", min_score=0.01, limit=None, labels=None, ignore_unknown=False,
-            input_shape=None, epoch=0, progress=None, every=1):
+            input_shape=None, epoch=0, progress=None, every=1, min_size=0.0):
     """Everything the metrics need: (detector labels, data, ground truth, detections, unknown-class counts).
 
     Ground truth per image: [(class_id, box, difficult)]; detections: [(class_id, score, box)], boxes in pixels.
+    `min_size`: see too_small.
     """
     from training.detectors import open_detector
 
@@ -195,6 +220,7 @@ def collect(model_path, data_dir, split="validation", min_score=0.01, limit=None
     data = load_data(data_dir, split, limit, every)
     ground_truth, unknown = map_classes(detector.labels, data, ignore_unknown)
     rows = detector.detect_all(data.images, min_score, progress)
+    ground_truth, _ = too_small(ground_truth, data.images, (detector.width, detector.height), min_size)
     detections = [[(int(r[0]), float(r[1]), [float(v) for v in r[2:]]) for r in image_rows] for image_rows in rows]
     return detector.labels, data, ground_truth, detections, unknown
 
@@ -207,7 +233,7 @@ def evaluate_model(model_path, data_dir, score_threshold=0.5, min_score=0.01, pr
                                                               **options)
     metrics = evaluate(ground_truth, detections, len(labels), score_threshold, class_names=labels)
     report = {"schema": SCHEMA, "model": model_path, "data": data_dir, "format": data.kind, "split": data.split,
-              "every": options.get("every", 1)}
+              "every": options.get("every", 1), "min_size": options.get("min_size", 0.0)}
     report.update(metrics)
     report.update({"min_score": min_score, "iou_thresholds": [round(float(t), 2) for t in IOU_THRESHOLDS],
                    "unknown_objects_left_out": unknown, "seconds": round(time.time() - started, 3)})
@@ -223,6 +249,9 @@ def format_report(report):
         report["model"], report["images"], "frames" if report["format"] == "video" else "images", report["data"],
         " [{}]".format(report["split"]) if report["split"] else "",
         ", every {}".format(report["every"]) if report.get("every", 1) != 1 else "", report["seconds"]), head]
+    if report.get("min_size"):
+        head = lines.pop()
+        lines += ["ground truth under {:g} px at the model's input counts as difficult".format(report["min_size"]), head]
     for entry in report["classes"]:
         lines.append("{:<10}{:>6}{:>6}{:>9}{:>11}{:>8}".format(entry["name"], entry["gt"], entry["difficult"],
                                                               number(entry["ap50"]), number(entry["precision"]),
@@ -246,6 +275,8 @@ def eval_command(args):
         return eval_seg_command(args)
     if args.split not in (None,) + SPLITS:
         raise RoadedgeError("--split {}: a SageMaker object-detection folder has {}".format(args.split, ", ".join(SPLITS)))
+    if args.min_size < 0:
+        raise RoadedgeError("--min-size {:g}: expected pixels, 0 or more".format(args.min_size))
     if not 0.0 <= args.min_score <= 1.0 or not 0.0 <= args.score_threshold <= 1.0:
         raise RoadedgeError("--min-score {:g} / --score-threshold {:g}: expected scores in [0, 1]".format(
             args.min_score, args.score_threshold))
@@ -258,7 +289,7 @@ def eval_command(args):
                             split=args.split or "validation", limit=args.limit, labels=args.labels,
                             ignore_unknown=args.ignore_unknown,
                             input_shape=tuple(args.input_shape) if args.input_shape else None, epoch=args.epoch,
-                            every=args.every)
+                            every=args.every, min_size=args.min_size)
     if args.json:
         write_json_report(report, args.json)
     if args.json != "-":

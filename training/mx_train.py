@@ -49,9 +49,10 @@ def parse_args(argv=None):
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--crop-probability", type=float, default=0.5)
-    p.add_argument("--devices", type=int, default=2,
-                   help="CPU contexts the batch is split over; with OMP_NUM_THREADS=1 each keeps one core busy, so "
-                   "single-threaded operators (MultiBoxTarget) run side by side")
+    p.add_argument("--devices", type=int, default=os.cpu_count() or 2,
+                   help="CPU contexts the batch is split over (default: one per core); with OMP_NUM_THREADS=1 and "
+                   "MXNET_CPU_WORKER_NTHREADS=cores each keeps one core busy, so single-threaded operators "
+                   "(MultiBoxTarget) run side by side")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--validate-every", type=int, default=0, help="validation mAP every N epochs (0: at the end only)")
