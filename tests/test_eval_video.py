@@ -96,6 +96,19 @@ def test_min_size_makes_boxes_small_at_the_model_input_difficult(drive, tmp_path
     assert "--min-size -1: expected pixels" in capsys.readouterr().err
 
 
+def test_several_folders_are_one_set(drive, tmp_path, capsys):
+    """Two folders give the numbers of one VOC folder holding the frames of both."""
+    folder, labels = drive
+    first = as_voc(folder / "drive.mp4", labels, tmp_path / "first", (0, 1, 2, 3, 4))
+    second = as_voc(folder / "drive.mp4", labels, tmp_path / "second", (5, 6, 7, 8, 9))
+    pooled = evaluate_model(BUNDLED, [str(first), str(second)])
+    assert pooled["data"] == [str(first), str(second)] and pooled["format"] == "voc"
+    assert comparable(pooled) == comparable(evaluate_model(BUNDLED, str(folder)))
+    assert main(["eval", BUNDLED, str(first), str(folder), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["images"] == 15 and report["format"] == "mixed" and report["data"] == [str(first), str(folder)]
+
+
 def test_eval_command_prints_frames(drive, capsys):
     folder, labels = drive
     assert main(["eval", BUNDLED, str(folder), "--every", "5", "--json"]) == 0

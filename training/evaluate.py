@@ -23,9 +23,10 @@ SPLITS = ("train", "validation")
 
 def add_arguments(p):
     p.add_argument("model", metavar="MODEL", help="OpenVINO IR (.xml, with its .json metadata) or MXNet prefix / model.tar.gz")
-    p.add_argument("data_dir", metavar="DATA_DIR", help="VOC-XML folder, SageMaker object-detection folder or "
-                   "`roadedge synth --video` folder (drive.mp4 + drive.jsonl, or a VIDEO.mp4 with VIDEO.jsonl beside it); for a "
-                   "segmentation model a VOC 2012 segmentation tree or SageMaker segmentation folder")
+    p.add_argument("data_dir", metavar="DATA_DIR", nargs="+", help="VOC-XML folder, SageMaker object-detection folder or "
+                   "`roadedge synth --video` folder (drive.mp4 + drive.jsonl, or a VIDEO.mp4 with VIDEO.jsonl beside it); "
+                   "several are evaluated as one set (detection); for a segmentation model one VOC 2012 segmentation tree "
+                   "or SageMaker segmentation folder")
     p.add_argument("--split", choices=SPLITS + ("val", "trainval", "all"), default=None,
                    help="channel of a SageMaker folder (default: validation); for segmentation also the VOC tree's "
                    "ImageSets/Segmentation list (default: val, or all images when there is none)")
@@ -226,13 +227,25 @@ def collect(model_path, data_dir, split="validation", min_score=0.01, limit=None
 
 
 def evaluate_model(model_path, data_dir, score_threshold=0.5, min_score=0.01, progress=None, **options):
+    """The report of MODEL on DATA_DIR, or on the images of several folders pooled (a list: one set, one AP per
+    class over all of them, e.g. several rendered drives)."""
     from training.metrics import IOU_THRESHOLDS, evaluate
 
     started = time.time()
-    labels, data, ground_truth, detections, unknown = collect(model_path, data_dir, min_score=min_score, progress=progress,
-                                                              **options)
+    folders = list(data_dir) if isinstance(data_dir, (list, tuple)) else [data_dir]
+    ground_truth, detections, unknown, kinds, splits = [], [], {}, [], []
+    for folder in folders:
+        labels, data, found_gt, found, left_out = collect(model_path, folder, min_score=min_score, progress=progress,
+                                                          **options)
+        ground_truth += found_gt
+        detections += found
+        kinds.append(data.kind)
+        splits.append(data.split)
+        for name, count in left_out.items():
+            unknown[name] = unknown.get(name, 0) + count
     metrics = evaluate(ground_truth, detections, len(labels), score_threshold, class_names=labels)
-    report = {"schema": SCHEMA, "model": model_path, "data": data_dir, "format": data.kind, "split": data.split,
+    report = {"schema": SCHEMA, "model": model_path, "data": folders[0] if len(folders) == 1 else folders,
+              "format": kinds[0] if len(set(kinds)) == 1 else "mixed", "split": splits[0] if len(set(splits)) == 1 else None,
               "every": options.get("every", 1), "min_size": options.get("min_size", 0.0)}
     report.update(metrics)
     report.update({"min_score": min_score, "iou_thresholds": [round(float(t), 2) for t in IOU_THRESHOLDS],
@@ -245,8 +258,9 @@ def format_report(report):
         return "-" if value is None else "{:.3f}".format(value)
 
     head = "{:<10}{:>6}{:>6}{:>9}{:>11}{:>8}".format("class", "GT", "diff", "AP@0.5", "precision", "recall")
+    data = report["data"] if isinstance(report["data"], str) else ", ".join(report["data"])
     lines = ["{} on {} {} of {}{}{} ({:.1f} s)".format(
-        report["model"], report["images"], "frames" if report["format"] == "video" else "images", report["data"],
+        report["model"], report["images"], "frames" if report["format"] == "video" else "images", data,
         " [{}]".format(report["split"]) if report["split"] else "",
         ", every {}".format(report["every"]) if report.get("every", 1) != 1 else "", report["seconds"]), head]
     if report.get("min_size"):
@@ -272,6 +286,10 @@ def eval_command(args):
     from training.evaluate_seg import eval_seg_command, model_task, write_json_report
 
     if model_task(args.model) == "segmentation":  # the IR's metadata decides
+        if len(args.data_dir) > 1:
+            raise RoadedgeError("{}: a segmentation model is evaluated on one data folder at a time".format(
+                ", ".join(args.data_dir[1:])))
+        args.data_dir = args.data_dir[0]
         return eval_seg_command(args)
     if args.split not in (None,) + SPLITS:
         raise RoadedgeError("--split {}: a SageMaker object-detection folder has {}".format(args.split, ", ".join(SPLITS)))
@@ -285,7 +303,8 @@ def eval_command(args):
     def progress(items):
         return tqdm(items, desc="evaluating", unit="image", disable=None, file=sys.stderr)
 
-    report = evaluate_model(args.model, args.data_dir, args.score_threshold, args.min_score, progress=progress,
+    data = args.data_dir[0] if len(args.data_dir) == 1 else args.data_dir
+    report = evaluate_model(args.model, data, args.score_threshold, args.min_score, progress=progress,
                             split=args.split or "validation", limit=args.limit, labels=args.labels,
                             ignore_unknown=args.ignore_unknown,
                             input_shape=tuple(args.input_shape) if args.input_shape else None, epoch=args.epoch,
