@@ -92,6 +92,14 @@ def test_metrics_markdown_has_every_class():
     text = metrics_markdown(report, summary)
     assert all("| %s | 2 | 0.500 | - | 1.000 |" % c in text for c in SYNTH_CLASSES)
     assert "**mAP@0.5 0.700**" in text
+    assert "Drives" not in text
+    resolved = dict(report, map50=0.55, classes=[dict(c, gt=1, ap50=0.25 if c["name"] == "D44" else 0.6)
+                                                 for c in report["classes"]])
+    summary["drives"], summary["settings"]["eval_drive_seconds"] = {"seeds": [7, 8], "all": report,
+                                                                     "resolved": resolved}, 20
+    text = metrics_markdown(report, summary)
+    assert "seeds 7, 8), one frame in 2" in text and "| D44 | 2 | 0.500 | 1 | 0.250 |" in text
+    assert "**Drives: mAP@0.5 0.700** over all labelled boxes, **0.550** over those of at least 8 px." in text
 
 
 # ---------------------------------------------------------------------------
@@ -120,6 +128,11 @@ def test_quick_recipe_writes_sagemaker_artifacts_and_a_verified_ir(tmp_path, cap
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["metrics"]["ap50"]) == set(SYNTH_CLASSES) and summary["settings"]["quick"] is True
     assert summary["settings"]["drive_images"] == 8
+    drives = summary["drives"]  # one unseen 2 s drive (seed 12346), all boxes and those >= 8 px at the input
+    assert drives["seeds"] == [12346] and drives["all"]["format"] == "video" and drives["all"]["every"] == 2
+    assert drives["all"]["images"] == drives["resolved"]["images"] == 15 and drives["resolved"]["min_size"] == 8
+    gt = {key: sum(c["gt"] for c in drives[key]["classes"]) for key in ("all", "resolved")}
+    assert gt["all"] > gt["resolved"] and summary["metrics"]["drives_map50"] == drives["all"]["map50"]
     trained = [name for channel in ("train", "validation") for name in os.listdir(str(out / "sagemaker" / channel))]
     drive = [name for name in trained if name.startswith("drive-s1001-")]  # every 5th frame of drive seed 1001
     assert drive and len(trained) == summary["images"]["train"] + summary["images"]["validation"] > len(drive)

@@ -24,15 +24,15 @@ import time
 
 from roadedge.core.catalog import SYNTH_CLASSES
 from roadedge.core.errors import RoadedgeError
+from training.model_card import CARD_END, CARD_START, DRIVE_EVAL, MODELS_DIR, bundle, metrics_markdown  # noqa: F401
 
 MODEL_NAME = "road-damage-ssd"
-MODELS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "edge", "models")
-CARD_START, CARD_END = "<!-- metrics:start -->", "<!-- metrics:end -->"
-DEFAULTS = {"images": 2400, "drive_images": 0, "epochs": 30, "eval_images": 200, "batch_size": 32, "network": "tiny"}
+DEFAULTS = {"images": 2400, "drive_images": 0, "epochs": 30, "eval_images": 200, "batch_size": 32, "network": "tiny",
+            "eval_drives": 3, "eval_drive_seconds": 20}
 DRIVE_EVERY = 5  # drive frames for training: every 5th frame of 20 s drives (roadedge synth --drive-frames)
 POST_TRAINING_SECONDS = 90  # deploy, optimize, verify, render and evaluate the unseen set, bundle
 QUICK = {"images": 40, "drive_images": 0, "epochs": 1, "eval_images": 6, "batch_size": 8, "network": "tiny",
-         "max_iterations": 3}
+         "max_iterations": 3, "eval_drives": 1, "eval_drive_seconds": 2}
 
 
 def add_arguments(p):
@@ -51,6 +51,9 @@ def add_arguments(p):
     p.add_argument("--eval-seed", type=int, default=12345, help="seed of the evaluation set; must differ from --seed")
     p.add_argument("--eval-images", type=int, default=None,
                    help="evaluation images (default: %d; segmentation %d)" % (DEFAULTS["eval_images"], SEG["eval_images"]))
+    p.add_argument("--eval-drives", type=int, default=None, metavar="N",
+                   help="detection: also evaluate on N unseen rendered drives, 640x360, one set (default: %d; 0: none)"
+                   % DEFAULTS["eval_drives"])
     p.add_argument("--task", choices=("detection", "segmentation"), default="detection",
                    help="detection: the road-damage SSD (road-damage-ssd); segmentation: a GluonCV FCN as SageMaker's "
                    "semantic segmentation saves it (road-seg, training/seg_recipe.py)")
@@ -85,7 +88,7 @@ def add_arguments(p):
 def settings(args):
     """The run's settings: --quick's or the defaults, overridden by explicit options."""
     base = dict(QUICK if args.quick else DEFAULTS)
-    for key in ("images", "drive_images", "epochs", "eval_images", "batch_size", "network"):
+    for key in ("images", "drive_images", "epochs", "eval_images", "eval_drives", "batch_size", "network"):
         if getattr(args, key) is not None:
             base[key] = getattr(args, key)
     base.update(seed=args.seed, eval_seed=args.eval_seed, size=args.size or "600x600", image_shape=args.image_shape,
@@ -96,8 +99,8 @@ def settings(args):
     if args.seed == args.eval_seed:
         raise RoadedgeError("--eval-seed {} equals --seed: evaluate on frames the model was not trained on".format(
             args.seed))
-    if base["drive_images"] < 0:
-        raise RoadedgeError("--drive-images must be 0 or more")
+    if base["drive_images"] < 0 or base["eval_drives"] < 0:
+        raise RoadedgeError("--drive-images and --eval-drives must be 0 or more")
     if base["images"] < 8 or base["eval_images"] < 1 or base["epochs"] < 1 or base["batch_size"] < 1:
         raise RoadedgeError("--images must be at least 8, --eval-images, --epochs and --batch-size at least 1")
     if not 64 <= args.image_shape <= 1024 or args.image_shape % 32:
@@ -256,46 +259,24 @@ def _evaluate(ir_xml, voc_dir, s, workers):
     return report
 
 
-def metrics_markdown(report, summary):
-    """The model card's metrics section (between the markers) for an evaluation report."""
-    s = summary["settings"]
-    lines = [CARD_START, "",
-             "Measured by `roadedge train` on {} synthetic frames rendered with seed {} (the training set used seed {}), "
-             "{}x{} resized to {}x{}, with the OpenVINO IR (FP32, CPU); difficult objects ignored.".format(
-                 report["images"], s["eval_seed"], s["seed"], *s["size"].split("x"), s["image_shape"], s["image_shape"]),
-             "", "| class | objects | AP@0.5 | precision@0.5 | recall@0.5 |", "|---|---:|---:|---:|---:|"]
-    for entry in report["classes"]:
-        lines.append("| {} | {} | {} | {} | {} |".format(entry["name"], entry["gt"], *(
-            "-" if entry[key] is None else "{:.3f}".format(entry[key]) for key in ("ap50", "precision", "recall"))))
-    lines += ["", "**mAP@0.5 {:.3f}**, mAP@[.5:.95] {:.3f}; precision and recall at score >= {:g}.".format(
-        report["map50"], report["map"], report["score_threshold"]), "",
-        "Recipe time {:.1f} min on this machine ({} CPU cores), training {:.1f} min ({} iterations, {} epochs); "
-        "IR weights {:.2f} MB.".format(summary["seconds"] / 60, os.cpu_count(), summary["training"]["seconds"] / 60,
-                                      summary["training"]["iterations"], summary["training"]["epochs"],
-                                      summary["ir_bytes"] / 1e6), "", CARD_END]
-    return "\n".join(lines)
+def _evaluate_drives(ir_xml, folder, s, workers):
+    """mAP on `eval_drives` unseen rendered drives (seeds eval_seed + 1, ...) as one set, every DRIVE_EVAL["every"]
+    frame: all labelled boxes, and those of at least DRIVE_EVAL["min_size"] px at the model's input."""
+    from training.evaluate import evaluate_model
 
-
-def bundle(ir_dir, name, report, summary, models_dir=MODELS_DIR):
-    """Copy NAME.xml/.bin/.json into edge/models and rewrite the metrics section of MODEL_CARD.md."""
-    from roadedge.core.fsutil import atomic_file
-
-    os.makedirs(models_dir, exist_ok=True)
-    for suffix in (".bin", ".xml", ".json"):
-        with open(os.path.join(ir_dir, name + suffix), "rb") as source, \
-                atomic_file(os.path.join(models_dir, name + suffix)) as target:
-            shutil.copyfileobj(source, target)
-    card_path = os.path.join(models_dir, "MODEL_CARD.md")
-    card = open(card_path, encoding="utf-8").read() if os.path.isfile(card_path) else \
-        "# {}\n\n## Metrics\n\n{}\n{}\n".format(name, CARD_START, CARD_END)
-    start, end = card.find(CARD_START), card.find(CARD_END)
-    if start < 0 or end < start:
-        card = card.rstrip("\n") + "\n\n## Metrics\n\n" + CARD_START + "\n" + CARD_END + "\n"
-        start, end = card.find(CARD_START), card.find(CARD_END)
-    card = card[:start] + metrics_markdown(report, summary) + card[end + len(CARD_END):]
-    with atomic_file(card_path, "w") as handle:
-        handle.write(card)
-    return card_path
+    seeds = [s["eval_seed"] + 1 + i for i in range(s["eval_drives"])]
+    drives = []
+    for seed in seeds:
+        drives.append(os.path.join(folder, "drive-%d" % seed))
+        _cli(["synth", drives[-1], "--video", "--seed", str(seed), "--duration", str(s["eval_drive_seconds"]),
+              "--size", DRIVE_EVAL["size"]] + (["--workers", str(workers)] if workers else []))
+    reports = {}
+    for key, min_size in (("all", 0.0), ("resolved", float(DRIVE_EVAL["min_size"]))):
+        reports[key] = evaluate_model(ir_xml, drives, every=DRIVE_EVAL["every"], min_size=min_size)
+        print("drives {}, min-size {:g}: mAP@0.5 {:.3f}".format(", ".join(map(str, seeds)), min_size,
+                                                               reports[key]["map50"]), file=sys.stderr)
+    reports["seeds"] = seeds
+    return reports
 
 
 def train_command(args):
@@ -309,7 +290,7 @@ def train_command(args):
         return seg_recipe.train_command(args)
     s = settings(args)
     started = time.time()
-    steps = Steps((9 if args.bundle else 8) + (1 if s["drive_images"] else 0))
+    steps = Steps((9 if args.bundle else 8) + (1 if s["drive_images"] else 0) + (1 if s["eval_drives"] else 0))
     out_dir = os.path.abspath(args.out_dir)
     # --bundle writes into edge/models during the work: an OUT_DIR around it would take it away at the final swap
     with atomic_dir(out_dir, args.overwrite, inputs=[MODELS_DIR] if args.bundle else []) as work:
@@ -343,11 +324,17 @@ def train_command(args):
         steps.run("verify the IR against MXNet", _cli, ["convert", "verify", tarball, ir_xml])
         report = steps.run("evaluate on %d frames of seed %d" % (s["eval_images"], s["eval_seed"]), _evaluate, ir_xml,
                            eval_voc, s, args.workers)
+        drives = steps.run("evaluate on %d unseen drives" % s["eval_drives"], _evaluate_drives, ir_xml,
+                           os.path.join(work, "drives-eval"), s, args.workers) if s["eval_drives"] else None
         summary = {"schema": "roadedge.train/1", "settings": s, "argv": sys.argv,
                    "images": counts, "training": done, "steps": steps.times,
                    "ir_bytes": os.path.getsize(ir_xml[:-4] + ".bin"),
                    "metrics": {"map50": report["map50"], "map": report["map"],
                                "ap50": {e["name"]: e["ap50"] for e in report["classes"]}}}
+        if drives:
+            summary["drives"] = drives
+            summary["metrics"]["drives_map50"] = drives["all"]["map50"]
+            summary["metrics"]["drives_map50_resolved"] = drives["resolved"]["map50"]
         with open(os.path.join(work, "eval.json"), "w", encoding="utf-8") as handle:
             json.dump(report, handle, indent=2)
         summary["seconds"] = round(time.time() - started, 1)

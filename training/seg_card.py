@@ -2,7 +2,7 @@
 import os
 import shutil
 
-from training.recipe import CARD_END, CARD_START, MODELS_DIR
+from training.model_card import CARD_END, CARD_START, MODELS_DIR
 
 CARD = "SEG_MODEL_CARD.md"
 
