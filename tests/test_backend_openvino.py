@@ -203,7 +203,7 @@ def test_host_and_device_resize_give_the_same_detections_and_host_compiles_once(
     capture.release()
     outputs = {}
     for where in ("host", "device"):
-        backend = openvino_backend.open(options(resize=where))
+        backend = openvino_backend.open(options(resize=where, preprocess="device"))
         outputs[where] = [backend.infer(frame) for frame in frames]
         assert backend.frame_size == (640, 360)
         compiled = backend.compiled.inputs[0].get_partial_shape()
@@ -221,6 +221,35 @@ def test_host_and_device_resize_give_the_same_detections_and_host_compiles_once(
             assert np.abs(twins[:, 2:] - row[2:]).max(axis=1).min() < 0.03, row
             strong += 1
     assert strong >= 4
+
+
+@pytest.mark.parametrize("model", ["bundled", "seg"])
+def test_host_preprocessing_gives_the_outputs_of_the_compiled_in_preprocessing(model, tmp_path):
+    """preprocess: host (OpenCV's blobFromImage, the default) and device (PrePostProcessor) feed the network the same
+    floats: the same outputs to float rounding, for the detector (RGB, no mean) and the demo segmentation model (RGB,
+    ImageNet mean and per-channel scale); with host preprocessing the compiled model is the bare network."""
+    import cv2
+
+    from edge.sources.spec import SAMPLE_VIDEO
+
+    path = "bundled" if model == "bundled" else os.path.join(os.path.dirname(BUNDLED_MODEL), "road-seg.xml")
+    capture = cv2.VideoCapture(SAMPLE_VIDEO)
+    frames = [capture.read()[1] for _ in range(60)][33::9]
+    capture.release()
+    outputs = {}
+    for where in ("host", "device"):
+        backend = openvino_backend.open(options(model=path, preprocess=where))
+        outputs[where] = [backend.infer(frame) for frame in frames]
+        shape = [d.get_length() for d in backend.compiled.inputs[0].get_partial_shape()]
+        width, height = backend.model.input_size
+        assert shape == ([1, 3, height, width] if where == "host" else [1, height, width, 3])
+        backend.close()
+    for host, device in zip(outputs["host"], outputs["device"]):
+        if model == "seg":  # class-index masks: a pixel may flip only where two classes were within rounding
+            assert (host != device).mean() < 1e-3 and (host != device).sum() < 100
+        else:
+            confident = device[0, 0][device[0, 0][:, 2] >= 0.1]
+            assert len(confident) and np.allclose(host[0, 0][:len(confident)], confident, atol=1e-4)
 
 
 def test_backends_opened_and_closed_in_any_order_leave_ctrl_c_working():

@@ -4,9 +4,13 @@ or a SageMaker/MXNet model converted in memory by roadedge's own converter (no M
 Frames go in as they come (BGR uint8, any size). By default they are resized to
 the model's input on the host (OpenCV, bilinear: a third of a millisecond for
 1280x720 on one core, where the same resize inside OpenVINO cost the CPU plugin
-7 % of its throughput); BGR->RGB, layout and mean/scale run inside OpenVINO
-(PrePostProcessor). `resize: device` resizes inside OpenVINO instead, compiled
-for the frame size on the first frame (for devices that do it better). `requests` infer requests run asynchronously in a ring, so
+7 % of its throughput) and made the network's float input there too (colour
+order, mean and scale, NCHW: cv2.dnn.blobFromImage, 0.3 ms for 448x256, where
+OpenVINO's PrePostProcessor cost the CPU plugin 2.5-2.8 ms of core time a
+frame, 8 % of the demo segmentation model's throughput). `preprocess: device`
+compiles colour, mean, scale and layout into the model (PrePostProcessor) and
+submits uint8 frames; `resize: device` resizes inside OpenVINO as well,
+compiled for the frame size on the first frame (for devices that do it better). `requests` infer requests run asynchronously in a ring, so
 decoding and drawing frame k overlaps inference of the next frames.
 
 A segmentation model with logits out is read as its class-index mask: the argmax over classes is taken here with
@@ -22,7 +26,7 @@ from edge.backends.base import Backend, InferenceStalled
 from edge.plugins import Option, at_least, list_of
 from roadedge.core.errors import RoadedgeError, openvino_reason
 from roadedge.core.fsutil import sha256_file
-from roadedge.core.model_metadata import ModelInfo, check_ir_weights, check_output_shape, read_metadata
+from roadedge.core.model_metadata import ModelInfo, channel_scale, check_ir_weights, check_output_shape, read_metadata
 from roadedge.core.openvino_preprocessing import add_preprocessing
 
 TYPE = "openvino"
@@ -43,6 +47,9 @@ OPTIONS = {
                        "times 4 under the THROUGHPUT hint)", check=at_least(0)),
     "resize": Option(str, "host", "where frames are resized to the model input: host (OpenCV, before submitting) or "
                      "device (inside OpenVINO's preprocessing)", choices=("host", "device")),
+    "preprocess": Option(str, "host", "where colour order, mean, scale and layout are applied: host (OpenCV, with the "
+                         "host resize) or device (compiled into the model, uint8 frames submitted)",
+                         choices=("host", "device")),
     "cache_dir": Option(str, "", "OpenVINO model cache folder (compiled blobs; speeds up later starts)"),
     "input_size": Option(list, [], "[width, height] for ONNX or MXNet models without metadata",
                          check=list_of(int, 2, low=1)),
@@ -127,6 +134,8 @@ class OpenVinoBackend(Backend):
         self.embedded = bool(self.model.preprocessing.get("embedded"))
         self.requests = max(1, int(options["requests"]))
         self.host_resize = options.get("resize", "host") == "host" and not self.embedded
+        self.host_preprocess = self.host_resize and options.get("preprocess", "host") == "host"
+        self.normalise = HostPreprocessing(self.model.preprocessing) if self.host_preprocess else None
         self.compiled, self.frame_size, self.ring, self.next_slot = None, None, [], 0
         self.compiled_size, self.inputs = None, []
 
@@ -149,14 +158,17 @@ class OpenVinoBackend(Backend):
             raise RoadedgeError("{}: the model was released after compiling (host resize compiles once)".format(
                 self.model_path))
         model = self.network.clone()
-        if not self.embedded:
+        if not self.embedded and not self.host_preprocess:
             model = add_preprocessing(model, self.model.preprocessing, size)
         return model, size
 
     def host_input(self, image, size):
-        """The BGR u8 NHWC batch a model from network_for(...) of image size `size` takes for this frame."""
+        """The batch a model from network_for(...) of image size `size` takes for this BGR u8 frame: the network's
+        float NCHW input (host preprocessing), else the BGR u8 NHWC frame."""
         if self.host_resize and (image.shape[1], image.shape[0]) != size:
             image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+        if self.normalise is not None:
+            return self.normalise(image)
         return np.ascontiguousarray(image)[None]
 
     def compile(self, frame_size):
@@ -218,6 +230,24 @@ class OpenVinoBackend(Backend):
         for request in self.ring:
             _settled(request)
         self.ring, self.compiled, self.inputs = [], None, []
+
+
+class HostPreprocessing(object):
+    """BGR u8 HxWx3 frame of the model's input size -> the network's float32 NCHW batch: (pixel - mean) x scale per
+    channel, in the metadata's colour order (what add_preprocessing compiles into a model, done by OpenCV)."""
+
+    def __init__(self, preprocessing):
+        self.swap = preprocessing.get("color_order", "RGB") == "RGB"
+        self.mean = tuple(float(v) for v in preprocessing.get("mean", (0.0, 0.0, 0.0)))  # the network's channel order
+        scale = channel_scale(preprocessing)
+        self.scale = None if all(value == 1.0 for value in scale) else np.array(scale, np.float32).reshape(1, 3, 1, 1)
+
+    def __call__(self, image):
+        # blobFromImage swaps B and R first and subtracts `mean` given in the swapped (the network's) order
+        batch = cv2.dnn.blobFromImage(image, 1.0, None, self.mean, swapRB=self.swap, crop=False)
+        if self.scale is not None:
+            batch *= self.scale
+        return batch
 
 
 def class_index(logits):
