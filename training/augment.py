@@ -48,18 +48,25 @@ def sample_crop(labels, rng, min_scale=0.35, max_aspect=1.5, keep=0.7, drop=0.05
     return None
 
 
-def resize_crop(image, crop, size):
-    """Bilinear resample of the normalised crop (x0, y0, x1, y1) of image [H, W, 3] to float32 [size, size, 3]."""
-    height, width = image.shape[:2]
+def _size(size):
+    """(width, height) of an output given as one side (square) or (width, height)."""
+    return (int(size), int(size)) if np.isscalar(size) else (int(size[0]), int(size[1]))
 
-    def taps(start, stop, extent):
+
+def resize_crop(image, crop, size):
+    """Bilinear resample of the normalised crop (x0, y0, x1, y1) of image [H, W, 3] to float32 [h, w, 3] for `size`
+    one side (square) or (w, h)."""
+    height, width = image.shape[:2]
+    out_w, out_h = _size(size)
+
+    def taps(start, stop, extent, size):
         centres = (start + (np.arange(size) + 0.5) * (stop - start) / size) * extent - 0.5
         centres = np.clip(centres, 0, extent - 1)
         low = np.floor(centres).astype(np.int64)
         return low, np.minimum(low + 1, extent - 1), (centres - low).astype(np.float32)
 
-    y0, y1, wy = taps(crop[1], crop[3], height)
-    x0, x1, wx = taps(crop[0], crop[2], width)
+    y0, y1, wy = taps(crop[1], crop[3], height, out_h)
+    x0, x1, wx = taps(crop[0], crop[2], width, out_w)
     rows = image[y0].astype(np.float32)  # separable: rows first, then columns
     rows += (image[y1] - rows) * wy[:, None, None]
     left = rows[:, x0]
@@ -91,9 +98,11 @@ def photometric(batch, rng, strength=1.0):
 
 
 def augment_batch(images, labels, rng, size, crop_p=0.5, flip_p=0.5, strength=1.0, max_rows=None):
-    """(float32 NCHW [B, 3, size, size] raw RGB, float32 [B, rows, 5]) from uint8 images and padded labels."""
+    """(float32 NCHW [B, 3, h, w] raw RGB, float32 [B, rows, 5]) from uint8 images and padded labels; `size` one side
+    (square) or (w, h)."""
     n = len(images)
-    out = np.empty((n, 3, size, size), np.float32)
+    out_w, out_h = _size(size)
+    out = np.empty((n, 3, out_h, out_w), np.float32)
     rows = max_rows or labels.shape[1]
     out_labels = np.full((n, rows, 5), -1.0, np.float32)
     for i in range(n):
@@ -101,7 +110,7 @@ def augment_batch(images, labels, rng, size, crop_p=0.5, flip_p=0.5, strength=1.
         sampled = sample_crop(lab, rng) if rng.random() < crop_p else None
         if sampled is not None:
             image, lab = resize_crop(image, sampled[0], size), sampled[1]
-        elif image.shape[:2] != (size, size):
+        elif image.shape[:2] != (out_h, out_w):
             image = resize_crop(image, (0.0, 0.0, 1.0, 1.0), size)
         if rng.random() < flip_p:
             image = image[:, ::-1]

@@ -81,14 +81,20 @@ def read_channel(root, channel, num_classes=None):
     return samples
 
 
+def input_size(size):
+    """(width, height) of a network input given as one side (square) or (width, height)."""
+    return (int(size), int(size)) if np.isscalar(size) else (int(size[0]), int(size[1]))
+
+
 def decode_resized(path, size):
-    """RGB uint8 [size, size, 3]: the image decoded and stretched with bilinear interpolation."""
+    """RGB uint8 [height, width, 3]: the image decoded and stretched to `size` (a side, or (width, height)) with
+    bilinear interpolation."""
     import cv2
 
     frame = cv2.imread(path, cv2.IMREAD_COLOR)
     if frame is None:
         raise RoadedgeError("{}: cannot decode image".format(path))
-    frame = cv2.resize(frame, (size, size), interpolation=cv2.INTER_LINEAR)
+    frame = cv2.resize(frame, input_size(size), interpolation=cv2.INTER_LINEAR)
     return np.ascontiguousarray(frame[:, :, ::-1])
 
 
@@ -102,8 +108,10 @@ def pad_labels(label_list, min_rows=1):
 
 
 def load_arrays(samples, size, progress=None):
-    """(images uint8 [N, size, size, 3] RGB, labels float32 [N, K, 5]) for read_channel's samples."""
-    images = np.empty((len(samples), size, size, 3), np.uint8)
+    """(images uint8 [N, height, width, 3] RGB, labels float32 [N, K, 5]) for read_channel's samples; `size` as in
+    decode_resized."""
+    width, height = input_size(size)
+    images = np.empty((len(samples), height, width, 3), np.uint8)
     for i, (path, _) in enumerate(samples):
         images[i] = decode_resized(path, size)
         if progress is not None:

@@ -85,7 +85,8 @@ class MXNetDetector:
         self.labels = _override_labels(labels_for(classes or 0, None, hyper), labels)
         if input_shape is None:
             size = str(hyper.get("image_shape", "300")).strip()
-            input_shape = (int(size), int(size)) if size.isdigit() else (300, 300)
+            width = str(hyper.get("image_width") or size).strip()  # roadedge's own non-square models
+            input_shape = (int(size), int(width) if width.isdigit() else int(size)) if size.isdigit() else (300, 300)
         self.height, self.width = input_shape
         if not (0 < self.height <= 4096 and 0 < self.width <= 4096):
             raise RoadedgeError("--input-shape {} {}: expected a height and width in 1..4096".format(*input_shape))

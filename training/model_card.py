@@ -7,6 +7,11 @@ CARD_START, CARD_END = "<!-- metrics:start -->", "<!-- metrics:end -->"
 DRIVE_EVAL = {"size": "640x360", "every": 2, "min_size": 8}  # unseen drives (seeds after --eval-seed), as one set
 
 
+def figure(value):
+    """A metric for a table: 3 decimals, or '-' where it is undefined (no ground truth)."""
+    return "-" if value is None else "{:.3f}".format(value)
+
+
 def drives_markdown(drives, s):
     """The model card's table of the unseen drives: AP@0.5 per class over all labelled boxes and over the resolved."""
     every, min_size = DRIVE_EVAL["every"], DRIVE_EVAL["min_size"]
@@ -15,14 +20,13 @@ def drives_markdown(drives, s):
              "at the model's input (`roadedge eval ... --every {} --min-size {}`; smaller ones are damage far "
              "ahead, a few pixels at {}x{}).".format(len(drives["seeds"]), s["eval_drive_seconds"], DRIVE_EVAL["size"],
                                                      ", ".join(map(str, drives["seeds"])), every, min_size, every,
-                                                     min_size, s["image_shape"], s["image_shape"]),
+                                                     min_size, s["input_width"], s["input_height"]),
              "", "| class | boxes | AP@0.5 | boxes >= {} px | AP@0.5 |".format(min_size), "|---|---:|---:|---:|---:|"]
     for every_box, resolved in zip(drives["all"]["classes"], drives["resolved"]["classes"]):
-        lines.append("| {} | {} | {} | {} | {} |".format(every_box["name"], every_box["gt"], *(
-            "-" if value is None else "{:.3f}".format(value) for value in (every_box["ap50"],)),
-            resolved["gt"], "-" if resolved["ap50"] is None else "{:.3f}".format(resolved["ap50"])))
-    lines += ["", "**Drives: mAP@0.5 {:.3f}** over all labelled boxes, **{:.3f}** over those of at least {} px.".format(
-        drives["all"]["map50"], drives["resolved"]["map50"], min_size)]
+        lines.append("| {} | {} | {} | {} | {} |".format(every_box["name"], every_box["gt"], figure(every_box["ap50"]),
+                                                         resolved["gt"], figure(resolved["ap50"])))
+    lines += ["", "**Drives: mAP@0.5 {}** over all labelled boxes, **{}** over those of at least {} px.".format(
+        figure(drives["all"]["map50"]), figure(drives["resolved"]["map50"]), min_size)]
     return lines
 
 
@@ -32,7 +36,7 @@ def metrics_markdown(report, summary):
     lines = [CARD_START, "",
              "Measured by `roadedge train` on {} synthetic frames rendered with seed {} (the training set used seed {}), "
              "{}x{} resized to {}x{}, with the OpenVINO IR (FP32, CPU); difficult objects ignored.".format(
-                 report["images"], s["eval_seed"], s["seed"], *s["size"].split("x"), s["image_shape"], s["image_shape"]),
+                 report["images"], s["eval_seed"], s["seed"], *s["size"].split("x"), s["input_width"], s["input_height"]),
              "", "| class | objects | AP@0.5 | precision@0.5 | recall@0.5 |", "|---|---:|---:|---:|---:|"]
     for entry in report["classes"]:
         lines.append("| {} | {} | {} | {} | {} |".format(entry["name"], entry["gt"], *(

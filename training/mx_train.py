@@ -39,7 +39,8 @@ def parse_args(argv=None):
     p.add_argument("--output", required=True)
     p.add_argument("--class-names", required=True, help="comma-separated, in class_id order")
     p.add_argument("--network", choices=sorted(VARIANTS), default="small", help="body variant (training.network)")
-    p.add_argument("--image-shape", type=int, default=256)
+    p.add_argument("--image-shape", type=int, default=256, help="input height (and width, unless --image-width)")
+    p.add_argument("--image-width", type=int, default=0, help="input width when it is not --image-shape (0: square)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--max-iterations", type=int, default=0, help="stop after this many iterations (0: no limit)")
@@ -192,6 +193,8 @@ def hyperparams(args, num_classes, num_samples, epochs_run):
         "label_width": 350, "anchors": json.dumps(anchor_summary()),
         "class_names": json.dumps(args.class_names.split(",")), "seed": args.seed,
     }
+    if args.image_width and args.image_width != args.image_shape:  # SageMaker's image_shape is square: the height
+        values["image_width"] = args.image_width
     return {key: str(value) for key, value in values.items()}
 
 
@@ -228,7 +231,8 @@ def main(argv=None):
     names = args.class_names.split(",")
     num_classes = len(names)
     images, labels = np.load(args.train + "-images.npy"), np.load(args.train + "-labels.npy")
-    size, batch = args.image_shape, min(args.batch_size, len(images))
+    height, width = args.image_shape, args.image_width or args.image_shape
+    size, batch = (width, height), min(args.batch_size, len(images))
     devices = max(1, min(args.devices, batch))
     batch -= batch % devices
     graph = ssd_symbol(num_classes, args.network)
@@ -237,7 +241,7 @@ def main(argv=None):
     trainer = mx.mod.Module(mx.sym.Group([training[0], training[1], training[2]]), data_names=["data"],
                             label_names=["label"], context=[mx.cpu(i) for i in range(devices)])
     label_rows = labels.shape[1]  # MultiBoxTarget's time grows with the label rows: no more than the data needs
-    trainer.bind(data_shapes=[("data", (batch, 3, size, size))], label_shapes=[("label", (batch, label_rows, 5))])
+    trainer.bind(data_shapes=[("data", (batch, 3, height, width))], label_shapes=[("label", (batch, label_rows, 5))])
     trainer.init_params(make_initializer(mx))
     per_epoch = len(images) // batch
     total = args.epochs * per_epoch
@@ -250,7 +254,7 @@ def main(argv=None):
     if args.optimizer == "sgd":
         options["momentum"] = args.momentum
     trainer.init_optimizer(optimizer=args.optimizer, optimizer_params=options)
-    emit("start", iterations=total, per_epoch=per_epoch, images=len(images), batch_size=batch, image_shape=size)
+    emit("start", iterations=total, per_epoch=per_epoch, images=len(images), batch_size=batch, image_shape=[height, width])
 
     def validation_map():
         if not args.validation:
@@ -259,7 +263,7 @@ def main(argv=None):
         val_labels = np.load(args.validation + "-labels.npy")
         deploy = mx.sym.load_json(to_deploy(graph).to_json())
         tester = mx.mod.Module(deploy, data_names=["data"], label_names=None, context=mx.cpu())
-        tester.bind(data_shapes=[("data", (batch, 3, size, size))], for_training=False)
+        tester.bind(data_shapes=[("data", (batch, 3, height, width))], for_training=False)
         arg_params, aux_params = trainer.get_params()
         tester.set_params(arg_params, aux_params, allow_missing=False, allow_extra=True)
         aps = average_precisions(detect(mx, tester, val_images, batch), val_labels, num_classes)

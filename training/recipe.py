@@ -24,7 +24,7 @@ import time
 
 from roadedge.core.catalog import SYNTH_CLASSES
 from roadedge.core.errors import RoadedgeError
-from training.model_card import CARD_END, CARD_START, DRIVE_EVAL, MODELS_DIR, bundle, metrics_markdown  # noqa: F401
+from training.model_card import CARD_END, CARD_START, DRIVE_EVAL, MODELS_DIR, bundle, figure, metrics_markdown  # noqa: F401
 
 MODEL_NAME = "road-damage-ssd"
 DEFAULTS = {"images": 2400, "drive_images": 0, "epochs": 30, "eval_images": 200, "batch_size": 32, "network": "tiny",
@@ -63,7 +63,8 @@ def add_arguments(p):
     p.add_argument("--crop-size", type=int, default=None,
                    help="segmentation: SageMaker's crop_size, the square training crops (default: 160)")
     p.add_argument("--input-size", default=None, metavar="WxH",
-                   help="segmentation: the IR's input size, frames are stretched to it (default: 448x256)")
+                   help="the IR's input size, frames are stretched to it (detection: default --image-shape square, "
+                   "multiples of 32; segmentation: default 448x256)")
     p.add_argument("--batch-size", type=int, default=None,
                    help="mini-batch size (default: %d; segmentation %d)" % (DEFAULTS["batch_size"], SEG["batch_size"]))
     p.add_argument("--learning-rate", type=float, default=None,
@@ -105,6 +106,15 @@ def settings(args):
         raise RoadedgeError("--images must be at least 8, --eval-images, --epochs and --batch-size at least 1")
     if not 64 <= args.image_shape <= 1024 or args.image_shape % 32:
         raise RoadedgeError("--image-shape {}: expected a multiple of 32 in 64..1024".format(args.image_shape))
+    base["input_width"] = base["input_height"] = args.image_shape
+    if args.input_size:  # a network input of the camera's shape (SageMaker's image_shape is square)
+        from training.seg_recipe import input_size
+
+        width, height = input_size(args.input_size)
+        if width % 32 or height % 32:
+            raise RoadedgeError("--input-size {}: expected WxH, multiples of 32 (the SSD's feature strides)".format(
+                args.input_size))
+        base["input_width"], base["input_height"] = width, height
     return base
 
 
@@ -158,7 +168,7 @@ def _arrays(channels, arrays, s):
     from training.data import prepare_channel
 
     return decode_channels(channels, arrays, lambda channel, destination, update: prepare_channel(
-        channels, channel, s["image_shape"], destination, len(SYNTH_CLASSES), update))
+        channels, channel, (s["input_width"], s["input_height"]), destination, len(SYNTH_CLASSES), update))
 
 
 def run_in_mxnet(arguments, log_path, on_event, per_device=False):
@@ -180,7 +190,8 @@ def run_in_mxnet(arguments, log_path, on_event, per_device=False):
 
 def train_arguments(arrays, model_dir, s, has_validation=True, deadline=0.0):
     args = ["-m", "training.mx_train", "--train", os.path.join(arrays, "train"), "--output", model_dir,
-            "--class-names", ",".join(SYNTH_CLASSES), "--network", s["network"], "--image-shape", str(s["image_shape"]),
+            "--class-names", ",".join(SYNTH_CLASSES), "--network", s["network"], "--image-shape", str(s["input_height"]),
+            "--image-width", str(s["input_width"]),
             "--batch-size", str(s["batch_size"]), "--epochs", str(s["epochs"]), "--learning-rate", str(s["learning_rate"]),
             "--seed", str(s["seed"]), "--max-iterations", str(s["max_iterations"]), "--deadline", "%.0f" % deadline]
     if has_validation:
@@ -273,8 +284,8 @@ def _evaluate_drives(ir_xml, folder, s, workers):
     reports = {}
     for key, min_size in (("all", 0.0), ("resolved", float(DRIVE_EVAL["min_size"]))):
         reports[key] = evaluate_model(ir_xml, drives, every=DRIVE_EVAL["every"], min_size=min_size)
-        print("drives {}, min-size {:g}: mAP@0.5 {:.3f}".format(", ".join(map(str, seeds)), min_size,
-                                                               reports[key]["map50"]), file=sys.stderr)
+        print("drives {}, min-size {:g}: mAP@0.5 {}".format(", ".join(map(str, seeds)), min_size,
+                                                           figure(reports[key]["map50"])), file=sys.stderr)
     reports["seeds"] = seeds
     return reports
 
@@ -306,7 +317,7 @@ def train_command(args):
         steps.run("SageMaker channels", _cli, ["dataset", "convert", voc, channels, "--classes", "synth", "--link",
                                                "--validation-fraction", str(s["validation_fraction"]),
                                                "--seed", str(s["seed"])])
-        counts = steps.run("decode and resize to %dx%d" % (s["image_shape"], s["image_shape"]), _arrays, channels,
+        counts = steps.run("decode and resize to %dx%d" % (s["input_width"], s["input_height"]), _arrays, channels,
                            arrays, s)
         deadline = max(60.0, s["time_budget_minutes"] * 60 - (time.time() - started) - POST_TRAINING_SECONDS) \
             if s["time_budget_minutes"] else 0.0
@@ -317,8 +328,8 @@ def train_command(args):
             shutil.rmtree(arrays)
         tarball = os.path.join(model_dir, "model.tar.gz")
         steps.run("deploy graph", _cli, ["convert", "deploy", tarball, "--output-dir", model_dir])
-        steps.run("OpenVINO IR", _cli, ["convert", "optimize", tarball, "--input-shape", str(s["image_shape"]),
-                                        str(s["image_shape"]), "--output", ir_dir, "--name", s["name"], "--engine",
+        steps.run("OpenVINO IR", _cli, ["convert", "optimize", tarball, "--input-shape", str(s["input_height"]),
+                                        str(s["input_width"]), "--output", ir_dir, "--name", s["name"], "--engine",
                                         "native", "--labels", ",".join(SYNTH_CLASSES)])
         ir_xml = os.path.join(ir_dir, s["name"] + ".xml")
         steps.run("verify the IR against MXNet", _cli, ["convert", "verify", tarball, ir_xml])

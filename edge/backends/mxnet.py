@@ -64,7 +64,8 @@ def _input_size(options, hyperparams, path):
         return int(options["input_size"][0]), int(options["input_size"][1])
     shape = (hyperparams or {}).get("image_shape")
     if shape and str(shape).isdigit():
-        return int(shape), int(shape)
+        width = str((hyperparams or {}).get("image_width") or shape)  # roadedge's own non-square models
+        return (int(width) if width.isdigit() else int(shape)), int(shape)
     raise RoadedgeError("backend.input_size: {} has no image_shape in hyperparams.json; set [width, height]".format(path))
 
 
