@@ -141,9 +141,10 @@ def benchmark_app(xml, hint, seconds, shape=None, precision=PRECISION):
 
 
 def runtime_model(xml, work):
-    """The model exactly as `roadedge run` compiles it, saved as an IR for benchmark_app: add_preprocessing (BGR u8
-    NHWC in, colour + mean/scale in OpenVINO) for the model's input size, as with the default `backend.resize: host`
-    (OpenCV has resized the frame before), whatever the video's frame size."""
+    """The model as `roadedge run` compiles it with `backend.preprocess: device`, saved as an IR for benchmark_app:
+    add_preprocessing (BGR u8 NHWC in, colour + mean/scale + layout in OpenVINO) for the model's input size (OpenCV
+    has resized the frame before), whatever the video's frame size. The default host preprocessing compiles the
+    bare IR."""
     import openvino as ov
 
     from roadedge.core.openvino_preprocessing import add_preprocessing
