@@ -310,3 +310,40 @@ def test_a_segmentation_ir_with_logits_out_is_read_as_its_mask(tmp_path):
     assert mask.dtype == np.uint8 and mask.shape == logits.shape[2:]
     np.testing.assert_array_equal(mask, logits[0].argmax(axis=0))
     assert len(np.unique(mask)) > 1
+
+
+def test_an_ir_with_the_converters_argmax_fold_is_compiled_to_its_logits_and_gives_the_same_mask(tmp_path):
+    """`convert --argmax`'s fold (ReduceMax, Equal, Select, ReduceMin) is left to the backend's own argmax: the compiled
+    model ends at the logits, and the masks are exactly those of the whole IR (ties: the class_index property test)."""
+    import json
+
+    import openvino as ov
+
+    from converters.gluoncv_seg.build import finish_model
+    from tests.seg_ir import make_seg_ir, scene
+
+    xml = make_seg_ir(str(tmp_path / "logits"), argmax=False)
+    model = ov.Core().read_model(xml)
+    folded = finish_model(model.get_results()[0].input_value(0), True, model.get_parameters(), "folded")
+    target = str(tmp_path / "folded.xml")
+    ov.save_model(folded, target, compress_to_fp16=False)
+    meta = json.loads(open(xml[:-4] + ".json").read())
+    meta["output"] = {"name": "mask", "format": "segmentation_mask", "label_offset": 0}
+    (tmp_path / "folded.json").write_text(json.dumps(meta))
+    assert openvino_backend.folded_argmax_input(ov.Core().read_model(xml)) is None  # logits out: nothing to unfold
+    whole = ov.Core().compile_model(target, "CPU")
+    backend = openvino_backend.open(options(model=target))
+    try:
+        assert backend.host_argmax and backend.model.output_format == "segmentation_mask"
+        assert list(backend.network.outputs[0].get_shape()) == [1, 5, 48, 64]
+        for seed in range(3):
+            image = scene(64, 48, seed)
+            want = whole(_as_network_input(image[:, :, ::-1].copy()))[whole.outputs[0]][0, 0]
+            np.testing.assert_array_equal(backend.infer(image[:, :, ::-1].copy()), want)
+    finally:
+        backend.close()
+
+
+def _as_network_input(bgr):
+    """The float NCHW RGB input of tests.seg_ir's models (mean 0, scale 1)."""
+    return np.ascontiguousarray(bgr[:, :, ::-1].transpose(2, 0, 1)[None].astype(np.float32))

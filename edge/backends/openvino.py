@@ -10,12 +10,16 @@ OpenVINO's PrePostProcessor cost the CPU plugin 2.5-2.8 ms of core time a
 frame, 8 % of the demo segmentation model's throughput). `preprocess: device`
 compiles colour, mean, scale and layout into the model (PrePostProcessor) and
 submits uint8 frames; `resize: device` resizes inside OpenVINO as well,
-compiled for the frame size on the first frame (for devices that do it better). `requests` infer requests run asynchronously in a ring, so
-decoding and drawing frame k overlaps inference of the next frames.
+compiled for the frame size on the first frame (for devices that do it better).
+`requests` infer requests run asynchronously in a ring, so decoding and
+drawing frame k overlaps inference of the next frames.
 
 A segmentation model with logits out is read as its class-index mask: the argmax over classes is taken here with
 OpenCV's SIMD compare and max as each result is collected (0.6 ms for the demo model's 15 x 256 x 448 logits where
-numpy took 5 ms), so the backend reports `segmentation_mask` to the decoder.
+numpy took 5 ms), so the backend reports `segmentation_mask` to the decoder. An IR whose argmax `roadedge convert
+--argmax` folded in (ReduceMax, Equal, Select, ReduceMin over the classes) is compiled up to its logits and the
+same first-of-the-largest index taken here: OpenVINO's four passes over the logits cost the demo model 10 % of its
+throughput in benchmark_app and more end to end, where they compete with video decoding for the caches.
 """
 import os
 
@@ -128,6 +132,10 @@ class OpenVinoBackend(Backend):
                                              sha256=sha256_file(weights) if os.path.isfile(weights) else "0" * 64)
         check_output_shape(_output_shape(network), self.model.output_format, model_path, TYPE)
         self.host_argmax = self.model.output_format == LOGITS
+        if self.model.output_format == MASK:
+            logits = folded_argmax_input(network)
+            if logits is not None:
+                self.network, self.host_argmax = _model_with_output(network, logits), True
         if self.host_argmax:  # the decoder gets the class-index mask read_output makes of the logits
             self.model = ModelInfo.from_metadata(metadata, name=self.model.name, where=model_path, sha256=self.model.sha256,
                                                  output_format=MASK)
@@ -230,6 +238,41 @@ class OpenVinoBackend(Backend):
         for request in self.ring:
             _settled(request)
         self.ring, self.compiled, self.inputs = [], None, []
+
+
+def folded_argmax_input(model):
+    """The logits whose argmax the model's single output is, when that output is the converter's argmax fold
+    (ReduceMin over the classes of Select(Equal(logits, ReduceMax(logits)), class index, C)); None otherwise."""
+    if len(model.outputs) != 1:
+        return None
+    node = model.get_results()[0].input_value(0).get_node()
+    chain = []
+    for expected in ("ReduceMin", "Select", "Equal"):
+        if node.get_type_name() != expected:
+            return None
+        chain.append(node)
+        node = node.input_value(0).get_node()
+    equal = chain[-1]
+    logits, largest = equal.input_value(0), equal.input_value(1).get_node()
+    if largest.get_type_name() != "ReduceMax" or largest.input_value(0) != logits:
+        return None
+    shape = logits.get_partial_shape()
+    if shape.rank.is_dynamic or shape.rank.get_length() != 4 or not shape[1].is_static:
+        return None
+    classes = shape[1].get_length()
+    index = chain[1].input_value(1).get_node()
+    if index.get_type_name() != "Constant" or not np.array_equal(
+            np.asarray(index.get_data()).reshape(-1), np.arange(classes)):
+        return None
+    return logits
+
+
+def _model_with_output(model, output):
+    """The model cut at `output` (its parameters, one result)."""
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    return ov.Model([ops.result(output)], model.get_parameters(), model.get_friendly_name())
 
 
 class HostPreprocessing(object):
