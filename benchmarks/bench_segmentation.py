@@ -7,8 +7,9 @@ Models: a SageMaker PSPNet ResNet-50 at 240x240 with seeded random weights (test
 converted by `roadedge convert optimize --engine native`), and the bundled demo model (edge/models/road-seg.xml);
 each as converted (logits out, the runtime takes the argmax) and with the argmax folded into the IR (`--argmax`).
 For each: `roadedge run` on the 1280x720 drive video with the THROUGHPUT hint and the device's optimal number of
-requests, benchmark_app -hint throughput on the bare IR and on the model as the runtime compiles it (preprocessing
-folded in for the video's frame size); the ratio e2e / benchmark_app (target >= 0.9) and the mask post-processing's
+requests and benchmark_app -hint throughput on the bare IR, back to back in --repeat rounds (the ratio e2e /
+benchmark_app is the median of the rounds'; target >= 0.9), benchmark_app on the IR with colour, mean/scale and
+layout compiled in (`backend.preprocess: device`, "+ppp"), and the mask post-processing's
 milliseconds per frame (the runtime's `decode` stage: argmax, shares, drivable share, free distance). Writes
 segmentation.json and segmentation.md. See benchmarks/README.md.
 """
@@ -74,15 +75,34 @@ def demo_ir(work, argmax):
     return xml
 
 
+def quiet_run(args, fn, *fn_args):
+    """fn(*fn_args), taken while other processes left the cores alone (see bench_runtime)."""
+    _measure.wait_quiet(args.quiet_wait, QUIET)
+    result, others = _measure.others_during(fn, *fn_args)
+    result["other_load_cores"] = others
+    return result
+
+
 def quiet_best(args, fn, *fn_args):
-    """fn(*fn_args), best of --repeat runs taken while other processes left the cores alone (see bench_runtime)."""
-    runs = []
+    """fn(*fn_args), best of --repeat quiet runs."""
+    return max((quiet_run(args, fn, *fn_args) for _ in range(max(1, args.repeat))), key=lambda r: r.get("fps") or 0.0)
+
+
+def paired(args, xml, video, frames, loop):
+    """--repeat rounds of `roadedge run` and benchmark_app on the bare IR back to back: (best e2e run, best benchmark_app
+    run, the median of the rounds' e2e / benchmark_app ratios, and of their steady-state ratios). This machine's speed
+    drifts by up to +-10 % over minutes, so a ratio of two runs taken apart says less than one of neighbours."""
+    import statistics
+
+    rounds = []
     for _ in range(max(1, args.repeat)):
-        _measure.wait_quiet(args.quiet_wait, QUIET)
-        result, others = _measure.others_during(fn, *fn_args)
-        result["other_load_cores"] = others
-        runs.append(result)
-    return max(runs, key=lambda r: r.get("fps") or 0.0)
+        e2e = quiet_run(args, _measure.run_e2e, xml, video, frames, "throughput", args.work, loop)
+        bapp = quiet_run(args, _measure.benchmark_app, xml, "throughput", args.seconds)
+        rounds.append((e2e, bapp))
+    ratios = [e2e["fps"] / bapp["fps"] for e2e, bapp in rounds]
+    steady = [e2e["steady_fps"] / bapp["fps"] for e2e, bapp in rounds if e2e.get("steady_fps")]
+    return (max((e for e, _ in rounds), key=lambda r: r["fps"]), max((b for _, b in rounds), key=lambda r: r["fps"]),
+            statistics.median(ratios), statistics.median(steady) if steady else None, ratios)
 
 
 def videos(key, work):
@@ -94,6 +114,7 @@ def videos(key, work):
 
 def measure(args, work):
     rows, cache = [], {}
+    args.work = work
     for key, argmax in [(key, argmax) for key in args.models for argmax in (False, True)]:
         xml = psp_r50_ir(work, argmax) if key == "psp-r50-240" else demo_ir(work, argmax)
         meta = _models.metadata(xml)
@@ -103,21 +124,19 @@ def measure(args, work):
             print("bench: {}{} ({}x{}, {} classes) on {} {}x{}, {} frames".format(
                 key, " --argmax" if argmax else "", meta["input"]["width"], meta["input"]["height"],
                 len(meta["labels"]), video_name, width, height, frames), flush=True)
-            e2e = quiet_best(args, _measure.run_e2e, xml, video, frames, "throughput", work, frames > length)
-            if xml not in cache:  # the bare IR's throughput does not depend on the video
-                cache[xml] = quiet_best(args, _measure.benchmark_app, xml, "throughput", args.seconds)
-            bapp = cache[xml]
+            e2e, bapp, ratio, ratio_steady, ratios = paired(args, xml, video, frames, frames > length)
             runtime_xml = _measure.runtime_model(xml, work)
-            bapp_ppp = quiet_best(args, _measure.benchmark_app, runtime_xml, "throughput", args.seconds)
-            steady = e2e["steady_fps"]
+            if runtime_xml not in cache:
+                cache[runtime_xml] = quiet_best(args, _measure.benchmark_app, runtime_xml, "throughput", args.seconds)
+            bapp_ppp = cache[runtime_xml]
             rows.append({
                 "model": key, "argmax_in_ir": argmax, "ir": xml, "output": meta["output"]["format"],
                 "input": "{}x{}".format(meta["input"]["width"], meta["input"]["height"]), "classes": len(meta["labels"]),
                 "video": "{} {}x{}".format(video_name, width, height), "frames": frames, "e2e_throughput": e2e,
                 "benchmark_app": {"throughput": bapp, "throughput_runtime_model": bapp_ppp},
                 "mask_postprocess_ms": e2e["stages_ms"].get("decode", {}).get("mean"),
-                "ratio_e2e_tput": round(e2e["fps"] / bapp["fps"], 3),
-                "ratio_e2e_tput_steady": round(steady / bapp["fps"], 3) if steady else None,
+                "ratio_e2e_tput": round(ratio, 3), "ratio_e2e_tput_steady": round(ratio_steady, 3) if ratio_steady else None,
+                "ratio_rounds": [round(r, 3) for r in ratios],
             })
     return rows
 
@@ -148,7 +167,8 @@ def main(argv=None):
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated: " + ", ".join(MODELS))
     parser.add_argument("--frames", type=int, help="frames per end-to-end run (default: 90 PSPNet, 450 demo)")
     parser.add_argument("--seconds", type=int, default=15, help="benchmark_app -t (default 15)")
-    parser.add_argument("--repeat", type=int, default=1, help="repeat each measurement and keep the fastest (default 1)")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds of e2e + benchmark_app back to back per row; the "
+                        "ratio is the rounds' median, the FPS the fastest (default 3)")
     parser.add_argument("--quiet-wait", type=float, default=60.0, help="wait up to this long for other load to settle")
     parser.add_argument("--out", help="folder for segmentation.json/.md (default benchmarks/results; --quick: WORK/quick)")
     parser.add_argument("--work", default=os.path.join(os.path.expanduser("~"), ".cache", "roadedge", "bench"),
