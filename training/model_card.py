@@ -7,6 +7,12 @@ CARD_START, CARD_END = "<!-- metrics:start -->", "<!-- metrics:end -->"
 DRIVE_EVAL = {"size": "640x360", "every": 2, "min_size": 8}  # unseen drives (seeds after --eval-seed), as one set
 
 
+def input_size(s):
+    """(width, height) of the network input in a run's settings (square `image_shape` in summaries before
+    --input-size)."""
+    return s.get("input_width", s["image_shape"]), s.get("input_height", s["image_shape"])
+
+
 def figure(value):
     """A metric for a table: 3 decimals, or '-' where it is undefined (no ground truth)."""
     return "-" if value is None else "{:.3f}".format(value)
@@ -20,7 +26,7 @@ def drives_markdown(drives, s):
              "at the model's input (`roadedge eval ... --every {} --min-size {}`; smaller ones are damage far "
              "ahead, a few pixels at {}x{}).".format(len(drives["seeds"]), s["eval_drive_seconds"], DRIVE_EVAL["size"],
                                                      ", ".join(map(str, drives["seeds"])), every, min_size, every,
-                                                     min_size, s["input_width"], s["input_height"]),
+                                                     min_size, *input_size(s)),
              "", "| class | boxes | AP@0.5 | boxes >= {} px | AP@0.5 |".format(min_size), "|---|---:|---:|---:|---:|"]
     for every_box, resolved in zip(drives["all"]["classes"], drives["resolved"]["classes"]):
         lines.append("| {} | {} | {} | {} | {} |".format(every_box["name"], every_box["gt"], figure(every_box["ap50"]),
@@ -36,7 +42,7 @@ def metrics_markdown(report, summary):
     lines = [CARD_START, "",
              "Measured by `roadedge train` on {} synthetic frames rendered with seed {} (the training set used seed {}), "
              "{}x{} resized to {}x{}, with the OpenVINO IR (FP32, CPU); difficult objects ignored.".format(
-                 report["images"], s["eval_seed"], s["seed"], *s["size"].split("x"), s["input_width"], s["input_height"]),
+                 report["images"], s["eval_seed"], s["seed"], *s["size"].split("x"), *input_size(s)),
              "", "| class | objects | AP@0.5 | precision@0.5 | recall@0.5 |", "|---|---:|---:|---:|---:|"]
     for entry in report["classes"]:
         lines.append("| {} | {} | {} | {} | {} |".format(entry["name"], entry["gt"], *(
