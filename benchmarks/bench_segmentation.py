@@ -88,7 +88,7 @@ def quiet_best(args, fn, *fn_args):
     return max((quiet_run(args, fn, *fn_args) for _ in range(max(1, args.repeat))), key=lambda r: r.get("fps") or 0.0)
 
 
-def paired(args, xml, video, frames, loop):
+def paired(args, work, xml, video, frames, loop):
     """--repeat rounds of `roadedge run` and benchmark_app on the bare IR back to back: (best e2e run, best benchmark_app
     run, the median of the rounds' e2e / benchmark_app ratios, and of their steady-state ratios). This machine's speed
     drifts by up to +-10 % over minutes, so a ratio of two runs taken apart says less than one of neighbours."""
@@ -96,7 +96,7 @@ def paired(args, xml, video, frames, loop):
 
     rounds = []
     for _ in range(max(1, args.repeat)):
-        e2e = quiet_run(args, _measure.run_e2e, xml, video, frames, "throughput", args.work, loop)
+        e2e = quiet_run(args, _measure.run_e2e, xml, video, frames, "throughput", work, loop)
         bapp = quiet_run(args, _measure.benchmark_app, xml, "throughput", args.seconds)
         rounds.append((e2e, bapp))
     ratios = [e2e["fps"] / bapp["fps"] for e2e, bapp in rounds]
@@ -114,7 +114,6 @@ def videos(key, work):
 
 def measure(args, work):
     rows, cache = [], {}
-    args.work = work
     for key, argmax in [(key, argmax) for key in args.models for argmax in (False, True)]:
         xml = psp_r50_ir(work, argmax) if key == "psp-r50-240" else demo_ir(work, argmax)
         meta = _models.metadata(xml)
@@ -124,7 +123,7 @@ def measure(args, work):
             print("bench: {}{} ({}x{}, {} classes) on {} {}x{}, {} frames".format(
                 key, " --argmax" if argmax else "", meta["input"]["width"], meta["input"]["height"],
                 len(meta["labels"]), video_name, width, height, frames), flush=True)
-            e2e, bapp, ratio, ratio_steady, ratios = paired(args, xml, video, frames, frames > length)
+            e2e, bapp, ratio, ratio_steady, ratios = paired(args, work, xml, video, frames, frames > length)
             runtime_xml = _measure.runtime_model(xml, work)
             if runtime_xml not in cache:
                 cache[runtime_xml] = quiet_best(args, _measure.benchmark_app, runtime_xml, "throughput", args.seconds)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from edge.backends.openvino import BUNDLED_MODEL
 from roadedge.cli import main
 from roadedge.core.errors import RoadedgeError
-from roadedge.core.model_metadata import MAX_INPUT_SIDE, ModelInfo, labels_for, read_metadata
+from roadedge.core.model_metadata import MAX_INPUT_SIDE, ModelInfo, hyperparams_input_size, labels_for, read_metadata
 
 with open(BUNDLED_MODEL[:-4] + ".json", encoding="utf-8") as _handle:
     GOOD = json.load(_handle)
@@ -160,3 +160,10 @@ def test_a_per_channel_scale_is_folded_into_openvino_per_channel():
     rgb = frame[0, :, :, ::-1].astype(np.float32)
     want = ((rgb - np.array([10.0, 20.0, 30.0])) * np.array([0.5, 0.25, 0.125])).transpose(2, 0, 1)
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-4)
+
+
+def test_hyperparams_input_size_is_the_square_image_shape_or_roadedges_width_beside_it():
+    assert hyperparams_input_size({"image_shape": "300"}) == (300, 300)
+    assert hyperparams_input_size({"image_shape": "224", "image_width": "384"}) == (384, 224)
+    assert hyperparams_input_size({"image_shape": "224", "image_width": "wide"}) == (224, 224)
+    assert hyperparams_input_size({"image_shape": "3,300,300"}) is None and hyperparams_input_size(None) is None

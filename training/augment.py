@@ -10,6 +10,8 @@ Images are RGB uint8 [H, W, 3] in, float32 NCHW 0-255 out; labels are rows
 """
 import numpy as np
 
+from training.data import input_size
+
 CROP_TRIALS = 30
 
 
@@ -48,16 +50,11 @@ def sample_crop(labels, rng, min_scale=0.35, max_aspect=1.5, keep=0.7, drop=0.05
     return None
 
 
-def _size(size):
-    """(width, height) of an output given as one side (square) or (width, height)."""
-    return (int(size), int(size)) if np.isscalar(size) else (int(size[0]), int(size[1]))
-
-
 def resize_crop(image, crop, size):
     """Bilinear resample of the normalised crop (x0, y0, x1, y1) of image [H, W, 3] to float32 [h, w, 3] for `size`
     one side (square) or (w, h)."""
     height, width = image.shape[:2]
-    out_w, out_h = _size(size)
+    out_w, out_h = input_size(size)
 
     def taps(start, stop, extent, size):
         centres = (start + (np.arange(size) + 0.5) * (stop - start) / size) * extent - 0.5
@@ -101,7 +98,7 @@ def augment_batch(images, labels, rng, size, crop_p=0.5, flip_p=0.5, strength=1.
     """(float32 NCHW [B, 3, h, w] raw RGB, float32 [B, rows, 5]) from uint8 images and padded labels; `size` one side
     (square) or (w, h)."""
     n = len(images)
-    out_w, out_h = _size(size)
+    out_w, out_h = input_size(size)
     out = np.empty((n, 3, out_h, out_w), np.float32)
     rows = max_rows or labels.shape[1]
     out_labels = np.full((n, rows, 5), -1.0, np.float32)

@@ -73,7 +73,7 @@ class MXNetDetector:
 
     def __init__(self, path, labels=None, input_shape=None, epoch=0):
         from converters.ssd_deploy import num_classes, to_deploy
-        from roadedge.core.model_metadata import default_preprocessing, labels_for
+        from roadedge.core.model_metadata import default_preprocessing, hyperparams_input_size, labels_for
         from roadedge.core.sagemaker_model import load_model
 
         self.path = path
@@ -84,9 +84,8 @@ class MXNetDetector:
         classes = num_classes(self.deploy, head.inputs[0]) if head.inputs else None
         self.labels = _override_labels(labels_for(classes or 0, None, hyper), labels)
         if input_shape is None:
-            size = str(hyper.get("image_shape", "300")).strip()
-            width = str(hyper.get("image_width") or size).strip()  # roadedge's own non-square models
-            input_shape = (int(size), int(width) if width.isdigit() else int(size)) if size.isdigit() else (300, 300)
+            width, height = hyperparams_input_size(hyper) or (300, 300)
+            input_shape = (height, width)
         self.height, self.width = input_shape
         if not (0 < self.height <= 4096 and 0 < self.width <= 4096):
             raise RoadedgeError("--input-shape {} {}: expected a height and width in 1..4096".format(*input_shape))

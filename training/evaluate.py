@@ -192,36 +192,31 @@ def _read_frame(path):
 
 
 def too_small(ground_truth, images, input_size, min_size):
-    """Ground truth with the boxes smaller than `min_size` pixels at the model's input (width, height) made difficult;
-    how many were."""
+    """Ground truth with the boxes smaller than `min_size` pixels at the model's input (width, height) made difficult."""
     if not min_size:
-        return ground_truth, 0
-    marked, out = 0, []
+        return ground_truth
+    out = []
     for objects, image in zip(ground_truth, images):
         sx, sy = float(input_size[0]) / image.size[0], float(input_size[1]) / image.size[1]
-        kept = []
-        for class_id, box, difficult in objects:
-            small = (box[2] - box[0]) * sx < min_size or (box[3] - box[1]) * sy < min_size
-            marked += int(small and not difficult)
-            kept.append((class_id, box, difficult or small))
-        out.append(kept)
-    return out, marked
+        out.append([(class_id, box, difficult or (box[2] - box[0]) * sx < min_size or (box[3] - box[1]) * sy < min_size)
+                    for class_id, box, difficult in objects])
+    return out
 
 
 def collect(model_path, data_dir, split="validation", min_score=0.01, limit=None, labels=None, ignore_unknown=False,
-            input_shape=None, epoch=0, progress=None, every=1, min_size=0.0):
+            input_shape=None, epoch=0, progress=None, every=1, min_size=0.0, detector=None):
     """Everything the metrics need: (detector labels, data, ground truth, detections, unknown-class counts).
 
     Ground truth per image: [(class_id, box, difficult)]; detections: [(class_id, score, box)], boxes in pixels.
-    `min_size`: see too_small.
+    `min_size`: see too_small; `detector`: one already opened for model_path (several folders, one model).
     """
     from training.detectors import open_detector
 
-    detector = open_detector(model_path, labels, input_shape, epoch)
+    detector = detector or open_detector(model_path, labels, input_shape, epoch)
     data = load_data(data_dir, split, limit, every)
     ground_truth, unknown = map_classes(detector.labels, data, ignore_unknown)
     rows = detector.detect_all(data.images, min_score, progress)
-    ground_truth, _ = too_small(ground_truth, data.images, (detector.width, detector.height), min_size)
+    ground_truth = too_small(ground_truth, data.images, (detector.width, detector.height), min_size)
     detections = [[(int(r[0]), float(r[1]), [float(v) for v in r[2:]]) for r in image_rows] for image_rows in rows]
     return detector.labels, data, ground_truth, detections, unknown
 
@@ -229,14 +224,16 @@ def collect(model_path, data_dir, split="validation", min_score=0.01, limit=None
 def evaluate_model(model_path, data_dir, score_threshold=0.5, min_score=0.01, progress=None, **options):
     """The report of MODEL on DATA_DIR, or on the images of several folders pooled (a list: one set, one AP per
     class over all of them, e.g. several rendered drives)."""
+    from training.detectors import open_detector
     from training.metrics import IOU_THRESHOLDS, evaluate
 
     started = time.time()
     folders = list(data_dir) if isinstance(data_dir, (list, tuple)) else [data_dir]
+    detector = open_detector(model_path, options.get("labels"), options.get("input_shape"), options.get("epoch", 0))
     ground_truth, detections, unknown, kinds, splits = [], [], {}, [], []
     for folder in folders:
         labels, data, found_gt, found, left_out = collect(model_path, folder, min_score=min_score, progress=progress,
-                                                          **options)
+                                                          detector=detector, **options)
         ground_truth += found_gt
         detections += found
         kinds.append(data.kind)
@@ -262,10 +259,10 @@ def format_report(report):
     lines = ["{} on {} {} of {}{}{} ({:.1f} s)".format(
         report["model"], report["images"], "frames" if report["format"] == "video" else "images", data,
         " [{}]".format(report["split"]) if report["split"] else "",
-        ", every {}".format(report["every"]) if report.get("every", 1) != 1 else "", report["seconds"]), head]
+        ", every {}".format(report["every"]) if report.get("every", 1) != 1 else "", report["seconds"])]
     if report.get("min_size"):
-        head = lines.pop()
-        lines += ["ground truth under {:g} px at the model's input counts as difficult".format(report["min_size"]), head]
+        lines.append("ground truth under {:g} px at the model's input counts as difficult".format(report["min_size"]))
+    lines.append(head)
     for entry in report["classes"]:
         lines.append("{:<10}{:>6}{:>6}{:>9}{:>11}{:>8}".format(entry["name"], entry["gt"], entry["difficult"],
                                                               number(entry["ap50"]), number(entry["precision"]),

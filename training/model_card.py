@@ -46,7 +46,7 @@ def metrics_markdown(report, summary):
              "", "| class | objects | AP@0.5 | precision@0.5 | recall@0.5 |", "|---|---:|---:|---:|---:|"]
     for entry in report["classes"]:
         lines.append("| {} | {} | {} | {} | {} |".format(entry["name"], entry["gt"], *(
-            "-" if entry[key] is None else "{:.3f}".format(entry[key]) for key in ("ap50", "precision", "recall"))))
+            figure(entry[key]) for key in ("ap50", "precision", "recall"))))
     lines += ["", "**mAP@0.5 {:.3f}**, mAP@[.5:.95] {:.3f}; precision and recall at score >= {:g}.".format(
         report["map50"], report["map"], report["score_threshold"]), "",
         "Recipe time {:.1f} min on this machine ({} CPU cores), training {:.1f} min ({} iterations, {} epochs); "

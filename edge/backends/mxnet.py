@@ -15,7 +15,7 @@ import numpy as np
 from edge.backends.base import SyncBackend
 from edge.plugins import Option, at_least, list_of
 from roadedge.core.errors import RoadedgeError
-from roadedge.core.model_metadata import ModelInfo, channel_scale, check_output_shape
+from roadedge.core.model_metadata import ModelInfo, channel_scale, check_output_shape, hyperparams_input_size
 
 TYPE = "mxnet"
 OPTIONS = {
@@ -62,10 +62,9 @@ class MXNetBackend(SyncBackend):
 def _input_size(options, hyperparams, path):
     if options["input_size"]:
         return int(options["input_size"][0]), int(options["input_size"][1])
-    shape = (hyperparams or {}).get("image_shape")
-    if shape and str(shape).isdigit():
-        width = str((hyperparams or {}).get("image_width") or shape)  # roadedge's own non-square models
-        return (int(width) if width.isdigit() else int(shape)), int(shape)
+    size = hyperparams_input_size(hyperparams)
+    if size:
+        return size
     raise RoadedgeError("backend.input_size: {} has no image_shape in hyperparams.json; set [width, height]".format(path))
 
 

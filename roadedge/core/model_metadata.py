@@ -47,6 +47,16 @@ def channel_scale(preprocessing):
     return tuple(values * 3 if len(values) == 1 else values)
 
 
+def hyperparams_input_size(hyperparams):
+    """(width, height) from hyperparams.json: SageMaker's square `image_shape`, and roadedge's own `image_width` for a
+    non-square input (image_shape is then the height); None without a numeric image_shape."""
+    shape = str((hyperparams or {}).get("image_shape") or "").strip()
+    if not shape.isdigit():
+        return None
+    width = str(hyperparams.get("image_width") or shape).strip()
+    return (int(width) if width.isdigit() else int(shape)), int(shape)
+
+
 def labels_for(num_classes, labels=None, hyperparams=None):
     """Class names: --labels, else hyperparams.json's class_names/labels, else class0..classN-1."""
     if labels is None and hyperparams:
