@@ -347,3 +347,46 @@ def test_an_ir_with_the_converters_argmax_fold_is_compiled_to_its_logits_and_giv
 def _as_network_input(bgr):
     """The float NCHW RGB input of tests.seg_ir's models (mean 0, scale 1)."""
     return np.ascontiguousarray(bgr[:, :, ::-1].transpose(2, 0, 1)[None].astype(np.float32))
+
+
+class _RecordingCore(object):
+    """The shared ov.Core, recording what compile_model is given."""
+
+    def __init__(self, core):
+        self.core, self.sources = core, []
+
+    def compile_model(self, source, *args):
+        self.sources.append(source)
+        return self.core.compile_model(source, *args)
+
+
+@pytest.mark.parametrize("preprocess, cached, from_path", [("host", True, True), ("device", True, False),
+                                                           ("host", False, False)])
+def test_with_a_model_cache_the_ir_is_compiled_from_its_path_and_a_warm_start_gives_the_same_outputs(
+        model_copy, tmp_path, preprocess, cached, from_path):
+    """With backend.cache_dir, an IR compiled as read (host preprocessing) is compiled from its path: OpenVINO then keys
+    the cache on the file and a cache hit never reads the weights (given the ov.Model it hashes every weight). A model
+    the runtime changes (compiled-in preprocessing) is compiled as the ov.Model; so is every model without a cache.
+    Cold and warm starts give the same outputs."""
+    import cv2
+    import openvino as ov
+
+    from edge.sources.spec import SAMPLE_VIDEO
+
+    capture = cv2.VideoCapture(SAMPLE_VIDEO)
+    frames = [capture.read()[1] for _ in range(50)][33::8]
+    capture.release()
+    cache = tmp_path / "cache"
+    outputs = []
+    for _start in ("cold", "warm"):
+        backend = openvino_backend.open(options(model=str(model_copy), preprocess=preprocess,
+                                                cache_dir=str(cache) if cached else ""))
+        backend.core = _RecordingCore(backend.core)
+        outputs.append([backend.infer(frame) for frame in frames])
+        (source,) = backend.core.sources
+        assert source == str(model_copy) if from_path else isinstance(source, ov.Model)
+        backend.close()
+    assert (cache.is_dir() and len(list(cache.iterdir())) >= 1) == cached
+    for cold, warm in zip(*outputs):
+        np.testing.assert_array_equal(cold, warm)
+    assert max(float(out[0, 0, :, 2].max()) for out in outputs[0]) > 0.5  # frames with damage detected
