@@ -4,8 +4,8 @@ regenerated from a saved result: `python3 benchmarks/bench_runtime.py --table ru
 Columns no row has a value for (an older runtime.json without peak RSS, a machine without the MXNet venv) are left out.
 """
 COLUMNS = ("model", "precision", "input", "video", "frames", "e2e lat FPS", "e2e tput FPS", "(steady)", "bapp tput FPS",
-           "bapp lat FPS (ms)", "bapp tput +ppp", "sync FPS", "mxnet FPS", "e2e/bapp", "(steady)", "peak RSS MB",
-           "(warm cache)", "1st result s", "(warm cache)", "e2e tput stages, mean ms")
+           "bapp lat FPS (ms)", "bapp tput +ppp", "sync FPS", "mxnet FPS", "e2e/bapp", "(steady)", "e2e/sync (steady)",
+           "peak RSS MB", "(warm cache)", "1st result s", "(warm cache)", "e2e tput stages, mean ms")
 STAGE_SHORT = (("capture", "cap"), ("preprocess", "pre"), ("infer", "inf"), ("decode", "dec"), ("annotate", "ann"),
                ("sinks", "snk"))
 BLANK = ""
@@ -32,6 +32,7 @@ def table_rows(report):
                     _fmt(bapp["throughput_runtime_model"]["fps"]), _fmt(r["sync_loop"]["fps"]),
                     _fmt((r.get("mxnet") or {}).get("fps")),
                     "{:.2f}".format(r["ratio_e2e_tput"]), "{:.2f}".format(r["ratio_e2e_tput_steady"] or 0),
+                    _fmt(r.get("ratio_e2e_sync_steady"), "{:.2f}"),
                     _fmt(lat.get("max_rss_mb"), "{:.0f}"), _fmt(warm.get("max_rss_mb"), "{:.0f}"),
                     _fmt(lat.get("first_line_s"), "{:.2f}"), _fmt(warm.get("first_line_s"), "{:.2f}"),
                     " ".join("{} {:.1f}".format(short, stages[s]["mean"]) for s, short in STAGE_SHORT if s in stages)])
@@ -83,6 +84,32 @@ def sync_table(report):
     return "\n".join(lines)
 
 
+def targets(report):
+    """The issue's targets for the ResNet-50 rows, from the rounds' median ratios (steady state: compile and first
+    inference left out): f32 >= 0.95 x benchmark_app and >= 1.05 x the sync loop; INT8 >= 0.9 x benchmark_app."""
+    lines = ["targets (medians of {} paired rounds, steady state):".format(report.get("rounds", 1))]
+    for r in report["rows"]:
+        precision = row_precision(report, r)
+        if not r["model"].startswith("resnet50") or precision not in ("f32", "int8"):
+            continue
+        bapp_goal = report.get("target_ratio", 0.95) if precision == "f32" else 0.9
+        checks = [("e2e/bapp", r.get("ratio_e2e_tput_steady"), bapp_goal)]
+        if precision == "f32":
+            checks.append(("e2e/sync", r.get("ratio_e2e_sync_steady"), report.get("target_sync_ratio", 1.05)))
+        lines.append("  {} ".format(_name(report, r)) + "  ".join(
+            "{} {} (>= {:.2f}: {})".format(name, _fmt(value, "{:.2f}"), goal, "met" if value and value >= goal else "NOT met")
+            for name, value, goal in checks) + rounds_text(r))
+    return "\n".join(lines) if len(lines) > 1 else ""
+
+
+def rounds_text(r):
+    rounds = r.get("rounds") or []
+    if not rounds:
+        return ""
+    return "; rounds e2e/bapp {}, e2e/sync {}".format(", ".join(_fmt(x.get("steady_bapp"), "{:.2f}") for x in rounds),
+                                                     ", ".join(_fmt(x.get("steady_sync"), "{:.2f}") for x in rounds))
+
+
 def heading(report):
     precisions = []
     for r in report["rows"]:
@@ -94,7 +121,8 @@ def heading(report):
 
 def markdown(report):
     """runtime.md: the heading, the table and the text block below it."""
-    return "{}\n\n{}\n\n```\n{}\n```\n".format(heading(report), format_table(report, markdown=True), sync_table(report))
+    text = sync_table(report) + ("\n" + targets(report) if targets(report) else "")
+    return "{}\n\n{}\n\n```\n{}\n```\n".format(heading(report), format_table(report, markdown=True), text)
 
 
 def chart(report, path):

@@ -82,3 +82,35 @@ def test_int8_irs_are_named_and_checked(tmp_path):
                                                                                ("resnet50-300", str(ir))]
     with pytest.raises(SystemExit, match="--int8 a=nothing.xml: expected an OpenVINO IR"):
         bench_runtime.int8_models(["a=nothing.xml"])
+
+
+def test_round_ratios_are_medians_of_ratios_taken_within_each_round():
+    """Each ratio is taken within a round (the machine drifts between rounds), then the median over rounds."""
+    def paired(e2e, steady, bapp, sync):
+        return {"e2e": {"fps": e2e, "steady_fps": steady}, "benchmark_app": {"fps": bapp}, "sync_loop": {"fps": sync}}
+
+    rounds = [paired(10.0, 11.0, 12.0, 10.0), paired(9.0, 9.5, 9.0, 9.5), paired(12.0, 12.0, 11.0, 10.0)]
+    out = bench_runtime.round_ratios(rounds)
+    assert out["ratio_e2e_tput_steady"] == round(sorted([11 / 12, 9.5 / 9, 12 / 11])[1], 3)
+    assert out["ratio_e2e_sync_steady"] == round(sorted([11 / 10, 9.5 / 9.5, 12 / 10])[1], 3)
+    assert out["ratio_e2e_tput"] == round(sorted([10 / 12, 9 / 9, 12 / 11])[1], 3)
+    assert [r["steady_bapp"] for r in out["rounds"]] == [round(11 / 12, 3), round(9.5 / 9, 3), round(12 / 11, 3)]
+    # the FPS ratio of the fastest runs (12 / 12) would have said 1.0: not what any round measured
+    assert bench_runtime.round_ratios([paired(10.0, None, 12.0, 10.0)])["ratio_e2e_tput_steady"] is None
+
+
+def test_targets_say_met_exactly_where_the_saved_ratios_reach_them():
+    with open(SAVED, encoding="utf-8") as handle:
+        report = json.load(handle)
+    lines = _runtime_report.targets(report).splitlines()[1:]
+    rows = [r for r in report["rows"] if r["model"].startswith("resnet50") and r["precision"] in ("f32", "int8")]
+    assert len(lines) == len(rows) == 3
+    for line, row in zip(lines, rows):
+        goal = 0.95 if row["precision"] == "f32" else 0.9
+        assert ("e2e/bapp {:.2f} (>= {:.2f}: {})".format(row["ratio_e2e_tput_steady"], goal, "met" if
+                row["ratio_e2e_tput_steady"] >= goal else "NOT met")) in line
+        if row["precision"] == "f32":
+            sync = row["ratio_e2e_sync_steady"]
+            assert "e2e/sync {:.2f} (>= 1.05: {})".format(sync, "met" if sync >= 1.05 else "NOT met") in line
+        else:
+            assert "e2e/sync" not in line.split(";")[0]
