@@ -5,3 +5,7 @@ roadedge.core (errors, files, labels, model metadata, MXNet artefacts) ->
 edge (the runtime) -> converters -> training -> roadedge.cli (the command line).
 """
 __version__ = "0.1.0"
+
+from roadedge.core.telemetry import quiet_openvino  # noqa: E402
+
+quiet_openvino()  # before anything imports openvino (roadedge/core/telemetry.py)

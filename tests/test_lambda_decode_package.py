@@ -21,7 +21,7 @@ PROJECT_FILES = {"cloud/__init__.py", "cloud/lambda_decode/__init__.py", "cloud/
                  "cloud/lambda_decode/events.py", "cloud/lambda_decode/figures.py", "cloud/lambda_decode/handler.py",
                  "edge/__init__.py", "edge/processing/__init__.py", "edge/processing/segmentation.py",
                  "roadedge/__init__.py", "roadedge/core/__init__.py", "roadedge/core/catalog.py", "roadedge/core/errors.py",
-                 "roadedge/core/seglabels.py", "roadedge/core/data/road_damage_classes.json"}
+                 "roadedge/core/seglabels.py", "roadedge/core/telemetry.py", "roadedge/core/data/road_damage_classes.json"}
 
 RUN_HANDLER = """
 import importlib, json, sys
