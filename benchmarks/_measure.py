@@ -249,6 +249,15 @@ def others_during(fn, *args):
     return result, round(max(0.0, ((busy1 - busy0) / hz - (ours1 - ours0)) / seconds), 2)
 
 
+def quiet_run(max_wait, fn, *args):
+    """fn(*args) once other load has settled (wait_quiet, up to max_wait s); its result dict gets `other_load_cores`,
+    the cores other processes kept busy meanwhile."""
+    wait_quiet(max_wait)
+    result, others = others_during(fn, *args)
+    result["other_load_cores"] = others
+    return result
+
+
 def wait_quiet(max_wait, threshold=0.3):
     """Wait (up to max_wait seconds) until other processes use less than `threshold` cores; returns the last reading."""
     deadline = time.time() + max_wait

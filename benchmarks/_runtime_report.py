@@ -121,7 +121,8 @@ def heading(report):
 
 def markdown(report):
     """runtime.md: the heading, the table and the text block below it."""
-    text = sync_table(report) + ("\n" + targets(report) if targets(report) else "")
+    goals = targets(report)
+    text = sync_table(report) + ("\n" + goals if goals else "")
     return "{}\n\n{}\n\n```\n{}\n```\n".format(heading(report), format_table(report, markdown=True), text)
 
 

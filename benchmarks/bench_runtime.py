@@ -101,10 +101,8 @@ def measure(args, work):
         --retries more runs when disturbed). Records the other load seen during each kept run."""
         clean, disturbed = [], []
         while len(clean) < args.repeat and len(clean) + len(disturbed) < args.repeat + args.retries:
-            _measure.wait_quiet(args.quiet_wait)
-            result, others = _measure.others_during(fn, *fn_args)
-            result["other_load_cores"] = others
-            (clean if others < QUIET else disturbed).append(result)
+            result = _measure.quiet_run(args.quiet_wait, fn, *fn_args)
+            (clean if result["other_load_cores"] < QUIET else disturbed).append(result)
         return best(clean or disturbed)
 
     rows = []
@@ -149,15 +147,11 @@ def paired_round(args, xml, video, frames, work, loop, precision):
     """One round of the three throughputs the targets compare, back to back: `roadedge run` (THROUGHPUT hint, 4 x the
     optimal requests), benchmark_app -hint throughput on the bare IR, and the synchronous loop. This machine's speed
     drifts by +-10 % over minutes, more than the differences measured, so ratios are taken within a round."""
-    out = {}
-    for name, fn, fn_args in (("e2e", _measure.run_e2e, (xml, video, frames, "throughput", work, loop, precision)),
-                              ("benchmark_app", _measure.benchmark_app, (xml, "throughput", args.seconds, None, precision)),
-                              ("sync_loop", _measure.sync_loop, (xml, video, frames, precision))):
-        _measure.wait_quiet(args.quiet_wait)
-        result, others = _measure.others_during(fn, *fn_args)
-        result["other_load_cores"] = others
-        out[name] = result
-    return out
+    return {"e2e": _measure.quiet_run(args.quiet_wait, _measure.run_e2e, xml, video, frames, "throughput", work, loop,
+                                      precision),
+            "benchmark_app": _measure.quiet_run(args.quiet_wait, _measure.benchmark_app, xml, "throughput", args.seconds,
+                                                None, precision),
+            "sync_loop": _measure.quiet_run(args.quiet_wait, _measure.sync_loop, xml, video, frames, precision)}
 
 
 def round_ratios(paired):

@@ -29,7 +29,6 @@ MODELS = ("psp-r50-240", "demo")
 FRAMES = {"psp-r50-240": 90, "demo": 450}
 TARGET = 0.9
 DEMO_XML = os.path.join(_models.REPO, "edge", "models", "road-seg.xml")
-QUIET = 0.3
 
 
 def psp_r50_ir(work, argmax):
@@ -75,17 +74,10 @@ def demo_ir(work, argmax):
     return xml
 
 
-def quiet_run(args, fn, *fn_args):
-    """fn(*fn_args), taken while other processes left the cores alone (see bench_runtime)."""
-    _measure.wait_quiet(args.quiet_wait, QUIET)
-    result, others = _measure.others_during(fn, *fn_args)
-    result["other_load_cores"] = others
-    return result
-
-
 def quiet_best(args, fn, *fn_args):
     """fn(*fn_args), best of --repeat quiet runs."""
-    return max((quiet_run(args, fn, *fn_args) for _ in range(max(1, args.repeat))), key=lambda r: r.get("fps") or 0.0)
+    return max((_measure.quiet_run(args.quiet_wait, fn, *fn_args) for _ in range(max(1, args.repeat))),
+               key=lambda r: r.get("fps") or 0.0)
 
 
 def paired(args, work, xml, video, frames, loop):
@@ -96,8 +88,8 @@ def paired(args, work, xml, video, frames, loop):
 
     rounds = []
     for _ in range(max(1, args.repeat)):
-        e2e = quiet_run(args, _measure.run_e2e, xml, video, frames, "throughput", work, loop)
-        bapp = quiet_run(args, _measure.benchmark_app, xml, "throughput", args.seconds)
+        e2e = _measure.quiet_run(args.quiet_wait, _measure.run_e2e, xml, video, frames, "throughput", work, loop)
+        bapp = _measure.quiet_run(args.quiet_wait, _measure.benchmark_app, xml, "throughput", args.seconds)
         rounds.append((e2e, bapp))
     ratios = [e2e["fps"] / bapp["fps"] for e2e, bapp in rounds]
     steady = [e2e["steady_fps"] / bapp["fps"] for e2e, bapp in rounds if e2e.get("steady_fps")]

@@ -146,6 +146,7 @@ class OpenVinoBackend(Backend):
         self.host_resize = options.get("resize", "host") == "host" and not self.embedded
         self.host_preprocess = self.host_resize and options.get("preprocess", "host") == "host"
         self.normalise = HostPreprocessing(self.model.preprocessing) if self.host_preprocess else None
+        self.preprocessing_in_model = not self.embedded and not self.host_preprocess  # add_preprocessing compiled in
         self.compiled, self.frame_size, self.ring, self.next_slot = None, None, [], 0
         self.compiled_size, self.inputs = None, []
 
@@ -163,14 +164,17 @@ class OpenVinoBackend(Backend):
     def network_for(self, frame_size):
         """(the model with the runtime's preprocessing folded in, the image size it takes): the model input's when
         frames are resized on the host, else `frame_size` (None: any size, resized inside OpenVINO)."""
-        size = tuple(self.model.input_size) if self.host_resize else (tuple(frame_size) if frame_size else None)
+        size = self._compiled_size(frame_size)
         if self.network is None:
             raise RoadedgeError("{}: the model was released after compiling (host resize compiles once)".format(
                 self.model_path))
         model = self.network.clone()
-        if not self.embedded and not self.host_preprocess:
+        if self.preprocessing_in_model:
             model = add_preprocessing(model, self.model.preprocessing, size)
         return model, size
+
+    def _compiled_size(self, frame_size):
+        return tuple(self.model.input_size) if self.host_resize else (tuple(frame_size) if frame_size else None)
 
     def host_input(self, image, size):
         """The batch a model from network_for(...) of image size `size` takes for this BGR u8 frame: the network's
@@ -187,9 +191,9 @@ class OpenVinoBackend(Backend):
         if self.compiled is not None and self.host_resize:
             self.frame_size = tuple(frame_size)
             return
-        model, compiled_size = self.network_for(frame_size)
+        model, compiled_size = self._compile_source(frame_size)
         try:
-            self.compiled = self.core.compile_model(self._compile_source(model), self.options["device"], self._config())
+            self.compiled = self.core.compile_model(model, self.options["device"], self._config())
         except RuntimeError as err:
             raise RoadedgeError("backend.device {}: OpenVINO cannot compile {} there ({})".format(
                 self.options["device"], self.model_path, openvino_reason(err))) from None
@@ -203,12 +207,14 @@ class OpenVinoBackend(Backend):
             del model          # compiled copy (the .bin's mapped pages go with the last reference)
             self.network = None
 
-    def _compile_source(self, model):
-        """The IR's path where the model compiled is the file as read and a model cache is used: a cache hit then
-        never reads the weights. Given the ov.Model, OpenVINO hashes every weight for the cache key, which made the
-        .bin resident beside the cached blob (ResNet-50 SSD 300: 104 MB more at peak, and the hashing's time)."""
-        unchanged = self.network_is_file and (self.embedded or self.host_preprocess)
-        return self.model_path if unchanged and self.options["cache_dir"] else model
+    def _compile_source(self, frame_size):
+        """(what to compile, the image size it takes): the IR's path where the model compiled is the file as read and
+        a model cache is used, so a cache hit never reads the weights (given the ov.Model, OpenVINO hashes every weight
+        for the cache key, which made the .bin resident beside the cached blob: ResNet-50 SSD 300 104 MB more at peak);
+        else network_for's model."""
+        if self.options["cache_dir"] and self.network_is_file and not self.preprocessing_in_model:
+            return self.model_path, self._compiled_size(frame_size)
+        return self.network_for(frame_size)
 
     def prepare(self, frame_size):
         """Compile for frames of this size unless already done."""

@@ -3,7 +3,7 @@
 Importing `openvino` (2024 and later) imports its converter, `openvino.tools.ovc`, which sends a usage event to
 Google Analytics from a background thread unless a consent file (`~/intel/openvino_telemetry`) says no, and counts
 imports in `~/intel/stats`. A road crew's device should not call out to a third party or write into its user's home
-for that, and the sending thread costs start-up time. OpenVINO and NNCF fall back to stubs that send nothing when
+for that. OpenVINO and NNCF fall back to stubs that send nothing when
 the `openvino_telemetry` package is missing; `quiet_openvino()` makes it look missing to this process, before
 anything imports openvino. ROADEDGE_OPENVINO_TELEMETRY=1 leaves OpenVINO's own behaviour alone.
 """
