@@ -153,7 +153,7 @@ def runtime_model(xml, work):
     input_size = (meta["input"]["width"], meta["input"]["height"])
     path = os.path.join(work, "runtime-ir", "{}-{}-{}x{}.xml".format(
         os.path.basename(os.path.dirname(xml)), os.path.splitext(os.path.basename(xml))[0], *input_size))
-    if not os.path.isfile(path):
+    if not os.path.isfile(path) or os.path.getmtime(path) < os.path.getmtime(os.path.splitext(xml)[0] + ".bin"):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         model = add_preprocessing(ov.Core().read_model(xml), meta["preprocessing"], input_size)
         ov.save_model(model, path, compress_to_fp16=False)

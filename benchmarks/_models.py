@@ -79,15 +79,44 @@ def sagemaker_tarball(work):
     return tarball
 
 
+def _text(path):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+def converter_stamp():
+    """A digest of the native converter's sources: an IR converted by another version of them is converted again."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    folder = os.path.join(REPO, "converters", "openvino_native")
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".py"):
+            with open(os.path.join(folder, name), "rb") as handle:
+                digest.update(name.encode() + b"\0" + handle.read())
+    return digest.hexdigest()
+
+
 def resnet50_ir(work, size, embed=False):
-    """work/resnet50-ssd/ir-SIZE[-embedded]/model_algo_1.xml, converted by `roadedge convert optimize`."""
+    """work/resnet50-ssd/ir-SIZE[-embedded]/model_algo_1.xml, converted by `roadedge convert optimize` (again when the
+    converter's sources changed since)."""
     tarball = sagemaker_tarball(work)
     folder = os.path.join(os.path.dirname(tarball), "ir-{}{}".format(size, "-embedded" if embed else ""))
     xml = os.path.join(folder, "model_algo_1.xml")
-    if not os.path.isfile(xml):
+    stamp_path, stamp = os.path.join(folder, "converter.sha256"), converter_stamp()
+    if _text(stamp_path) != stamp:
+        if os.path.isdir(folder):  # this cache's own conversion, by other converter sources
+            import shutil
+
+            shutil.rmtree(folder)
         args = ["convert", "optimize", tarball, "--input-shape", size, size, "--engine", "native", "--output", folder]
         print("bench: roadedge " + " ".join(map(str, args + (["--embed-preprocessing"] if embed else []))), flush=True)
         roadedge(*(args + (["--embed-preprocessing"] if embed else [])))
+        with open(stamp_path, "w") as handle:
+            handle.write(stamp)
     return xml
 
 

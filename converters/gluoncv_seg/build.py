@@ -16,6 +16,7 @@ from converters.gluoncv_seg.backbone import backbone, describe
 from converters.gluoncv_seg.heads import HEADS, classifier
 from converters.gluoncv_seg.layers import Layers
 from converters.openvino_native.core import DATA_INPUT, const
+from converters.openvino_native.fold_scale import fold_channel_scales
 from converters.openvino_native.resize import bilinear_resize
 from roadedge.core.errors import RoadedgeError, openvino_reason
 
@@ -77,4 +78,6 @@ def finish_model(logits, argmax, parameters, name):
     result = ops.result(output)
     result.set_friendly_name(output_name)
     result.output(0).get_tensor().set_names({output_name})
-    return ov.Model([result], parameters, name)
+    model = ov.Model([result], parameters, name)
+    fold_channel_scales(model)  # BatchNorm's multiply into the convolution before it
+    return model

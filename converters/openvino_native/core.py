@@ -12,6 +12,7 @@ import openvino as ov
 import openvino.opset13 as ops
 from openvino import passes
 
+from converters.openvino_native.fold_scale import fold_channel_scales
 from roadedge.core.errors import RoadedgeError, openvino_reason, printable
 from roadedge.core.mxnet_symbol import attr_bool, attr_float, attr_int, attr_tuple
 
@@ -167,6 +168,7 @@ class Context:
         if not any(graph.nodes[i].name == DATA_INPUT and graph.nodes[i].op == "null" for i in needed):
             raise RoadedgeError("{}: the graph has no input named {!r}".format(graph.source, DATA_INPUT))
         model = ov.Model(self._results(), [self.parameter], name)
+        fold_channel_scales(model)  # BatchNorm's multiply into the convolution before it (fold_scale.py)
         manager = passes.Manager()  # anchors, variances and their reshapes become single constants
         manager.register_pass(passes.ConstantFolding())
         manager.run_passes(model)

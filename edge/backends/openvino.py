@@ -32,6 +32,7 @@ from roadedge.core.errors import RoadedgeError, openvino_reason
 from roadedge.core.fsutil import sha256_file
 from roadedge.core.model_metadata import ModelInfo, channel_scale, check_ir_weights, check_output_shape, read_metadata
 from roadedge.core.openvino_preprocessing import add_preprocessing
+from roadedge.core.weight_pages import WeightPages, constant_address, trim_heap
 
 TYPE = "openvino"
 LOGITS, MASK = "segmentation_logits", "segmentation_mask"
@@ -55,6 +56,8 @@ OPTIONS = {
                          "host resize) or device (compiled into the model, uint8 frames submitted)",
                          choices=("host", "device")),
     "cache_dir": Option(str, "", "OpenVINO model cache folder (compiled blobs; speeds up later starts)"),
+    "release_weight_pages": Option(bool, True, "give back the mapped weights' pages OpenVINO reads while compiling "
+                                   "(the plugin keeps its own copy; Linux)"),
     "input_size": Option(list, [], "[width, height] for ONNX or MXNet models without metadata",
                          check=list_of(int, 2, low=1)),
     "labels": Option(list, [], "class names in class-id order, for models without metadata", check=list_of(str)),
@@ -193,7 +196,8 @@ class OpenVinoBackend(Backend):
             return
         model, compiled_size = self._compile_source(frame_size)
         try:
-            self.compiled = self.core.compile_model(model, self.options["device"], self._config())
+            with self._weight_pages(model):
+                self.compiled = self.core.compile_model(model, self.options["device"], self._config())
         except RuntimeError as err:
             raise RoadedgeError("backend.device {}: OpenVINO cannot compile {} there ({})".format(
                 self.options["device"], self.model_path, openvino_reason(err))) from None
@@ -206,6 +210,16 @@ class OpenVinoBackend(Backend):
         if self.host_resize:  # compiled once for good: the read model's weights need not stay resident beside the
             del model          # compiled copy (the .bin's mapped pages go with the last reference)
             self.network = None
+        trim_heap()
+
+    def _weight_pages(self, model):
+        """While compiling, the pages of the weights file and the cache's blobs OpenVINO maps are given back as it reads
+        them (roadedge.core.weight_pages): the CPU plugin keeps its own copy of the weights."""
+        if not self.options.get("release_weight_pages", True):
+            return WeightPages()
+        weights = os.path.splitext(self.model_path)[0] + ".bin" if self.model_path.lower().endswith(".xml") else ""
+        pinned = [] if isinstance(model, str) else [constant_address(model)]
+        return WeightPages(files=[weights], folders=[self.options["cache_dir"]], pinned=[a for a in pinned if a])
 
     def _compile_source(self, frame_size):
         """(what to compile, the image size it takes): the IR's path where the model compiled is the file as read and
