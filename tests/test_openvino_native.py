@@ -335,6 +335,11 @@ def test_sagemaker_resnet50_ssd_at_300_and_512(tmp_path):
                    and int(np.prod(list(op.get_output_shape(0)) or [1])) > 1000]
         assert weights and all(op.get_output_element_type(0) == ov.Type.f32 for op in weights)
         assert assert_same_detections(expected[0], run_openvino(saved, image)[0]) >= 10
+        # every BatchNorm after a convolution is folded into its weights (fold_scale.py): no scale left to fuse
+        after_conv = [n for n in graph.nodes if n.op == "BatchNorm" and graph.nodes[n.inputs[0][0]].op == "Convolution"]
+        scaled_convs = [op for op in saved.get_ops() if op.get_type_name() == "Multiply"
+                        and any(i.get_source_output().get_node().get_type_name() == "Convolution" for i in op.inputs())]
+        assert len(after_conv) >= 30 and scaled_convs == []
 
 
 # ---- errors --------------------------------------------------------------------------------------------------------
