@@ -130,12 +130,13 @@ class OpenVinoBackend(Backend):
 
     def __init__(self, core, network, metadata, options, model_path):
         self.core, self.network, self.options, self.model_path = core, network, options, model_path
-        weights = os.path.splitext(model_path)[0] + ".bin" if model_path.endswith(".xml") else model_path
+        self.ir_weights = os.path.splitext(model_path)[0] + ".bin" if model_path.lower().endswith(".xml") else ""
+        weights = self.ir_weights or model_path
         self.model = ModelInfo.from_metadata(metadata, name=os.path.basename(model_path), where=model_path,
                                              sha256=sha256_file(weights) if os.path.isfile(weights) else "0" * 64)
         check_output_shape(_output_shape(network), self.model.output_format, model_path, TYPE)
         self.host_argmax = self.model.output_format == LOGITS
-        self.network_is_file = model_path.lower().endswith(".xml")  # the graph compiled is the file's, unchanged
+        self.network_is_file = bool(self.ir_weights)  # the graph compiled is the IR file's, unchanged
         if self.model.output_format == MASK:
             logits = folded_argmax_input(network)
             if logits is not None:
@@ -217,9 +218,8 @@ class OpenVinoBackend(Backend):
         them (roadedge.core.weight_pages): the CPU plugin keeps its own copy of the weights."""
         if not self.options.get("release_weight_pages", True):
             return WeightPages()
-        weights = os.path.splitext(self.model_path)[0] + ".bin" if self.model_path.lower().endswith(".xml") else ""
-        pinned = [] if isinstance(model, str) else [constant_address(model)]
-        return WeightPages(files=[weights], folders=[self.options["cache_dir"]], pinned=[a for a in pinned if a])
+        address = None if isinstance(model, str) else constant_address(model)  # a path: OpenVINO maps it itself
+        return WeightPages(files=[self.ir_weights], folders=[self.options["cache_dir"]], pinned=[address] if address else [])
 
     def _compile_source(self, frame_size):
         """(what to compile, the image size it takes): the IR's path where the model compiled is the file as read and
