@@ -113,7 +113,7 @@ class RuntimeMetrics(object):
         """The /metrics handler for edge.sinks.mjpeg's route table."""
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-        from edge.sinks.mjpeg import send_body
+        from edge.preview_server import send_body
 
         send_body(request, 200, CONTENT_TYPE_LATEST, generate_latest(self.registry))
 

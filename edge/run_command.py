@@ -298,10 +298,9 @@ def info_command(args):
     info = {"roadedge": __version__, "python": platform.python_version(), "platform": platform.platform(),
             "numpy": numpy.__version__, "opencv": cv2.__version__, "profile": config_module.detect_profile()}
     try:
-        import openvino as ov
+        from roadedge.core.openvino_core import import_openvino, shared_core
 
-        from roadedge.core.openvino_core import shared_core
-
+        ov = import_openvino()
         core = shared_core()
         info["openvino"] = ov.get_version()
         info["devices"] = {d: core.get_property(d, "FULL_DEVICE_NAME") for d in core.available_devices}

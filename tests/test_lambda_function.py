@@ -21,7 +21,8 @@ DEVICE_MODULES = ["lambda_function.py", "roadedge/__init__.py", "roadedge/core",
                   "edge/sources", "edge/sinks", "edge/backends/awscam.py", "edge/backends/openvino.py",
                   "device_profiles/__init__.py", "edge/outbox.py", "edge/fault_spell.py", "edge/sqlite_queue.py",
                   "edge/topics.py", "edge/kvs", "edge/capture.py", "edge/watchdog.py", "edge/tasks", "edge/config_yaml.py",
-                  "edge/sd_notify.py", "edge/models_update", "edge/gps", "edge/defects", "edge/console"]
+                  "edge/sd_notify.py", "edge/models_update", "edge/gps", "edge/defects", "edge/console",
+                  "edge/preview_server.py"]
 
 
 @pytest.fixture
@@ -88,7 +89,7 @@ def test_device_modules_import_with_only_numpy_and_cv2():
         "    sys.modules[name] = None\n"
         "import edge.app, edge.config, edge.pipeline, edge.run_command\n"
         "import edge.sources.awscam, edge.sources.opencv, edge.backends.awscam, edge.backends.openvino\n"
-        "import edge.sinks.fifo, edge.sinks.jsonl, edge.sinks.mjpeg, edge.processing.annotate\n"
+        "import edge.sinks.fifo, edge.sinks.jsonl, edge.sinks.mjpeg, edge.preview_server, edge.processing.annotate\n"
         "import edge.sinks.mqtt, edge.sinks.greengrass, edge.sinks.s3, edge.outbox, edge.processing.tracker\n"
         "import edge.kvs.mkv, edge.kvs.encoder, edge.console\n"
         "import edge.sinks.defects, edge.defects.registry, edge.defects.report, edge.defects.command\n"

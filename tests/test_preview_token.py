@@ -5,6 +5,7 @@ import threading
 
 import pytest
 
+from edge import preview_server
 from edge.sinks import mjpeg
 from tests.console_drive import get
 
@@ -19,7 +20,7 @@ def exposed():
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     sink = mjpeg.open({"host": "0.0.0.0", "port": 0, "max_fps": 0}, {"log": log, "stop": threading.Event()})
-    sink.add_route("/metrics", lambda request: mjpeg.send_body(request, 200, "text/plain", b"roadedge_fps 1\n"))
+    sink.add_route("/metrics", lambda request: preview_server.send_body(request, 200, "text/plain", b"roadedge_fps 1\n"))
     yield sink, [r.getMessage() for r in records]
     sink.close()
     log.removeHandler(handler)

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
+from edge import preview_server
 from edge.messages import Envelope
 from edge.processing.decoders import Detection
 from edge.sinks import fifo, jsonl, mjpeg, record
@@ -132,7 +133,7 @@ def test_preview_page_routes_and_404(preview):
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(url(preview, "/nothing-here"), timeout=5)
     assert err.value.code == 404
-    preview.server.add_route("/metrics", lambda request: mjpeg.send_body(
+    preview.server.add_route("/metrics", lambda request: preview_server.send_body(
         request, 200, "text/plain; version=0.0.4", b"roadedge_frames_total 3\n"))
     with urllib.request.urlopen(url(preview, "/metrics?x=1"), timeout=5) as response:
         assert response.read() == b"roadedge_frames_total 3\n"

@@ -35,7 +35,7 @@ class BadRequest(Exception):
 
 
 def send_json(request, status, value):
-    from edge.sinks.mjpeg import send_body
+    from edge.preview_server import send_body
 
     body = json.dumps(value, separators=(",", ":"), sort_keys=True).encode("utf-8")
     send_body(request, status, "application/json", body, {"Cache-Control": "no-store"})
@@ -96,7 +96,7 @@ class ConsoleRoutes(object):
 
     # -- files -----------------------------------------------------------------------------------------------------
     def _send_file(self, request, path, content_type):
-        from edge.sinks.mjpeg import send_body
+        from edge.preview_server import send_body
 
         with open(path, "rb") as handle:
             send_body(request, 200, content_type, handle.read(), {"Cache-Control": "no-cache"})
@@ -174,7 +174,7 @@ class ConsoleRoutes(object):
         send_json(request, 200, {"defects": defects, "registry": self.registry_path is not None})
 
     def report(self, request):
-        from edge.sinks.mjpeg import send_body
+        from edge.preview_server import send_body
 
         params = query(request)
         kind = params.get("format", "geojson")

@@ -14,7 +14,6 @@ import os
 import socket
 import time
 
-from edge.defects.registry import DefectRegistry
 from edge.plugins import Option, above, at_least, checked
 from edge.sinks.base import Sink, require_folder
 from edge.sinks.durable import outbox_path
@@ -92,6 +91,8 @@ def open(options, context):
             os.makedirs(os.path.dirname(path), exist_ok=True)  # the state folder is ours to make
         except OSError as err:
             raise RoadedgeError("defects sink: {}: cannot create its folder ({})".format(path, os_reason(err))) from None
+    from edge.defects.registry import DefectRegistry  # sqlite3, with the sink
+
     registry = DefectRegistry(path, options["radius_m"], options["pass_gap_s"])
     if context.get("log") is not None:
         context["log"].info("defects: registry %s (%d defects, %d sightings)", path, registry.defect_count,

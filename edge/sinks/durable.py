@@ -24,7 +24,6 @@ import os
 import re
 import time
 
-from edge.outbox import Outbox
 from edge.plugins import Option, above, at_least
 
 POLL_S = 0.05  # the longest a drain sleeps between two looks at pending(), should a sender not notify
@@ -72,5 +71,7 @@ def outbox_path(option, stem, device):
 
 def open_outbox(options, stem, device, log):
     """The sink's Outbox, with the bounds of its options; RoadedgeError naming the file when it cannot be opened."""
+    from edge.outbox import Outbox  # sqlite3 loads with the first sink that keeps an outbox
+
     return Outbox(outbox_path(options["outbox"], stem, device), int(options["outbox_max_mb"] * 1048576),
                   options["outbox_max_age_s"], log)

@@ -2,7 +2,7 @@
 class that reports why an attempt failed, and one-line reasons for failed attempts. Not a plugin (no TYPE)."""
 import os
 import socket
-import ssl
+import sys
 
 from roadedge.core.errors import RoadedgeError
 
@@ -30,7 +30,8 @@ def describe_failure(error):
         if token in upper:
             detail = getattr(error, "verify_message", None)
             return "TLS handshake failed: " + meaning + (" ({})".format(detail) if detail else ""), True
-    if isinstance(error, ssl.SSLError) or "[SSL" in text:
+    ssl = sys.modules.get("ssl")  # not imported: no TLS was tried, so no SSLError
+    if (ssl is not None and isinstance(error, ssl.SSLError)) or "[SSL" in text:
         return "TLS failed: " + text, True
     if isinstance(error, ConnectionRefusedError) or "refused" in text.lower():
         return "connection refused (no broker listening?)", False
@@ -52,6 +53,8 @@ def tls_context(options):
     """The client's SSLContext: verify the broker against `ca` (or the system CAs), present cert + key, ALPN."""
     if bool(options["cert"]) != bool(options["key"]):
         raise RoadedgeError("mqtt sink: cert and key go together; got only {}".format("cert" if options["cert"] else "key"))
+    import ssl  # here: ssl's libraries cost a plugin registry without TLS 4 MiB
+
     ca = _file(options, "ca") if options["ca"] else None
     try:
         context = ssl.create_default_context(cafile=ca)
