@@ -68,7 +68,9 @@ def lowest(values, index, count):
 
 
 def _match(iou, overlap_threshold):
-    """(flags [A] int8: 1 positive, -1 undecided; best IoU [A]; best label [A]) for one image's [A, K] overlaps."""
+    """(flags [A] int8: 1 positive, -1 undecided; best IoU [A]; best label [A]) for one image's [A, K] overlaps.
+    Every anchor the bipartite step leaves gets its best label (the mining's threshold reads its IoU); it is a
+    positive only with overlap_threshold > 0."""
     num_anchors, num_gt = iou.shape
     flags = np.full(num_anchors, -1, np.int8)
     best_iou = np.full(num_anchors, -1.0, np.float32)
@@ -82,12 +84,11 @@ def _match(iou, overlap_threshold):
         flags[anchor], best_iou[anchor], best_gt[anchor] = 1, masked[anchor, gt], gt
         masked[anchor, :] = -np.inf
         masked[:, gt] = -np.inf
+    rest = np.flatnonzero(flags != 1)
+    best_gt[rest] = np.argmax(iou[rest], axis=1)
+    best_iou[rest] = iou[rest, best_gt[rest]]
     if overlap_threshold > 0:
-        rest = flags != 1
-        gts = np.argmax(iou[rest], axis=1)
-        ious = iou[rest][np.arange(len(gts)), gts]
-        best_iou[rest], best_gt[rest] = ious, gts
-        flags[np.flatnonzero(rest)[ious > np.float32(overlap_threshold)]] = 1
+        flags[rest[best_iou[rest] > np.float32(overlap_threshold)]] = 1
     return flags, best_iou, best_gt
 
 
@@ -108,11 +109,6 @@ def multibox_targets(anchors, labels, cls_preds, overlap_threshold=0.5, ignore_l
         if not len(valid):
             continue
         flags, best_iou, best_gt = _match(overlaps(anchors, valid[:, 1:5]), overlap_threshold)
-        if overlap_threshold <= 0:  # the best label of anchors the matching left alone, for the mining's threshold
-            undecided = best_iou < 0
-            iou = overlaps(anchors[undecided], valid[:, 1:5])
-            best_gt[undecided] = np.argmax(iou, axis=1)
-            best_iou[undecided] = iou[np.arange(len(iou)), best_gt[undecided]]
         positive = flags == 1
         if negative_mining_ratio > 0:
             count = int(np.float32(positive.sum()) * np.float32(negative_mining_ratio))

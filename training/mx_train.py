@@ -241,12 +241,13 @@ def main(argv=None):
     devices = max(1, min(args.devices, batch))
     batch -= batch % devices
     graph = ssd_symbol(num_classes, args.network)
-    training = mx.sym.load_json(graph.to_json())
+    trained = graph.to_json()
     if args.targets == "numpy":
         from training.mx_target_op import register, swap_targets
 
         register(mx)
-        training = mx.sym.load_json(swap_targets(graph.to_json()))
+        trained = swap_targets(trained)
+    training = mx.sym.load_json(trained)
     # the MultiBoxDetection under det_out has no gradient (grad_scale 0): leave it out of the training pass
     trainer = mx.mod.Module(mx.sym.Group([training[0], training[1], training[2]]), data_names=["data"],
                             label_names=["label"], context=[mx.cpu(i) for i in range(devices)])
