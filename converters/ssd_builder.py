@@ -59,16 +59,20 @@ class GraphBuilder:
         return Graph(self.nodes, [h[:2] for h in heads], source, {"mxnet_version": ["int", 10300]})
 
 
-def multibox_heads(b, features, num_classes, sizes, ratios, steps=None):
-    """loc_preds, cls_preds (transposed to [B, C+1, N]) and anchors for a list of feature-map entries."""
+def multibox_heads(b, features, num_classes, sizes, ratios, steps=None, kernels=None):
+    """loc_preds, cls_preds (transposed to [B, C+1, N]) and anchors for a list of feature-map entries.
+
+    `kernels`: the prediction convolutions' kernel side per entry (default 3, as SageMaker's heads)."""
     locs, clss, anchors = [], [], []
     for i, (feature, size, ratio) in enumerate(zip(features, sizes, ratios)):
         name = "feat%d" % i
         per_cell = len(size) + len(ratio) - 1
-        loc = b.conv(name + "_loc_pred_conv", feature, per_cell * 4)
+        k = kernels[i] if kernels else 3
+        kernel = {"kernel": (k, k), "pad": (k // 2, k // 2)}
+        loc = b.conv(name + "_loc_pred_conv", feature, per_cell * 4, **kernel)
         loc = b.op("transpose", name + "_loc_transpose", [loc], axes=(0, 2, 3, 1))
         locs.append(b.op("Flatten", name + "_loc_flatten", [loc]))
-        cls = b.conv(name + "_cls_pred_conv", feature, per_cell * (num_classes + 1))
+        cls = b.conv(name + "_cls_pred_conv", feature, per_cell * (num_classes + 1), **kernel)
         cls = b.op("transpose", name + "_cls_transpose", [cls], axes=(0, 2, 3, 1))
         clss.append(b.op("Flatten", name + "_cls_flatten", [cls]))
         step = steps[i] if steps else (-1.0, -1.0)
@@ -103,6 +107,6 @@ def training_heads(b, loc_preds, cls_preds, anchors, nms=0.45, topk=400):
     return [cls_prob, loc_loss, cls_label, det_out]
 
 
-def ssd_training_graph(b, features, num_classes, sizes, ratios, steps=None, source="<built>"):
-    loc_preds, cls_preds, anchors = multibox_heads(b, features, num_classes, sizes, ratios, steps)
+def ssd_training_graph(b, features, num_classes, sizes, ratios, steps=None, source="<built>", kernels=None):
+    loc_preds, cls_preds, anchors = multibox_heads(b, features, num_classes, sizes, ratios, steps, kernels)
     return b.graph(training_heads(b, loc_preds, cls_preds, anchors), source)

@@ -11,7 +11,7 @@ from roadedge.core.catalog import SYNTH_CLASSES
 from roadedge.core.mxnet_symbol import loads_symbol
 from tests.mxnet_oracle import require_mxnet
 from training import augment, data
-from training.network import HEADS, ssd_symbol
+from training.network import HEADS, VARIANTS, head_kernels, ssd_symbol
 from training.recipe import MODEL_NAME, MODELS_DIR, metrics_markdown
 
 SAGEMAKER_FILES = {"model_algo_1-symbol.json", "model_algo_1-0000.params", "hyperparams.json"}
@@ -82,6 +82,22 @@ def test_network_is_a_sagemaker_training_graph():
     assert [graph.nodes[i].op for i in graph.consumers(graph.find("data"))] == ["_copy"]
     assert graph.nodes[graph.find("bn_data")].attrs["fix_gamma"] == "True"
     assert sum(node.op == "_contrib_MultiBoxPrior" for node in graph.nodes) == len(HEADS)
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_prediction_convolutions_are_1x1_only_after_a_neck(variant):
+    graph = loads_symbol(ssd_symbol(6, variant).to_json())
+    neck = VARIANTS[variant].get("neck")
+    assert (graph.find("stride8_neck") is not None) == bool(neck)
+    if neck:  # the neck (3x3 conv-BN-ReLU) feeds every head of the stride-8 map
+        assert graph.nodes[graph.find("stride8_neck")].attrs["kernel"] == "(3, 3)"
+    for i, (feature_map, _, ratios) in enumerate(HEADS):
+        k = head_kernels(variant)[feature_map]
+        assert k == (1 if neck and feature_map == 0 else 3)
+        for kind, per_anchor in (("loc", 4), ("cls", 7)):
+            attrs = graph.nodes[graph.find("feat%d_%s_pred_conv" % (i, kind))].attrs
+            assert (attrs["kernel"], attrs["pad"]) == (str((k, k)), str((k // 2, k // 2)))
+            assert attrs["num_filter"] == str(len(ratios) * per_anchor)
 
 
 def test_metrics_markdown_has_every_class():

@@ -195,7 +195,7 @@ def hyperparams(args, num_classes, num_samples, epochs_run):
         "epochs": epochs_run, "learning_rate": args.learning_rate, "lr_scheduler": "cosine",
         "warmup_iterations": args.warmup, "optimizer": args.optimizer, "momentum": args.momentum,
         "weight_decay": args.weight_decay, "overlap_threshold": 0.5, "nms_threshold": 0.45,
-        "label_width": 350, "anchors": json.dumps(anchor_summary()),
+        "label_width": 350, "anchors": json.dumps(anchor_summary(args.network)),
         "class_names": json.dumps(args.class_names.split(",")), "seed": args.seed,
     }
     if args.image_width and args.image_width != args.image_shape:  # SageMaker's image_shape is square: the height

@@ -11,8 +11,13 @@ crosswalk and line blur reach width/height 8-16 at a height of a few percent of
 the image), so a box only reaches IoU 0.5 with an anchor whose centre sits
 within a fraction of its height: most anchor scales live on the stride-8 map.
 MultiBoxPrior gives the aspect ratios to its first size only, so each scale is
-its own prior head (loc/cls 3x3 convolutions + MultiBoxPrior, SageMaker's head
+its own prior head (loc/cls convolutions + MultiBoxPrior, SageMaker's head
 structure), several per feature map, sizes a factor ~1.4 apart.
+
+The stride-8 map's four heads (18 anchors a cell: 198 output channels over 32x32
+cells) as 3x3 convolutions took a third of a training iteration. With a `neck`,
+one shared 3x3 conv-BN-ReLU on that map gives them its spatial context and they
+predict with 1x1 convolutions, at about half the cost; the other maps' heads are 3x3.
 """
 from converters.ssd_builder import GraphBuilder, ssd_training_graph
 
@@ -26,9 +31,9 @@ HEADS = (
     (2, 0.34, RATIOS), (2, 0.48, (1.0, 2.0, 4.0)),
 )
 # body variants: stem channels, (channels, blocks, stride) per stage (features come from the last three
-# stages) and the channels of the extra feature maps (1x1 reduce to half, 3x3 stride 2)
+# stages), the channels of the extra feature maps (1x1 reduce to half, 3x3 stride 2) and of the stride-8 neck (0: none)
 VARIANTS = {
-    "tiny": {"stem": 16, "stages": ((16, 1, 2), (32, 1, 2), (48, 2, 2), (64, 2, 2)), "extra": (64,)},
+    "tiny": {"stem": 16, "stages": ((16, 1, 2), (32, 1, 2), (48, 2, 2), (64, 2, 2)), "extra": (64,), "neck": 64},
     "tinyplus": {"stem": 16, "stages": ((16, 1, 2), (32, 2, 2), (64, 2, 2), (96, 2, 2)), "extra": (64,)},
     "small": {"stem": 16, "stages": ((24, 1, 2), (48, 1, 2), (64, 2, 2), (128, 1, 2)), "extra": (96,)},
     "base": {"stem": 24, "stages": ((32, 1, 2), (64, 2, 2), (96, 2, 2), (160, 1, 2)), "extra": (128,)},
@@ -51,7 +56,7 @@ def _block(b, name, x, in_filters, filters, stride):
     return b.relu(name + "_relu", b.op("elemwise_add", name + "_add", [y, shortcut]))
 
 
-def body(b, stem, stages, extra):
+def body(b, stem, stages, extra, neck=0):
     """Feature-map entries: strides 8, 16, 32, then one per extra layer."""
     data = b.op("_copy", "id", [b.var("data")])
     x = b.batchnorm("bn_data", data, fix_gamma=True)
@@ -63,11 +68,18 @@ def body(b, stem, stages, extra):
             filters = out
         features.append(x)
     features = features[-3:]
+    if neck:
+        features[0] = _conv_bn(b, "stride8_neck", features[0], neck)
     for i, out in enumerate(extra):
         y = _conv_bn(b, "multi_feat_%d_conv_1x1" % (i + 2), x, out // 2, kernel=1)
         x = _conv_bn(b, "multi_feat_%d_conv_3x3" % (i + 2), y, out, stride=2)
         features.append(x)
     return features
+
+
+def head_kernels(variant):
+    """The prediction convolutions' kernel side per feature map: 1x1 on the stride-8 map after a neck, else 3x3."""
+    return (1 if VARIANTS[variant].get("neck") else 3, 3, 3, 3)
 
 
 def ssd_symbol(num_classes, variant="small", heads=HEADS):
@@ -76,10 +88,11 @@ def ssd_symbol(num_classes, variant="small", heads=HEADS):
     features = body(b, **VARIANTS[variant])
     return ssd_training_graph(b, [features[index] for index, _, _ in heads], num_classes,
                               [(size,) for _, size, _ in heads], [tuple(ratios) for _, _, ratios in heads],
-                              source="roadedge-demo-ssd")
+                              source="roadedge-demo-ssd", kernels=[head_kernels(variant)[index] for index, _, _ in heads])
 
 
-def anchor_summary(heads=HEADS):
-    """What hyperparams.json records about the anchors: sizes and ratios per prior head."""
+def anchor_summary(variant, heads=HEADS):
+    """What hyperparams.json records about the anchors: sizes, ratios and prediction kernel per prior head."""
     return {"sizes": [size for _, size, _ in heads], "ratios": [list(ratios) for _, _, ratios in heads],
-            "feature_maps": [index for index, _, _ in heads]}
+            "feature_maps": [index for index, _, _ in heads],
+            "kernels": [head_kernels(variant)[index] for index, _, _ in heads]}

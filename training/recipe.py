@@ -27,7 +27,7 @@ from roadedge.core.errors import RoadedgeError
 from training.model_card import CARD_END, CARD_START, DRIVE_EVAL, MODELS_DIR, bundle, figure, metrics_markdown  # noqa: F401
 
 MODEL_NAME = "road-damage-ssd"
-DEFAULTS = {"images": 2400, "drive_images": 0, "epochs": 30, "eval_images": 200, "batch_size": 32, "network": "tiny",
+DEFAULTS = {"images": 2400, "drive_images": 0, "epochs": 60, "eval_images": 200, "batch_size": 32, "network": "tiny",
             "eval_drives": 3, "eval_drive_seconds": 20}
 DRIVE_EVERY = 5  # drive frames for training: every 5th frame of 20 s drives (roadedge synth --drive-frames)
 POST_TRAINING_SECONDS = 90  # deploy, optimize, verify, render and evaluate the unseen set, bundle
