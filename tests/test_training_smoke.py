@@ -91,8 +91,7 @@ def test_prediction_convolutions_are_1x1_only_after_a_neck(variant):
     assert (graph.find("stride8_neck") is not None) == bool(neck)
     if neck:  # the neck (3x3 conv-BN-ReLU) feeds every head of the stride-8 map
         assert graph.nodes[graph.find("stride8_neck")].attrs["kernel"] == "(3, 3)"
-    for i, (feature_map, _, ratios) in enumerate(HEADS):
-        k = head_kernels(variant)[feature_map]
+    for i, ((feature_map, _, ratios), k) in enumerate(zip(HEADS, head_kernels(variant))):
         assert k == (1 if neck and feature_map == 0 else 3)
         for kind, per_anchor in (("loc", 4), ("cls", 7)):
             attrs = graph.nodes[graph.find("feat%d_%s_pred_conv" % (i, kind))].attrs

@@ -77,9 +77,10 @@ def body(b, stem, stages, extra, neck=0):
     return features
 
 
-def head_kernels(variant):
-    """The prediction convolutions' kernel side per feature map: 1x1 on the stride-8 map after a neck, else 3x3."""
-    return (1 if VARIANTS[variant].get("neck") else 3, 3, 3, 3)
+def head_kernels(variant, heads=HEADS):
+    """The prediction convolutions' kernel side per prior head: 1x1 on the stride-8 map after a neck, else 3x3."""
+    neck = VARIANTS[variant].get("neck")
+    return [1 if neck and index == 0 else 3 for index, _, _ in heads]
 
 
 def ssd_symbol(num_classes, variant="small", heads=HEADS):
@@ -88,11 +89,11 @@ def ssd_symbol(num_classes, variant="small", heads=HEADS):
     features = body(b, **VARIANTS[variant])
     return ssd_training_graph(b, [features[index] for index, _, _ in heads], num_classes,
                               [(size,) for _, size, _ in heads], [tuple(ratios) for _, _, ratios in heads],
-                              source="roadedge-demo-ssd", kernels=[head_kernels(variant)[index] for index, _, _ in heads])
+                              source="roadedge-demo-ssd", kernels=head_kernels(variant, heads))
 
 
 def anchor_summary(variant, heads=HEADS):
     """What hyperparams.json records about the anchors: sizes, ratios and prediction kernel per prior head."""
     return {"sizes": [size for _, size, _ in heads], "ratios": [list(ratios) for _, _, ratios in heads],
             "feature_maps": [index for index, _, _ in heads],
-            "kernels": [head_kernels(variant)[index] for index, _, _ in heads]}
+            "kernels": head_kernels(variant, heads)}
